@@ -1,0 +1,272 @@
+"""Interpretation of a WinRS command on an emulated host. The emulator never runs PowerShell.
+
+What is understood:
+- ``PowerShell [options] -EncodedCommand <base64 UTF-16LE>`` (and ``-Command <text>`` /
+  ``-Command -`` with the script on stdin). Ansible's ``_encode_script`` wrapping
+  (``Set-StrictMode -Version Latest`` first, the ``If (-not $?) {...}`` exit-code guard last,
+  the console-encoding ``try {...} catch {}``) is removed before the script is matched.
+- The runner bootstrap: a script containing the line ``# NHS-CM-BOOTSTRAP v1``. As the real
+  bootstrap (``BOOTSTRAP`` in plugins/plugin_utils/_protocol.py) reads standard input with
+  ``@($input) -join "`n"``, its lines are re-joined with ``\\n`` (CRLF input works) and the text
+  is split at the first ``\\n\\0\\0\\0\\0\\n``; with no separator the reply is
+  ``invalid_request`` with exit code 1, as the real bootstrap answers. Part one must contain the
+  line ``# NHS-CM-RUNNER v1`` (else a PowerShell-style error on stderr, exit code 1); part two is
+  the request JSON (see ops.py).
+- One-liners for Ansible ``raw``: ``echo X``, ``Write-Output X``, ``'literal'``, ``hostname``,
+  ``exit N``, several joined with ``;`` or new lines.
+- Anything else fails as PowerShell would: the "term is not recognized" error on stderr and
+  exit code 1 (for a cmdlet or a PowerShell statement the emulator cannot run, the message
+  says so instead). A command line that is not PowerShell is treated as cmd.exe would treat
+  it (``echo``, ``hostname``, ``exit``; otherwise "is not recognized ..." with exit code 9009).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import ntpath
+import re
+from typing import TYPE_CHECKING
+
+from . import ops
+
+if TYPE_CHECKING:
+    from .state import HostState
+
+BOOTSTRAP_MARKER = "# NHS-CM-BOOTSTRAP v1"
+RUNNER_MARKER = "# NHS-CM-RUNNER v1"
+SEPARATOR = "\n\0\0\0\0\n"
+NO_SEPARATOR = "standard input has no separator line after the runner"
+STRICT_MODE = "set-strictmode -version latest"
+RC_GUARD = re.compile(r"^if \(-not \$\?\) \{.*exit.*\}$", re.IGNORECASE)
+CONSOLE_ENCODING = re.compile(r"^try \{ \[Console\]::OutputEncoding = New-Object System\.Text\.UTF8Encoding \} "
+                              r"catch \{\}\s*;?\s*", re.IGNORECASE)
+ANSIBLE_EXEC_WRAPPER = "$codeJson = foreach ($in in $input)"
+PS_KEYWORDS = {"if", "else", "elseif", "try", "catch", "finally", "foreach", "for", "while", "do", "switch",
+               "function", "filter", "param", "begin", "process", "end", "return", "throw", "trap", "break",
+               "continue", "class", "enum", "using", "data", "workflow"}
+OUTPUT_COMMANDS = {"echo", "write-output", "write", "write-host"}
+Result = tuple[bytes, bytes, int]
+
+
+def interpret(host: HostState, command: str, arguments: list[str], stdin: bytes) -> Result:
+    line = " ".join([command or "", *(arguments or [])]).strip()
+    words = line.split()
+    if not words:
+        return b"", b"", 0
+    program = ntpath.basename(words[0].strip('"')).lower().removesuffix(".exe")
+    if program in ("powershell", "pwsh"):
+        return _powershell(host, words[1:], stdin)
+    if program == "cmd" and len(words) > 1 and words[1].lower() in ("/c", "/k"):
+        line = line.split(None, 2)[2] if len(words) > 2 else ""
+    return _cmd(host, line)
+
+
+# -- powershell.exe ---------------------------------------------------------------------------
+
+
+def _option(word: str) -> str | None:
+    """The PowerShell parameter a command-line word names (PowerShell accepts prefixes)."""
+    if not word.startswith(("-", "/")) or len(word) < 2:
+        return None
+    name = word.lstrip("-/").lower()
+    for full, shortest in (("encodedcommand", "e"), ("executionpolicy", "ex"), ("command", "c"), ("file", "f"),
+                           ("noprofile", "nop"), ("noninteractive", "noni"), ("nologo", "nol"), ("noexit", "noe"),
+                           ("inputformat", "i"), ("outputformat", "o"), ("windowstyle", "w"), ("version", "v"),
+                           ("sta", "s"), ("mta", "m"), ("configurationname", "con"), ("psconsolefile", "psc")):
+        if full.startswith(name) and len(name) >= len(shortest):
+            return full
+    return name
+
+
+def _powershell(host: HostState, args: list[str], stdin: bytes) -> Result:
+    takes_value = {"executionpolicy", "inputformat", "outputformat", "windowstyle", "version",
+                   "configurationname", "psconsolefile"}
+    i = 0
+    while i < len(args):
+        option = _option(args[i])
+        if option is None or option == "command":
+            rest = args[i + 1:] if option else args[i:]
+            text = " ".join(rest)
+            if text == "-":
+                return run_script(host, stdin.decode("utf-8", "replace"), b"")
+            return run_script(host, text, stdin)
+        if option == "encodedcommand":
+            return _encoded(host, args[i + 1] if i + 1 < len(args) else "", stdin)
+        if option == "file":
+            target = args[i + 1] if i + 1 < len(args) else ""
+            return b"", _crlf(f"The argument '{target}' to the -File parameter does not exist. Provide the path "
+                              "to an existing '.ps1' file as an argument to the -File parameter."), 1
+        i += 2 if option in takes_value else 1
+    return b"", b"", 0
+
+
+def _encoded(host: HostState, value: str, stdin: bytes) -> Result:
+    try:
+        script = base64.b64decode(value, validate=True).decode("utf-16-le")
+    except (binascii.Error, ValueError):
+        return b"", _crlf("Cannot process the command because the value specified with -EncodedCommand is not "
+                          "properly encoded. The value must be Base64 encoded."), 1
+    return run_script(host, script, stdin)
+
+
+def run_script(host: HostState, script: str, stdin: bytes) -> Result:
+    lines = [line.strip() for line in script.lstrip("\ufeff").splitlines()]
+    if BOOTSTRAP_MARKER in lines:
+        return run_bootstrap(host, stdin)
+    if ANSIBLE_EXEC_WRAPPER in script:
+        message = ("nhs_cm_emulator does not run Ansible modules: this emulated Windows host interprets only "
+                   "the NHS-CM runner and a few raw one-liners")
+        return json.dumps({"failed": True, "msg": message}).encode() + b"\r\n", b"", 1
+    return _statements(host, strip_ansible_wrapping(lines))
+
+
+def strip_ansible_wrapping(lines: list[str]) -> list[str]:
+    """Remove what Ansible's _encode_script adds around a script."""
+    body = [line for line in lines if line]
+    if body and body[0].lower() == STRICT_MODE:
+        body = body[1:]
+    if body and RC_GUARD.match(body[-1]):
+        body = body[:-1]
+    return [CONSOLE_ENCODING.sub("", line) for line in body]
+
+
+# -- the runner bootstrap ---------------------------------------------------------------------
+
+
+def run_bootstrap(host: HostState, stdin: bytes) -> Result:
+    text = "\n".join(re.split(r"\r\n|\r|\n", stdin.decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r\n")))
+    cut = text.find(SEPARATOR)
+    if cut < 0:
+        return ops.encode_reply(ops.invalid_reply(NO_SEPARATOR)), b"", 1
+    runner, request = text[:cut], text[cut + len(SEPARATOR):]
+    runner_lines = [line.strip() for line in runner.split("\n")]
+    if RUNNER_MARKER not in runner_lines:
+        message = (f"The script on standard input is not the NHS-CM runner: no line '{RUNNER_MARKER}' before "
+                   "the separator line of four NUL characters. nhs_cm_emulator does not run other PowerShell.")
+        return b"", _ps_error(message, "ScriptBlock", "InvalidOperation", "RunnerNotFound").encode("utf-8"), 1
+    reply, code = ops.handle_request(host, request)
+    return ops.encode_reply(reply), b"", code
+
+
+# -- one-liners -------------------------------------------------------------------------------
+
+
+def _statements(host: HostState, lines: list[str]) -> Result:
+    out: list[str] = []
+    errors: list[str] = []
+    for line in lines:
+        for statement in _split_statements(line):
+            words = _words(statement)
+            if not words or statement.startswith("#"):
+                continue
+            verb = words[0].lower()
+            if verb == "exit":
+                return _finish(out, errors, _exit_code(words))
+            if verb in ("hostname", "hostname.exe"):
+                out.append(host.name)
+            elif verb in OUTPUT_COMMANDS:
+                out += [w for w in _unquote_all(words[1:]) if w.lower() not in ("-inputobject", "-noenumerate")]
+            elif statement[0] in "'\"" or re.fullmatch(r"-?\d+", statement):
+                out += _unquote_all(words)
+            else:
+                errors.append(_unknown(statement, words[0]))
+    return _finish(out, errors, 1 if errors else 0)
+
+
+def _finish(out: list[str], errors: list[str], code: int) -> Result:
+    stdout = "".join(f"{line}\r\n" for line in out).encode("utf-8")
+    return stdout, "".join(errors).encode("utf-8"), code
+
+
+def _exit_code(words: list[str]) -> int:
+    if len(words) < 2:
+        return 0
+    try:
+        return int(_unquote(words[1]))
+    except ValueError:
+        return 1
+
+
+def _split_statements(line: str) -> list[str]:
+    """Split at ';' outside quotes."""
+    parts, current, quote = [], [], ""
+    for char in line:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == ";":
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current).strip())
+    return [p for p in parts if p]
+
+
+def _words(statement: str) -> list[str]:
+    """PowerShell-ish argument words: quoted strings stay one word, quotes kept."""
+    return re.findall(r"'(?:[^']|'')*'|\"(?:[^\"`]|`.)*\"|\S+", statement)
+
+
+def _unquote(word: str) -> str:
+    if len(word) >= 2 and word[0] == word[-1] == "'":
+        return word[1:-1].replace("''", "'")
+    if len(word) >= 2 and word[0] == word[-1] == '"':
+        return re.sub(r"`(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r", "0": "\0"}.get(m.group(1), m.group(1)),
+                      word[1:-1])
+    return word
+
+
+def _unquote_all(words: list[str]) -> list[str]:
+    return [_unquote(w) for w in words]
+
+
+def _unknown(statement: str, word: str) -> str:
+    bare = word.lower()
+    if re.fullmatch(r"[A-Za-z]+-[A-Za-z0-9]+", word) or bare in PS_KEYWORDS or word[0] in "$[(&.@{":
+        message = (f"{word} : nhs_cm_emulator cannot run this: the emulated Windows host does not run PowerShell. "
+                   "It interprets only the NHS-CM runner bootstrap and the one-liners echo, Write-Output, "
+                   "'literal', hostname and exit N.")
+        return _ps_error(message, word, "NotImplemented", "NotSupportedByEmulator", statement)
+    message = (f"{word} : The term '{word}' is not recognized as the name of a cmdlet, function, script file, or "
+               "operable program. Check the spelling of the name, or if a path was included, verify that the path "
+               "is correct and try again.")
+    return _ps_error(message, word, "ObjectNotFound", "CommandNotFoundException", statement)
+
+
+def _ps_error(message: str, target: str, category: str, error_id: str, statement: str | None = None) -> str:
+    lines = [message]
+    if statement is not None:
+        lines += ["At line:1 char:1", f"+ {statement}", "+ " + "~" * len(target)]
+    lines += [f"    + CategoryInfo          : {category}: ({target}:String) [], {error_id}",
+              f"    + FullyQualifiedErrorId : {error_id}", ""]
+    return "\r\n".join(lines)
+
+
+def _crlf(text: str) -> bytes:
+    return (text + "\r\n").encode("utf-8")
+
+
+# -- cmd.exe ----------------------------------------------------------------------------------
+
+
+def _cmd(host: HostState, line: str) -> Result:
+    words = line.split()
+    verb = words[0].lower() if words else ""
+    if verb == "echo":
+        text = line[4:].strip() if len(line) > 4 else ""
+        return _crlf(text if text else "ECHO is on."), b"", 0
+    if verb in ("hostname", "hostname.exe"):
+        return _crlf(host.name), b"", 0
+    if verb == "exit":
+        args = [w for w in words[1:] if w.lower() != "/b"]
+        try:
+            return b"", b"", int(args[0]) if args else 0
+        except ValueError:
+            return b"", b"", 0
+    name = words[0].strip('"') if words else line
+    return b"", _crlf(f"'{name}' is not recognized as an internal or external command,\r\n"
+                      "operable program or batch file."), 9009

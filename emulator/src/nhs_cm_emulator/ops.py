@@ -1,0 +1,336 @@
+"""The runner operations of docs/runner-protocol.md, answered from a host's state.
+
+``handle_request(host, data)`` takes the request JSON (bytes, part two of the runner's
+standard input) and returns ``(reply, exit_code)``. Each operation validates every field of
+its request and answers ``invalid_request`` naming the field; operations never raise.
+"""
+
+from __future__ import annotations
+
+import json
+import ntpath
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .registry import Key, KeyPathError, Registry, split_key
+
+if TYPE_CHECKING:
+    from .state import HostState
+
+PROTOCOL = 1
+RUNNER = "nhs_cm"
+ERROR_KINDS = ("access_denied", "not_found", "invalid_request", "timeout", "failed")
+MAX_DEPTH = 4
+MAX_BODY = 4096
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+PORT_SERVICE_DISPLAY_NAME = "NHS Port Service"
+PRS_PORT_PATH = "/prs/getportnumber"
+PR30007 = "PR30007: Request failed due to unknown exception. Exception=Unable to find CM process for user"
+WINRM_LISTENER = {"address": "0.0.0.0", "port": 5985, "pid": 4}
+ABSOLUTE_PATH = re.compile(r"^([A-Za-z]:\\|\\\\[^\\]+\\[^\\]+)")
+
+REQUEST_FIELDS: dict[str, tuple[str, ...]] = {
+    "reg_read": ("key", "view", "depth", "names"),
+    "process_list": (),
+    "service_query": ("names", "display_names"),
+    "tcp_listeners": ("ports",),
+    "http_get": ("url", "timeout_ms"),
+    "file_info": ("paths",),
+    "session_list": (),
+    "os_info": (),
+}
+REPLY_FIELDS: dict[str, tuple[str, ...]] = {
+    "reg_read": ("exists", "values", "subkeys"),
+    "process_list": ("processes",),
+    "service_query": ("services",),
+    "tcp_listeners": ("listeners",),
+    "http_get": ("status", "body", "error"),
+    "file_info": ("files",),
+    "session_list": ("sessions",),
+    "os_info": ("product", "version", "computer_name", "emulated"),  # emulated: always true here
+}
+OPERATIONS = tuple(REQUEST_FIELDS)
+
+
+class OpError(Exception):
+    """An operation's error result: kind is one of ERROR_KINDS."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def _invalid(op: str, field: str, problem: str) -> OpError:
+    return OpError("invalid_request", f"{op}: {field}: {problem}")
+
+
+# -- the request ------------------------------------------------------------------------------
+
+
+def invalid_reply(message: str) -> dict[str, Any]:
+    return {"runner": RUNNER, "protocol": PROTOCOL, "ok": False, "error": "invalid_request", "message": message,
+            "results": []}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_request(data: bytes | str) -> dict[str, Any]:
+    """The request object, or OpError(invalid_request) when it cannot be read."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise OpError("invalid_request", f"the request is not UTF-8: {exc}") from exc
+    data = data.lstrip("\ufeff")
+    try:
+        request = json.loads(data, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise OpError("invalid_request", f"the request is not JSON: {exc}") from exc
+    if not isinstance(request, dict):
+        raise OpError("invalid_request", "the request must be a JSON object with 'protocol' and 'ops'")
+    for key in request:
+        if key not in ("protocol", "ops"):
+            raise OpError("invalid_request", f"unknown request field {key!r}")
+    protocol = request.get("protocol")
+    if isinstance(protocol, bool) or protocol != PROTOCOL:
+        raise OpError("invalid_request", f"protocol: expected {PROTOCOL}, found {protocol!r}")
+    if not isinstance(request.get("ops"), list):
+        raise OpError("invalid_request", "ops: expected a list of operations")
+    return request
+
+
+def handle_request(host: HostState, data: bytes | str) -> tuple[dict[str, Any], int]:
+    """Run every operation of a request: (reply, exit code)."""
+    try:
+        request = parse_request(data)
+    except OpError as exc:
+        return invalid_reply(exc.message), 1
+    results = [run_op(host, op) for op in request["ops"]]
+    return {"runner": RUNNER, "protocol": PROTOCOL, "ok": True, "results": results}, 0
+
+
+def encode_reply(reply: dict[str, Any]) -> bytes:
+    """One line of compact ASCII JSON, ended as PowerShell ends output lines."""
+    return json.dumps(reply, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\r\n"
+
+
+def run_op(host: HostState, op: Any) -> dict[str, Any]:
+    try:
+        if not isinstance(op, dict):
+            raise OpError("invalid_request", "an operation must be a JSON object with an 'op' field")
+        name = op.get("op")
+        if not isinstance(name, str) or name not in HANDLERS:
+            raise OpError("invalid_request", f"op: unknown operation {name!r}; known: {', '.join(OPERATIONS)}")
+        for key in op:
+            if key != "op" and key not in REQUEST_FIELDS[name]:
+                raise _invalid(name, key, "unknown field")
+        return {"ok": True, **HANDLERS[name](host, op)}
+    except OpError as exc:
+        return {"ok": False, "error": exc.kind, "message": exc.message}
+
+
+# -- field readers ----------------------------------------------------------------------------
+
+
+def _opt(op: dict[str, Any], field: str) -> Any:
+    return op.get(field)
+
+
+def _int_field(op: dict[str, Any], field: str, low: int, high: int, default: int) -> int:
+    value = _opt(op, field)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _invalid(op["op"], field, f"expected an integer {low}..{high}, found {value!r}")
+    return value
+
+
+def _str_list(op: dict[str, Any], field: str) -> list[str] | None:
+    value = _opt(op, field)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _invalid(op["op"], field, "expected a list of strings")
+    return value
+
+
+def _required_str(op: dict[str, Any], field: str) -> str:
+    value = _opt(op, field)
+    if value is None:
+        raise _invalid(op["op"], field, "missing")
+    if not isinstance(value, str):
+        raise _invalid(op["op"], field, f"expected a string, found {type(value).__name__}")
+    return value
+
+
+# -- reg_read ---------------------------------------------------------------------------------
+
+
+def op_reg_read(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    key = _required_str(op, "key")
+    try:
+        hive, segments = split_key(key, strict=True)
+    except KeyPathError as exc:
+        raise _invalid("reg_read", "key", str(exc)) from exc
+    view = _opt(op, "view")
+    if view is None:
+        view = "64"
+    if view not in ("64", "32"):
+        raise _invalid("reg_read", "view", f'expected "64" or "32", found {view!r}')
+    depth = _int_field(op, "depth", 0, MAX_DEPTH, 0)
+    names = _str_list(op, "names")
+    wanted = None if names is None else {n.lower() for n in names}
+    reg: Registry = host.registry
+    real = reg.map_view(hive, segments, view)
+    if reg.is_denied(hive, real):
+        raise OpError("access_denied", f"reg_read: access to {key} is denied")
+    node = reg.lookup(hive, real)
+    if node is None:
+        return {"exists": False, "values": {}, "subkeys": {}}
+    body = _read_node(reg, hive, segments, node, depth, wanted, view)
+    return {"exists": True, **body}
+
+
+def _read_node(reg: Registry, hive: str, logical: list[str], node: Key, depth: int, wanted: set[str] | None,
+               view: str) -> dict[str, Any]:
+    values = {v.name: v.as_reply() for v in node.values.values() if wanted is None or v.name.lower() in wanted}
+    subkeys: dict[str, Any] = {}
+    for child in node.sorted_children():
+        path = [*logical, child.name]
+        if depth == 0:
+            subkeys[child.name] = None
+            continue
+        real = reg.map_view(hive, path, view)
+        target = reg.lookup(hive, real)
+        if reg.is_denied(hive, real):
+            subkeys[child.name] = {"values": {}, "subkeys": {}, "error": "access_denied"}
+        elif target is None:
+            subkeys[child.name] = {"values": {}, "subkeys": {}}
+        else:
+            subkeys[child.name] = _read_node(reg, hive, path, target, depth - 1, wanted, view)
+    return {"values": values, "subkeys": subkeys}
+
+
+# -- processes, services, listeners -------------------------------------------------------------
+
+
+def op_process_list(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    processes = sorted(host.processes, key=lambda p: p.pid)
+    return {"processes": [{"pid": p.pid, "name": p.name, "image": p.image, "session": p.session, "user": p.user,
+                           "version": host.process_version(p)} for p in processes]}
+
+
+def op_service_query(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    names = _str_list(op, "names")
+    display_names = _str_list(op, "display_names")
+    wanted_names = None if names is None else {n.lower() for n in names}
+    wanted_display = None if display_names is None else {n.lower() for n in display_names}
+    out = []
+    for service in sorted(host.services, key=lambda s: s.name.lower()):
+        everything = wanted_names is None and wanted_display is None
+        by_name = wanted_names is not None and service.name.lower() in wanted_names
+        by_display = wanted_display is not None and service.display_name.lower() in wanted_display
+        if everything or by_name or by_display:
+            out.append({"name": service.name, "display_name": service.display_name, "state": service.state,
+                        "start_mode": service.start_mode, "image": service.command_line(),
+                        "pid": service.pid or 0})
+    return {"services": out}
+
+
+def op_tcp_listeners(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    ports = _opt(op, "ports")
+    if ports is not None and (not isinstance(ports, list) or not all(
+            isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports)):
+        raise _invalid("tcp_listeners", "ports", "expected a list of port numbers 1..65535")
+    listeners = [dict(WINRM_LISTENER)] + [{"address": "127.0.0.1", "port": port, "pid": pid}
+                                         for port, (pid, _) in host.listeners().items()]
+    if ports is not None:
+        listeners = [entry for entry in listeners if entry["port"] in ports]
+    return {"listeners": sorted(listeners, key=lambda e: (e["port"], e["pid"]))}
+
+
+def op_http_get(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    url = _required_str(op, "url")
+    _int_field(op, "timeout_ms", 100, 30000, 2000)
+    port, path = _loopback_url(url)
+    owner = host.listeners().get(port)
+    if owner is None:
+        return {"status": None, "body": None, "error": "connection refused"}
+    _, listener = owner
+    if getattr(listener, "display_name", "").lower() == PORT_SERVICE_DISPLAY_NAME.lower():
+        if path.rstrip("/").lower() == PRS_PORT_PATH:
+            return {"status": 500, "body": PR30007, "error": None}
+        return {"status": 404, "body": "Not Found", "error": None}
+    return {"status": 200, "body": "OK"[:MAX_BODY], "error": None}
+
+
+def _loopback_url(url: str) -> tuple[int, str]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise _invalid("http_get", "url", f"not a valid URL: {exc}") from exc
+    if parts.scheme.lower() not in ("http", "https"):
+        raise _invalid("http_get", "url", "only http and https URLs are allowed")
+    if (parts.hostname or "").lower() not in LOOPBACK_HOSTS:
+        raise _invalid("http_get", "url", "the host must be localhost, 127.0.0.1 or [::1]")
+    if parts.username is not None or parts.password is not None:
+        raise _invalid("http_get", "url", "no user name or password in the URL")
+    if port is None:
+        port = 443 if parts.scheme.lower() == "https" else 80
+    if not 1 <= port <= 65535:
+        raise _invalid("http_get", "url", "port out of range")
+    return port, parts.path or "/"
+
+
+# -- files, sessions, os -------------------------------------------------------------------------
+
+
+def op_file_info(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    paths = _opt(op, "paths")
+    if not isinstance(paths, list):
+        raise _invalid("file_info", "paths", "missing" if paths is None else "expected a list of absolute paths")
+    for i, path in enumerate(paths):
+        if not isinstance(path, str) or not ABSOLUTE_PATH.match(path.replace("/", "\\")):
+            raise _invalid("file_info", f"paths[{i}]", f"{path!r} is not an absolute path")
+    known = host.known_files()
+    out = []
+    for path in paths:
+        key = normalise_path(path)
+        exists = key in known
+        out.append({"path": path, "exists": exists, "version": known.get(key) if exists else None})
+    return {"files": out}
+
+
+def normalise_path(path: str) -> str:
+    text = ntpath.normpath(path.replace("/", "\\"))
+    return text.lower()
+
+
+def op_session_list(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    sessions = sorted(host.sessions, key=lambda s: s["id"])
+    return {"sessions": [{"id": s["id"], "user": s["user"], "sid": s["sid"],
+                          "state": s["state"] if s["state"] in ("active", "disconnected") else "other"}
+                         for s in sessions if s.get("user")]}
+
+
+def op_os_info(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    return {"product": host.os["product"], "version": host.os["version"], "computer_name": host.name,
+            "emulated": True}
+
+
+HANDLERS: dict[str, Callable[[HostState, dict[str, Any]], dict[str, Any]]] = {
+    "reg_read": op_reg_read,
+    "process_list": op_process_list,
+    "service_query": op_service_query,
+    "tcp_listeners": op_tcp_listeners,
+    "http_get": op_http_get,
+    "file_info": op_file_info,
+    "session_list": op_session_list,
+    "os_info": op_os_info,
+}

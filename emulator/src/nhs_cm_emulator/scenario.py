@@ -1,0 +1,676 @@
+"""Read and validate scenario files (shared/spec/emulated-host.md).
+
+The loader turns each host of a file into *canonical host data*: a plain dict of exactly the
+scenario shape, every optional field filled in with its default, key paths normalised (hive
+abbreviations, no trailing backslash, one spelling per key). ``HostState.state_dict()`` writes
+the same shape back, so a dumped state loads again to an equal state.
+
+Every error is a ``ScenarioError`` whose message names the file, the host (index and name)
+and the field, e.g.
+``scenarios/x.yml: hosts[2] (pc-0003): registry 'HKCU\\Software': HKCU is not allowed ...``.
+"""
+
+from __future__ import annotations
+
+import ntpath
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from .registry import REG_TYPES, SYSTEM_HIVES, KeyPathError, join_key, split_key
+
+DEFAULT_OS = {"product": "Windows 10 Enterprise", "version": "10.0.19045"}
+DEFAULT_AUTH = ["basic", "ntlm"]
+DEFAULT_USERS = {"ansible": "Passw0rd!"}
+AUTH_KINDS = ("basic", "ntlm")
+DEFAULT_BEHAVIOUR = {"starts_on_logon_task": True, "port_service_start_fails": False, "port_service_ports": [43487]}
+FAIL_KINDS = ("refuse", "auth", "http500", "timeout", "drop")
+DEFAULT_FAIL_SECONDS = 60.0  # as the server's DEFAULT_HOLD_SECONDS: longer than a client's 30 s read timeout
+SESSION_STATES = ("active", "disconnected", "connected", "connectquery", "shadow", "idle", "listen", "reset",
+                  "down", "init", "other")
+SERVICE_STATES = ("running", "stopped", "start_pending", "stop_pending", "continue_pending", "pause_pending",
+                  "paused", "unknown")
+START_MODES = ("auto", "manual", "disabled", "boot", "system")
+FINDING_ID = re.compile(r"^[A-Z][A-Z0-9_]*$")
+SID = re.compile(r"^S-1-\d+(-\d+)+$", re.IGNORECASE)
+ABSOLUTE_PATH = re.compile(r"^([A-Za-z]:\\|\\\\[^\\]+\\[^\\]+)")
+HEX = re.compile(r"^[0-9a-fA-F]*$")
+MAX_SESSIONS = 400
+MAX_SERVICES = 750
+
+# Deterministic pids (see state.py): System 4, the emulator's own Windows processes below
+# 2000, the service at index i 2000 + 4i, the scenario process at index j 5000 + 4j.
+SYSTEM_PID = 4
+CORE_PID_BASE = 100
+SERVICE_PID_BASE = 2000
+PROCESS_PID_BASE = 5000
+RESERVED_PIDS = 2000
+
+HOST_FIELDS = ("name", "template", "os", "winrm", "sessions", "profiles", "registry", "denied", "services",
+               "processes", "files", "group_policy", "behaviour", "transport")
+
+
+class ScenarioError(Exception):
+    """A scenario cannot be used; the message names the file, the host and the field."""
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where in which file a value was found, for error messages."""
+
+    source: str
+    host: str | None = None
+
+    def fail(self, field: str, message: str) -> NoReturn:
+        parts = [self.source, self.host, field] if self.host else [self.source, field]
+        raise ScenarioError(": ".join([*parts, message]))
+
+
+def service_pid(index: int) -> int:
+    return SERVICE_PID_BASE + 4 * index
+
+
+def process_pid(index: int) -> int:
+    return PROCESS_PID_BASE + 4 * index
+
+
+# -- reading files --------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys in a mapping (YAML says keys are unique)."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:
+            continue  # unhashable: the base constructor reports it
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def scenario_files(paths: list[str]) -> list[Path]:
+    """Files named, and every *.yml / *.yaml directly inside directories named, sorted."""
+    if isinstance(paths, (str, Path)):
+        paths = [str(paths)]
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in (".yml", ".yaml") and p.is_file())
+            if not found:
+                raise ScenarioError(f"{raw}: no *.yml or *.yaml scenario files in this directory")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ScenarioError(f"{raw}: no such scenario file or directory")
+    return files
+
+
+def read_file(path: Path) -> Any:
+    try:
+        return parse_text(path.read_bytes(), str(path))
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+
+
+def parse_text(text: str | bytes, source: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    except (UnicodeDecodeError, RecursionError, ValueError, OverflowError) as exc:
+        raise ScenarioError(f"{source}: not valid YAML: {exc}") from exc
+
+
+# -- documents --------------------------------------------------------------------------------
+
+
+def parse_document(doc: Any, source: str) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """Validate one file's content: (canonical host data in order, expect)."""
+    where = Where(source)
+    if not isinstance(doc, dict):
+        where.fail("top level", f"expected a mapping with a 'hosts' list, found {_kind(doc)}")
+    raw_hosts = doc.get("hosts")
+    if not isinstance(raw_hosts, list) or not raw_hosts:
+        where.fail("hosts", "expected a non-empty list of hosts" + ("" if "hosts" in doc else " (missing)"))
+    hosts = []
+    names: dict[str, int] = {}
+    for index, raw in enumerate(raw_hosts):
+        host = normalise_host(raw, source, index)
+        lowered = host["name"].lower()
+        if lowered in names:
+            Where(source, _host_label(index, host["name"])).fail(
+                "name", f"duplicate host name: hosts[{names[lowered]}] has the same name")
+        names[lowered] = index
+        hosts.append(host)
+    expect = _expect(doc.get("expect"), where, {h["name"].lower(): h["name"] for h in hosts})
+    return hosts, expect
+
+
+def _expect(raw: Any, where: Where, names: dict[str, str]) -> dict[str, list[str]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        where.fail("expect", f"expected a mapping of host name to a list of finding ids, found {_kind(raw)}")
+    out: dict[str, list[str]] = {}
+    for host, ids in raw.items():
+        field = f"expect[{_quoted(host)}]"
+        if not isinstance(host, str) or host.lower() not in names:
+            where.fail(field, "names no host of this file")
+        if ids is None:
+            ids = []
+        if not isinstance(ids, list):
+            where.fail(field, f"expected a list of finding ids, found {_kind(ids)}")
+        for item in ids:
+            if not isinstance(item, str) or not FINDING_ID.match(item):
+                where.fail(field, f"{item!r} is not a finding id (upper-case letters, digits and _)")
+        out[names[host.lower()]] = sorted(set(ids))
+    return out
+
+
+def _host_label(index: int, name: Any) -> str:
+    return f"hosts[{index}] ({name})" if isinstance(name, str) and name else f"hosts[{index}]"
+
+
+# -- one host ---------------------------------------------------------------------------------
+
+
+def normalise_host(raw: Any, source: str, index: int) -> dict[str, Any]:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    where = Where(source, _host_label(index, name))
+    if not isinstance(raw, dict):
+        where.fail("host", f"expected a mapping, found {_kind(raw)}")
+    _known_fields(raw, HOST_FIELDS, where, "host")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name):
+        where.fail("name", "required: a host name of letters, digits, '.', '_' and '-' (at most 63)")
+    template = raw.get("template")
+    if template is None:
+        template = f"{Path(source).name}:{name}"
+    elif not isinstance(template, str):
+        where.fail("template", f"expected a string, found {_kind(template)}")
+    winrm = _winrm(raw.get("winrm"), where)
+    profiles = _profiles(raw.get("profiles"), where)
+    sessions = _sessions(raw.get("sessions"), where, profiles)
+    services = _services(raw.get("services"), where)
+    processes = _processes(raw.get("processes"), where, sessions)
+    _check_pids(services, processes, where)
+    _check_ports(services, processes, where)
+    return {
+        "name": name,
+        "template": template,
+        "os": _os(raw.get("os"), where),
+        "winrm": winrm,
+        "sessions": sessions,
+        "profiles": profiles,
+        "registry": _registry(raw.get("registry"), where, "registry", profiles),
+        "denied": _denied(raw.get("denied"), where),
+        "services": services,
+        "processes": processes,
+        "files": _files(raw.get("files"), where),
+        "group_policy": _registry(raw.get("group_policy"), where, "group_policy", profiles),
+        "behaviour": _behaviour(raw.get("behaviour"), where),
+        "transport": {"fail": _transport(raw.get("transport"), where)},
+    }
+
+
+def _os(raw: Any, where: Where) -> dict[str, str]:
+    data = _mapping(raw, where, "os")
+    _known_fields(data, ("product", "version"), where, "os")
+    return {k: _string(data.get(k, DEFAULT_OS[k]), where, f"os.{k}") for k in ("product", "version")}
+
+
+def _winrm(raw: Any, where: Where) -> dict[str, Any]:
+    data = _mapping(raw, where, "winrm")
+    _known_fields(data, ("auth", "users"), where, "winrm")
+    auth = data.get("auth")
+    if auth is None:
+        auth = list(DEFAULT_AUTH)
+    if isinstance(auth, str):
+        auth = [auth]
+    if not isinstance(auth, list) or not auth:
+        where.fail("winrm.auth", f"expected a non-empty list from {list(AUTH_KINDS)}")
+    for item in auth:
+        if item not in AUTH_KINDS:
+            where.fail("winrm.auth", f"{item!r} is not one of {list(AUTH_KINDS)}")
+    if len(set(auth)) != len(auth):
+        where.fail("winrm.auth", "lists a kind twice")
+    users = data.get("users")
+    if users is None:
+        users = dict(DEFAULT_USERS)
+    if not isinstance(users, dict) or not users:
+        where.fail("winrm.users", "expected a non-empty mapping of user name to password")
+    for user, password in users.items():
+        if not isinstance(user, str) or not user:
+            where.fail("winrm.users", f"user name {user!r} must be a non-empty string")
+        if not isinstance(password, str):
+            where.fail(f"winrm.users.{user}", f"the password must be a string (quote it), found {_kind(password)}")
+    return {"auth": list(auth), "users": dict(users)}
+
+
+def _profiles(raw: Any, where: Where) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    sids: dict[str, int] = {}
+    for i, item in enumerate(_list(raw, where, "profiles")):
+        field = f"profiles[{i}]"
+        data = _mapping(item, where, field, allow_none=False)
+        _known_fields(data, ("user", "sid", "path", "loaded"), where, field)
+        user = _string(data.get("user"), where, f"{field}.user")
+        sid = _sid(data.get("sid"), where, f"{field}.sid")
+        if sid.upper() in SYSTEM_HIVES:
+            where.fail(f"{field}.sid", f"{sid} is a system account: the emulator shows its hive and ProfileList "
+                       "entry itself; list people's profiles only")
+        if sid.lower() in sids:
+            where.fail(f"{field}.sid", f"{sid} is also the sid of profiles[{sids[sid.lower()]}]")
+        sids[sid.lower()] = i
+        path = _abs_path(data.get("path"), where, f"{field}.path")
+        loaded = data.get("loaded", True)
+        if not isinstance(loaded, bool):
+            where.fail(f"{field}.loaded", f"expected true or false, found {_kind(loaded)}")
+        out.append({"user": user, "sid": sid, "path": path, "loaded": loaded})
+    return out
+
+
+def _sessions(raw: Any, where: Where, profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_sid = {p["sid"].lower(): (i, p) for i, p in enumerate(profiles)}
+    by_user = {p["user"].lower(): (i, p) for i, p in enumerate(profiles)}
+    out: list[dict[str, Any]] = []
+    ids: set[int] = set()
+    items = _list(raw, where, "sessions")
+    if len(items) > MAX_SESSIONS:
+        where.fail("sessions", f"at most {MAX_SESSIONS} sessions")
+    for i, item in enumerate(items):
+        field = f"sessions[{i}]"
+        data = _mapping(item, where, field, allow_none=False)
+        _known_fields(data, ("id", "user", "sid", "state"), where, field)
+        number = _int(data.get("id"), where, f"{field}.id", 0, 65535)
+        if number == 0:
+            where.fail(f"{field}.id", "session 0 is implicit (services); interactive sessions start at 1")
+        if number in ids:
+            where.fail(f"{field}.id", f"session {number} is listed twice")
+        ids.add(number)
+        field = f"sessions[{i}] (id {number})"
+        user = data.get("user")
+        sid = data.get("sid")
+        if user is None and sid is None:
+            where.fail(field, "give the session's user and sid (they must match a profile)")
+        if sid is not None:
+            sid = _sid(sid, where, f"{field}.sid")
+            if sid.lower() not in by_sid:
+                where.fail(f"{field}.sid", f"{sid} matches no profile: add a profile with this sid "
+                           "(loaded: true), since a logged-on user's hive is loaded")
+            index, profile = by_sid[sid.lower()]
+        else:
+            user = _string(user, where, f"{field}.user")
+            if user.lower() not in by_user:
+                where.fail(f"{field}.user", f"{user!r} has no profile, so the session's sid is unknown: "
+                           "add a profile for this user or give the sid")
+            index, profile = by_user[user.lower()]
+        if user is None:
+            user = profile["user"]
+        user = _string(user, where, f"{field}.user")
+        if user.lower() != profile["user"].lower():
+            where.fail(f"{field}.user", f"{user!r} differs from the user {profile['user']!r} of profiles[{index}], "
+                       f"whose sid is {profile['sid']}")
+        if not profile["loaded"]:
+            where.fail(field, f"{user} is logged on but profiles[{index}] has loaded: false; a logged-on "
+                       "user's hive is always loaded")
+        state = _choice(data.get("state", "active"), SESSION_STATES, where, f"{field}.state")
+        out.append({"id": number, "user": user, "sid": profile["sid"], "state": state})
+    return out
+
+
+def _services(raw: Any, where: Where) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    names: dict[str, int] = {}
+    items = _list(raw, where, "services")
+    if len(items) > MAX_SERVICES:
+        where.fail("services", f"at most {MAX_SERVICES} services")
+    for i, item in enumerate(items):
+        field = f"services[{i}]"
+        data = _mapping(item, where, field, allow_none=False)
+        _known_fields(data, ("name", "display_name", "state", "start_mode", "image", "listens", "pid"), where, field)
+        name = _string(data.get("name"), where, f"{field}.name")
+        if "\\" in name or "/" in name:
+            where.fail(f"{field}.name", "a service name has no slashes")
+        if name.lower() in names:
+            where.fail(f"{field}.name", f"service {name!r} is also services[{names[name.lower()]}]")
+        names[name.lower()] = i
+        field = f"services[{i}] ({name})"
+        service = {
+            "name": name,
+            "display_name": _string(data.get("display_name", name), where, f"{field}.display_name"),
+            "state": _choice(data.get("state", "stopped"), SERVICE_STATES, where, f"{field}.state"),
+            "start_mode": _choice(data.get("start_mode", "manual"), START_MODES, where, f"{field}.start_mode"),
+            "image": _optional_string(data.get("image"), where, f"{field}.image"),
+            "listens": _ports(data.get("listens"), where, f"{field}.listens"),
+        }
+        pid = data.get("pid")
+        if pid is not None:
+            if service["state"] == "stopped":
+                where.fail(f"{field}.pid", "a stopped service has no process id")
+            service["pid"] = _int(pid, where, f"{field}.pid", 1, 2**32 - 1)
+        out.append(service)
+    return out
+
+
+def _processes(raw: Any, where: Where, sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    users = {s["id"]: s["user"] for s in sessions}
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(_list(raw, where, "processes")):
+        field = f"processes[{i}]"
+        data = _mapping(item, where, field, allow_none=False)
+        _known_fields(data, ("image", "name", "session", "user", "listens", "version", "pid"), where, field)
+        image = data.get("image")
+        if image is not None:
+            image = _abs_path(image, where, f"{field}.image")
+        name = data.get("name")
+        if name is None and image is None:
+            where.fail(field, "give the process's image (full path) or, when it cannot be read, its name")
+        name = _string(name if name is not None else ntpath.basename(image), where, f"{field}.name")
+        session = _int(data.get("session", 0), where, f"{field}.session", 0, 65535)
+        if session and session not in users:
+            where.fail(f"{field}.session", f"session {session} is not in sessions")
+        user = data.get("user", users.get(session))
+        process = {
+            "image": image,
+            "name": name,
+            "session": session,
+            "user": _optional_string(user, where, f"{field}.user"),
+            "listens": _ports(data.get("listens"), where, f"{field}.listens"),
+            "version": _version(data.get("version"), where, f"{field}.version"),
+        }
+        if data.get("pid") is not None:
+            process["pid"] = _int(data.get("pid"), where, f"{field}.pid", 1, 2**32 - 1)
+        out.append(process)
+    return out
+
+
+def _check_pids(services: list[dict[str, Any]], processes: list[dict[str, Any]], where: Where) -> None:
+    owners: dict[int, str] = {}
+    entries = [(f"services[{i}]", s, service_pid(i)) for i, s in enumerate(services) if s["state"] != "stopped"]
+    entries += [(f"processes[{j}]", p, process_pid(j)) for j, p in enumerate(processes)]
+    for label, entry, default in entries:
+        pid = entry.get("pid", default)
+        if "pid" in entry and pid < RESERVED_PIDS:
+            where.fail(f"{label}.pid", f"pids below {RESERVED_PIDS} are the emulator's own Windows processes")
+        if pid in owners:
+            where.fail(f"{label}.pid", f"pid {pid} is also the pid of {owners[pid]}")
+        owners[pid] = label
+
+
+def _check_ports(services: list[dict[str, Any]], processes: list[dict[str, Any]], where: Where) -> None:
+    owners: dict[int, str] = {}
+    entries = [(f"services[{i}]", s) for i, s in enumerate(services) if s["state"] == "running"]
+    entries += [(f"processes[{j}]", p) for j, p in enumerate(processes)]
+    for label, entry in entries:
+        for port in entry["listens"]:
+            if port in owners:
+                where.fail(f"{label}.listens", f"port {port} is already listened on by {owners[port]}")
+            owners[port] = label
+
+
+def _files(raw: Any, where: Where) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(_list(raw, where, "files")):
+        field = f"files[{i}]"
+        if isinstance(item, str):
+            item = {"path": item}
+        data = _mapping(item, where, field, allow_none=False)
+        _known_fields(data, ("path", "version"), where, field)
+        path = _abs_path(data.get("path"), where, f"{field}.path")
+        if path.lower() in seen:
+            where.fail(f"{field}.path", f"{path} is also files[{seen[path.lower()]}]")
+        seen[path.lower()] = i
+        out.append({"path": path, "version": _version(data.get("version"), where, f"{field}.version")})
+    return out
+
+
+def _behaviour(raw: Any, where: Where) -> dict[str, Any]:
+    data = _mapping(raw, where, "behaviour")
+    _known_fields(data, tuple(DEFAULT_BEHAVIOUR), where, "behaviour")
+    out: dict[str, Any] = {}
+    for key in ("starts_on_logon_task", "port_service_start_fails"):
+        value = data.get(key, DEFAULT_BEHAVIOUR[key])
+        if not isinstance(value, bool):
+            where.fail(f"behaviour.{key}", f"expected true or false, found {_kind(value)}")
+        out[key] = value
+    ports = data.get("port_service_ports")
+    out["port_service_ports"] = list(DEFAULT_BEHAVIOUR["port_service_ports"]) if ports is None else \
+        _ports(ports, where, "behaviour.port_service_ports")
+    return out
+
+
+def _transport(raw: Any, where: Where) -> dict[str, Any] | None:
+    data = _mapping(raw, where, "transport")
+    _known_fields(data, ("fail",), where, "transport")
+    fail = data.get("fail")
+    if fail is None:
+        return None
+    if isinstance(fail, str):
+        fail = {"kind": fail}
+    fail = _mapping(fail, where, "transport.fail", allow_none=False)
+    _known_fields(fail, ("kind", "after_requests", "times", "seconds"), where, "transport.fail")
+    seconds = fail.get("seconds", DEFAULT_FAIL_SECONDS)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 3600:
+        where.fail("transport.fail.seconds", "expected a number of seconds 0..3600")
+    return {
+        "kind": _choice(fail.get("kind"), FAIL_KINDS, where, "transport.fail.kind"),
+        "after_requests": _int(fail.get("after_requests", 0), where, "transport.fail.after_requests", 0, 10**9),
+        "times": _int(fail.get("times", 1), where, "transport.fail.times", 1, 10**9),
+        "seconds": float(seconds),
+    }
+
+
+# -- registry ---------------------------------------------------------------------------------
+
+
+def _registry(raw: Any, where: Where, field: str, profiles: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Normalise a registry mapping: one spelling per key, hive abbreviations, typed data."""
+    data = _mapping(raw, where, field)
+    profile_sids = {p["sid"].lower(): p for p in profiles}
+    out: dict[str, dict[str, Any]] = {}
+    spelling: dict[str, str] = {}
+    for path, values in data.items():
+        kfield = f"{field} {_quoted(path)}"
+        hive, segments = _key_path(path, where, kfield)
+        if not segments:
+            where.fail(kfield, "give a key below the hive; a hive root holds no values")
+        if hive == "HKU":
+            _check_user_hive(segments[0], where, kfield, profile_sids)
+        canonical = join_key(hive, segments)
+        display = spelling.setdefault(canonical.lower(), canonical)
+        target = out.setdefault(display, {})
+        for name, value in _values(values, where, kfield).items():
+            if any(name.lower() == other.lower() for other in target):
+                where.fail(f"{kfield} value {name!r}", "is given twice (key and value names ignore case)")
+            target[name] = value
+    return out
+
+
+def _key_path(path: Any, where: Where, field: str) -> tuple[str, list[str]]:
+    if not isinstance(path, str):
+        where.fail(field, f"a key path must be a string, found {_kind(path)}")
+    try:
+        return split_key(path, strict=False)
+    except KeyPathError as exc:
+        where.fail(field, str(exc))
+
+
+def _check_user_hive(name: str, where: Where, field: str, profile_sids: dict[str, dict[str, Any]]) -> None:
+    lowered = name.lower()
+    if name.upper() in SYSTEM_HIVES or lowered in profile_sids:
+        return
+    if lowered.endswith("_classes") and lowered[: -len("_classes")] in profile_sids:
+        if profile_sids[lowered[: -len("_classes")]]["loaded"]:
+            return
+        where.fail(field, f"HKU\\{name} exists only while the profile's hive is loaded (loaded: false here)")
+    where.fail(field, f"HKU\\{name} is no profile's sid: add a profile with sid {name} (loaded: true to show "
+               "its hive, false to keep it in NTUSER.DAT), or use .DEFAULT, S-1-5-18, -19 or -20")
+
+
+def _values(raw: Any, where: Where, field: str) -> dict[str, dict[str, Any]]:
+    data = _mapping(raw, where, field)
+    out: dict[str, dict[str, Any]] = {}
+    for name, spec in data.items():
+        if isinstance(name, bool) or not isinstance(name, (str, int)):
+            where.fail(field, f"value name {name!r} must be a string ('' for the default value)")
+        name = str(name)
+        vfield = f"{field} value {_quoted(name)}"
+        spec = _mapping(spec, where, vfield, allow_none=False)
+        _known_fields(spec, ("type", "data"), where, vfield)
+        vtype = spec.get("type")
+        if not isinstance(vtype, str) or vtype.upper() not in REG_TYPES:
+            where.fail(f"{vfield}.type", f"{vtype!r} is not one of {', '.join(REG_TYPES)}")
+        vtype = vtype.upper()
+        if "data" not in spec:
+            where.fail(f"{vfield}.data", "missing")
+        out[name] = {"type": vtype, "data": reg_data(vtype, spec["data"], where, f"{vfield}.data")}
+    return out
+
+
+def reg_data(vtype: str, data: Any, where: Where, field: str) -> Any:
+    """Check and normalise value data for its type (the shapes of the runner protocol)."""
+    if vtype in ("REG_SZ", "REG_EXPAND_SZ"):
+        if not isinstance(data, str):
+            where.fail(field, f"{vtype} data must be a string (quote it in YAML), found {_kind(data)}")
+        return data
+    if vtype == "REG_MULTI_SZ":
+        if data is None:
+            return []
+        if not isinstance(data, list) or not all(isinstance(s, str) for s in data):
+            where.fail(field, "REG_MULTI_SZ data must be a list of strings (quote numbers)")
+        return list(data)
+    if vtype in ("REG_DWORD", "REG_QWORD"):
+        bits = 32 if vtype == "REG_DWORD" else 64
+        if isinstance(data, bool) or not isinstance(data, int):
+            where.fail(field, f"{vtype} data must be an integer, found {_kind(data)}")
+        if not -(2 ** (bits - 1)) <= data < 2**bits:
+            where.fail(field, f"{vtype} data {data} does not fit in {bits} bits")
+        return data % 2**bits
+    if data is None:
+        return ""
+    if not isinstance(data, str):
+        where.fail(field, f"{vtype} data must be a hex string such as '01ff' (quote it in YAML), found {_kind(data)}")
+    text = re.sub(r"[\s,:]", "", data).lower()
+    if text.startswith("hex"):
+        text = text[3:].lstrip("()")
+    if not HEX.match(text) or len(text) % 2:
+        where.fail(field, f"{vtype} data must be hex digits, two per byte, such as '01ff'")
+    return text
+
+
+def _denied(raw: Any, where: Where) -> list[str]:
+    out: list[str] = []
+    for i, path in enumerate(_list(raw, where, "denied")):
+        hive, segments = _key_path(path, where, f"denied[{i}]")
+        out.append(join_key(hive, segments))
+    return out
+
+
+# -- small validators -------------------------------------------------------------------------
+
+
+def _quoted(value: Any) -> str:
+    """A name for a message: strings as written in the file (backslashes not doubled)."""
+    return f"'{value}'" if isinstance(value, str) else repr(value)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "a mapping"}
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def _mapping(raw: Any, where: Where, field: str, *, allow_none: bool = True) -> dict[Any, Any]:
+    if raw is None and allow_none:
+        return {}
+    if not isinstance(raw, dict):
+        where.fail(field, f"expected a mapping, found {_kind(raw)}")
+    return raw
+
+
+def _list(raw: Any, where: Where, field: str) -> list[Any]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        where.fail(field, f"expected a list, found {_kind(raw)}")
+    return raw
+
+
+def _known_fields(data: dict[Any, Any], allowed: tuple[str, ...], where: Where, field: str) -> None:
+    for key in data:
+        if key not in allowed:
+            where.fail(field, f"unknown field {key!r}; known fields: {', '.join(allowed)}")
+
+
+def _string(raw: Any, where: Where, field: str) -> str:
+    if raw is None:
+        where.fail(field, "required")
+    if not isinstance(raw, str) or not raw:
+        where.fail(field, f"expected a non-empty string (quote it in YAML), found {_kind(raw)}")
+    return raw
+
+
+def _optional_string(raw: Any, where: Where, field: str) -> str | None:
+    return None if raw is None else _string(raw, where, field)
+
+
+def _version(raw: Any, where: Where, field: str) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        where.fail(field, f"a version must be a string such as '2.4.10.0' (quote it), found {_kind(raw)}")
+    return raw
+
+
+def _int(raw: Any, where: Where, field: str, low: int, high: int) -> int:
+    if raw is None:
+        where.fail(field, "required")
+    if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= high:
+        where.fail(field, f"expected an integer {low}..{high}, found {raw!r}")
+    return raw
+
+
+def _choice(raw: Any, allowed: tuple[str, ...], where: Where, field: str) -> str:
+    if not isinstance(raw, str) or raw.lower() not in allowed:
+        where.fail(field, f"{raw!r} is not one of {', '.join(allowed)}")
+    return raw.lower()
+
+
+def _ports(raw: Any, where: Where, field: str) -> list[int]:
+    ports = [_int(p, where, field, 1, 65535) for p in _list(raw, where, field)]
+    if len(set(ports)) != len(ports):
+        where.fail(field, "lists a port twice")
+    return ports
+
+
+def _sid(raw: Any, where: Where, field: str) -> str:
+    if not isinstance(raw, str) or not SID.match(raw):
+        where.fail(field, f"{raw!r} is not a SID such as S-1-5-21-1004336348-1177238915-682003330-1001")
+    return raw.upper()
+
+
+def _abs_path(raw: Any, where: Where, field: str) -> str:
+    if not isinstance(raw, str) or not ABSOLUTE_PATH.match(raw):
+        where.fail(field, f"{raw!r} is not an absolute Windows path such as 'C:\\Windows\\explorer.exe'")
+    return raw

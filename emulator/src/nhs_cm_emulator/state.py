@@ -1,0 +1,296 @@
+"""The emulated estate: hosts built from scenario files, each with its own state and lock.
+
+This is the interface the WS-Management server codes against:
+``load_estate``, ``Estate``, ``HostState`` and ``ScenarioError``.
+
+Process ids are deterministic (Windows-like multiples of 4):
+  4                 System
+  100, 104, ...     the emulator's own Windows processes (smss, csrss, wininit, services,
+                    lsass, then csrss and winlogon per interactive session), in that order
+  2000 + 4*i        the service at index i of ``services`` while it is not stopped
+  5000 + 4*j        the process at index j of ``processes``
+A ``pid`` given in the scenario (2000 or more) overrides the scheme.
+"""
+
+from __future__ import annotations
+
+import copy
+import ntpath
+import random
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import commands
+from .ops import normalise_path
+from .registry import Registry, split_key
+from .scenario import (
+    CORE_PID_BASE,
+    SYSTEM_PID,
+    ScenarioError,
+    Where,
+    parse_document,
+    process_pid,
+    read_file,
+    scenario_files,
+    service_pid,
+)
+
+__all__ = ["Estate", "HostState", "ScenarioError", "load_estate"]
+
+SYSTEM_USER = "NT AUTHORITY\\SYSTEM"
+DEFAULT_SERVICE_IMAGE = r"C:\Windows\system32\svchost.exe -k netsvcs -p"
+SYSTEM32 = "C:\\Windows\\System32\\"
+
+
+@dataclass
+class Process:
+    pid: int
+    name: str
+    image: str | None
+    session: int
+    user: str | None
+    listens: list[int] = field(default_factory=list)
+    version: str | None = None
+    implicit: bool = False  # made up by the emulator (System, csrss, a service's process ...)
+    pid_given: bool = False
+
+    def as_data(self) -> dict[str, Any]:
+        return {"image": self.image, "name": self.name, "session": self.session, "user": self.user,
+                "listens": list(self.listens), "version": self.version, "pid": self.pid}
+
+
+@dataclass
+class Service:
+    name: str
+    display_name: str
+    state: str
+    start_mode: str
+    image: str | None
+    listens: list[int]
+    pid: int | None = None
+
+    def command_line(self) -> str:
+        """The command line as Windows stores it (PathName): a path with spaces is quoted."""
+        return service_command_line(self.image)
+
+    def executable(self) -> str:
+        return service_executable(self.image)
+
+    def as_data(self) -> dict[str, Any]:
+        data = {"name": self.name, "display_name": self.display_name, "state": self.state,
+                "start_mode": self.start_mode, "image": self.image, "listens": list(self.listens)}
+        if self.pid:
+            data["pid"] = self.pid
+        return data
+
+
+def _split_command(image: str) -> tuple[str, str]:
+    text = image.strip()
+    if text.startswith('"'):
+        end = text.find('"', 1)
+        return (text[1:end], text[end + 1:]) if end > 0 else (text[1:], "")
+    match = re.match(r"(?i)^(.*?\.exe)(\s.*)?$", text)
+    if match:
+        return match.group(1), match.group(2) or ""
+    return text, ""
+
+
+def service_command_line(image: str | None) -> str:
+    if image is None:
+        return DEFAULT_SERVICE_IMAGE
+    if image.strip().startswith('"'):
+        return image.strip()
+    path, args = _split_command(image)
+    return f'"{path}"{args}' if " " in path else image.strip()
+
+
+def service_executable(image: str | None) -> str:
+    return _split_command(service_command_line(image))[0]
+
+
+class HostState:
+    """One emulated Windows host. ``execute`` and ``state_dict`` are thread-safe."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        data = copy.deepcopy(data)
+        self._lock = threading.RLock()
+        self.name: str = data["name"]
+        self.template: str = data["template"]
+        self.os: dict[str, str] = data["os"]
+        self.auth: list[str] = data["winrm"]["auth"]
+        self.users: dict[str, str] = data["winrm"]["users"]
+        self.sessions: list[dict[str, Any]] = data["sessions"]
+        self.profiles: list[dict[str, Any]] = data["profiles"]
+        self.files: list[dict[str, Any]] = data["files"]
+        self.group_policy: dict[str, Any] = data["group_policy"]
+        self.behaviour: dict[str, Any] = data["behaviour"]
+        self.transport_fail: dict[str, Any] | None = data["transport"]["fail"]
+        self.writes = 0
+        self.registry = self._build_registry(data)
+        self.services = [Service(s["name"], s["display_name"], s["state"], s["start_mode"], s["image"],
+                                 s["listens"], None if s["state"] == "stopped" else s.get("pid", service_pid(i)))
+                         for i, s in enumerate(data["services"])]
+        self.processes = self._core_processes() + self._service_processes() + [
+            Process(p.get("pid", process_pid(j)), p["name"], p["image"], p["session"], p["user"], p["listens"],
+                    p["version"], pid_given="pid" in p)
+            for j, p in enumerate(data["processes"])]
+
+    # -- construction ---------------------------------------------------------------------------
+    def _build_registry(self, data: dict[str, Any]) -> Registry:
+        reg = Registry()
+        for profile in self.profiles:
+            if not profile["loaded"]:
+                reg.add_offline_hive(profile["sid"])
+        for path, values in data["registry"].items():
+            hive, segments = split_key(path, strict=False)
+            reg.put_values(hive, segments, {n: (v["type"], v["data"]) for n, v in values.items()})
+        for path in data["denied"]:
+            reg.add_denied(*split_key(path, strict=False))
+        reg.add_synthetic(self.profiles)
+        return reg
+
+    def _core_processes(self) -> list[Process]:
+        system_version = f"{self.os['version']}.1"
+        core: list[tuple[str, str | None, int, str | None]] = [
+            ("smss.exe", SYSTEM32 + "smss.exe", 0, SYSTEM_USER),
+            ("csrss.exe", None, 0, None),
+            ("wininit.exe", SYSTEM32 + "wininit.exe", 0, SYSTEM_USER),
+            ("services.exe", SYSTEM32 + "services.exe", 0, SYSTEM_USER),
+            ("lsass.exe", SYSTEM32 + "lsass.exe", 0, SYSTEM_USER),
+        ]
+        for session in sorted(s["id"] for s in self.sessions):
+            core += [("csrss.exe", None, session, None), ("winlogon.exe", SYSTEM32 + "winlogon.exe", session,
+                                                          SYSTEM_USER)]
+        out = [Process(SYSTEM_PID, "System", None, 0, None, implicit=True)]
+        for k, (name, image, session, user) in enumerate(core):
+            out.append(Process(CORE_PID_BASE + 4 * k, name, image, session, user,
+                               version=system_version if image else None, implicit=True))
+        return out
+
+    def _service_processes(self) -> list[Process]:
+        out = []
+        for service in self.services:
+            if service.pid:
+                image = service.executable()
+                out.append(Process(service.pid, ntpath.basename(image), image, 0, SYSTEM_USER, implicit=True))
+        return out
+
+    # -- queries used by the operations -----------------------------------------------------------
+    def file_versions(self) -> dict[str, str | None]:
+        return {normalise_path(f["path"]): f["version"] for f in self.files}
+
+    def process_version(self, process: Process) -> str | None:
+        if process.version is not None:
+            return process.version
+        if process.image is None:
+            return None
+        return self.file_versions().get(normalise_path(process.image))
+
+    def known_files(self) -> dict[str, str | None]:
+        """Every path that exists (files and their folders), lower-cased, with its file version."""
+        known: dict[str, str | None] = {}
+        paths: list[tuple[str, str | None]] = [(p["path"] + "\\NTUSER.DAT", None) for p in self.profiles]
+        paths += [(s.executable(), None) for s in self.services]
+        paths += [(p.image, p.version) for p in self.processes if p.image]
+        paths += [(f["path"], f["version"]) for f in self.files]
+        for path, version in paths:
+            key = normalise_path(path)
+            if version is not None or key not in known:
+                known[key] = version
+            parent = ntpath.dirname(key)
+            while parent and parent not in known and parent != key:
+                known[parent] = None
+                key, parent = parent, ntpath.dirname(parent)
+        return known
+
+    def listeners(self) -> dict[int, tuple[int, Service | Process]]:
+        """port -> (pid, owner) for running services and processes."""
+        out: dict[int, tuple[int, Service | Process]] = {}
+        for service in self.services:
+            if service.state == "running" and service.pid:
+                for port in service.listens:
+                    out.setdefault(port, (service.pid, service))
+        for process in self.processes:
+            for port in process.listens:
+                out.setdefault(port, (process.pid, process))
+        return out
+
+    # -- the interface --------------------------------------------------------------------------
+    def execute(self, command: str, arguments: list[str], stdin: bytes) -> tuple[bytes, bytes, int]:
+        """Interpret one WinRS command: (stdout, stderr, exit code)."""
+        with self._lock:
+            return commands.interpret(self, command, arguments, stdin)
+
+    def state_dict(self) -> dict[str, Any]:
+        """This host in the scenario format, as it is now."""
+        with self._lock:
+            return copy.deepcopy({
+                "name": self.name,
+                "template": self.template,
+                "os": self.os,
+                "winrm": {"auth": self.auth, "users": self.users},
+                "sessions": self.sessions,
+                "profiles": self.profiles,
+                "registry": self.registry.dump(),
+                "denied": self.registry.denied,
+                "services": [s.as_data() for s in self.services],
+                "processes": [p.as_data() for p in self.processes if not p.implicit],
+                "files": self.files,
+                "group_policy": self.group_policy,
+                "behaviour": self.behaviour,
+                "transport": {"fail": self.transport_fail},
+            })
+
+    def __repr__(self) -> str:
+        return f"HostState({self.name!r}, template={self.template!r})"
+
+
+class Estate:
+    """The hosts of an emulated estate, in order, and the findings expected on each."""
+
+    def __init__(self, hosts: list[HostState], expect: dict[str, list[str]]) -> None:
+        self.hosts = hosts
+        self.expect = expect
+        self._by_name = {h.name.lower(): h for h in hosts}
+
+    def by_name(self, name: str) -> HostState:
+        return self._by_name[name.lower()]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"hosts": [h.state_dict() for h in self.hosts], "expect": copy.deepcopy(self.expect)}
+
+
+def load_estate(paths: list[str], hosts: int | None = None, seed: int = 0) -> Estate:
+    """Load scenario files (or directories of them) into an estate.
+
+    Without ``hosts``: every host of every file, names as written (unique across files).
+    With ``hosts=N``: N hosts named pc-0001 ...; the first min(N, T) copy each of the T
+    templates once, in file order; the rest copy templates chosen by random.Random(seed).
+    """
+    templates: list[tuple[dict[str, Any], list[str] | None]] = []
+    seen: dict[str, str] = {}
+    for path in scenario_files(paths):
+        source = str(path)
+        host_data, expect = parse_document(read_file(path), source)
+        for index, data in enumerate(host_data):
+            first = seen.setdefault(data["name"].lower(), source)
+            if hosts is None and first != source:
+                Where(source, f"hosts[{index}] ({data['name']})").fail(
+                    "name", f"host name also used in {first}; names must be unique across the files loaded")
+            templates.append((data, expect.get(data["name"])))
+    chosen = templates if hosts is None else _spread(templates, hosts, seed)
+    built = [HostState(data) for data, _ in chosen]
+    expect = {data["name"]: list(ids) for data, ids in chosen if ids is not None}
+    return Estate(built, expect)
+
+
+def _spread(templates: list[tuple[dict[str, Any], list[str] | None]], count: int,
+            seed: int) -> list[tuple[dict[str, Any], list[str] | None]]:
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ScenarioError(f"hosts: expected a number of hosts of 1 or more, found {count!r}")
+    rng = random.Random(seed)
+    order = templates[: min(count, len(templates))]
+    order += [rng.choice(templates) for _ in range(count - len(order))]
+    return [(dict(data, name=f"pc-{i:04d}"), ids) for i, (data, ids) in enumerate(order, start=1)]

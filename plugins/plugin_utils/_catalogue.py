@@ -1,0 +1,235 @@
+# Copyright (c) 2025 NHS CM remediation maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""The finding catalogue of /work/shared/spec/findings.md as data.
+
+This module is the only place where finding ids are written. Everything else refers to them
+through ``ID`` (``ID.CM_NOT_INSTALLED``), ``CATALOGUE`` or ``make_finding``, so a typo fails at
+import time instead of producing a finding nobody keys on.
+"""
+
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within the nhs_cm.remediation collection
+# and may not remain stable to outside uses. Changes may be made in ANY release, even a bugfix release.
+# See also: https://github.com/ansible/community/issues/539#issuecomment-780839686
+# Please open an issue if you have questions about this.
+
+from __future__ import annotations
+
+import types
+import typing as t
+from dataclasses import dataclass
+
+#: The e-RS configuration check message of each fault (findings.md, "The four e-RS faults").
+FAULT_MESSAGES: dict[int, str] = {
+    1: "NHS Credential Management cannot be found",
+    2: "NHS Credential Management is running on port <port> but is not connected",
+    3: "NHS Credential Management is running on port <port> and is connected but cannot login to e-RS",
+    4: "A Windows Security (credential) dialog pops up in e-RS",
+}
+
+SEVERITIES = ("error", "warning", "info")
+BROWSERS = ("chrome", "edge", "firefox")
+
+NATIONAL_SERVICE_DESK = {"to": "National Service Desk", "phone": "0300 303 5035"}
+
+_ROLE_CM_SERVICE = "nhs_cm.remediation.cm_service"
+_ROLE_COOKIES = "nhs_cm.remediation.third_party_cookies"
+_ROLE_INTRANET = "nhs_cm.remediation.intranet_zone"
+
+
+@dataclass(frozen=True)
+class Remedy:
+    automatic: bool
+    role: str | None
+    action: str
+
+
+@dataclass(frozen=True)
+class Escalation:
+    to: str
+    phone: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the catalogue."""
+
+    id: str
+    fault: int | None
+    severity: str
+    summary: str
+    remedy: Remedy
+    escalation: Escalation | None = None
+
+    @property
+    def ers_message(self) -> str | None:
+        return FAULT_MESSAGES.get(self.fault) if self.fault is not None else None
+
+
+def _e(id_: str, fault: int | None, severity: str, summary: str, automatic: bool, role: str | None,
+       action: str, escalation: Escalation | None = None) -> Entry:
+    return Entry(id_, fault, severity, summary, Remedy(automatic, role, action), escalation)
+
+
+_ENTRIES: tuple[Entry, ...] = (
+    # Fault 1: NHS Credential Management cannot be found
+    _e("CM_NOT_INSTALLED", 1, "error",
+       "Neither NHS Credential Management nor NHS Identity Hub is installed",
+       False, None,
+       "Install NHS Credential Management from the trust's software distribution "
+       "(NHS notes that not installing it may be a deliberate local choice)"),
+    _e("CM_LEGACY_IDENTITY_HUB", 1, "warning",
+       "Only the deprecated NHS Identity Hub is installed",
+       False, None, "Upgrade to the current NHS Credential Management"),
+    _e("CM_MULTIPLE_VERSIONS", 1, "warning",
+       "More than one NHS Credential Management / Identity Hub version is installed",
+       False, None,
+       "Uninstall every NHS Credential Management and Identity Hub version, then install the current one"),
+    _e("DOTNET48_MISSING", 1, "error",
+       ".NET Framework 4.8, which NHS Credential Management needs, is not installed",
+       False, None, "Install .NET Framework 4.8 (or later), then reinstall NHS Credential Management"),
+    _e("PORT_SERVICE_MISSING", 1, "error",
+       "NHS Credential Management is installed but the NHS Port Service is not",
+       False, None, "Repair or reinstall NHS Credential Management"),
+    _e("PORT_SERVICE_STOPPED", 1, "error",
+       "The NHS Port Service is not running",
+       True, _ROLE_CM_SERVICE, "Start the NHS Port Service"),
+    _e("PORT_SERVICE_NOT_AUTOMATIC", 1, "warning",
+       "The NHS Port Service does not start automatically",
+       True, _ROLE_CM_SERVICE, "Set the NHS Port Service start mode to Automatic"),
+    _e("PORT_SERVICE_NOT_LISTENING", 1, "error",
+       "The NHS Port Service runs but nothing listens on its ports",
+       True, _ROLE_CM_SERVICE, "Restart the NHS Port Service"),
+    _e("CM_NOT_RUNNING", 1, "error",
+       "NHS Credential Management is not running in an interactive session",
+       True, _ROLE_CM_SERVICE, "Start NHS Credential Management in the user's session"),
+    _e("CM_REBOOT_PENDING", 1, "info",
+       "NHS Credential Management is installed and Windows reports a pending reboot",
+       False, None, "Reboot the computer (CM expects a reboot after it is installed or updated)"),
+    _e("THIRD_PARTY_COOKIES_BLOCKED", 1, "error",
+       "Browser policy blocks third-party cookies and no allow-list entry covers localhost",
+       True, _ROLE_COOKIES, "Add [*.]localhost to CookiesAllowedForUrls"),
+    _e("COOKIES_BLOCKED_BY_DEFAULT", 1, "error",
+       "Browser policy blocks all cookies by default and no allow-list entry covers localhost",
+       True, _ROLE_COOKIES, "Add [*.]localhost to CookiesAllowedForUrls"),
+    _e("LOCALHOST_COOKIES_BLOCKED", 1, "error",
+       "A CookiesBlockedForUrls entry matches localhost",
+       True, _ROLE_COOKIES,
+       "Remove the CookiesBlockedForUrls entry that matches localhost (only when the play opts in)"),
+    # Fault 2: running on port <port> but is not connected (CM 1.x with the legacy Identity Agent)
+    _e("IA_NOT_INSTALLED", 2, "error",
+       "NHS Credential Management 1.x is installed without the NHS Identity Agent",
+       False, None, "Install the NHS Identity Agent v2.4.10.0 or later"),
+    _e("IA_NOT_RUNNING", 2, "error",
+       "NHS Credential Management 1.x runs in a session where IdentityAgent.exe does not",
+       True, _ROLE_CM_SERVICE, "Start the Identity Agent in the user's session"),
+    _e("IA_VERSION_RETIRED", 2, "error",
+       "The NHS Identity Agent is older than 2.4.10.0 (retired and blocked by NHS)",
+       False, None, "Upgrade the NHS Identity Agent to v2.4.10.0 or later"),
+    _e("CM_NOT_CONNECTED", 2, "error",
+       "NHS Credential Management and the Identity Agent both run but are not connected",
+       True, _ROLE_CM_SERVICE,
+       "Restart the Identity Agent and NHS Credential Management once; if it persists, escalate",
+       Escalation(NATIONAL_SERVICE_DESK["to"], NATIONAL_SERVICE_DESK["phone"],
+                  "NHS says this fault should not normally happen; raise it with the National "
+                  "Service Desk if it keeps recurring")),
+    # Fault 3: connected but cannot login to e-RS
+    _e("SMARTCARD_SERVICE_STOPPED", 3, "error",
+       "The Smart Card service (SCardSvr) is not running on a CM 1.x host",
+       True, _ROLE_CM_SERVICE, "Start the Smart Card service (SCardSvr)"),
+    _e("NO_SMARTCARD_READER", 3, "warning",
+       "No smartcard reader is registered with Windows",
+       False, None, "Connect a smartcard reader (hardware)"),
+    _e("USER_NOT_LOGGED_IN", 3, "info",
+       "The Identity Agent runs; whether the user is logged in cannot be read remotely",
+       False, None, "Ask the user to insert their smartcard and enter their passcode"),
+    # Fault 4: Windows Security (credential) dialog
+    _e("INTRANET_AUTODETECT_ON", 4, "error",
+       "Automatic detection of the intranet network is on",
+       True, _ROLE_INTRANET, "Set ZoneMap AutoDetect to 0"),
+    _e("INTRANET_LOCAL_SITES_OFF", 4, "error",
+       "Local (intranet) sites not listed in other zones are not in the Local intranet zone",
+       True, _ROLE_INTRANET, "Set ZoneMap IntranetName to 1"),
+    _e("INTRANET_PROXY_BYPASS_OFF", 4, "error",
+       "Sites that bypass the proxy server are not in the Local intranet zone",
+       True, _ROLE_INTRANET, "Set ZoneMap ProxyBypass to 1"),
+    _e("INTRANET_UNC_OFF", 4, "warning",
+       "Network paths (UNCs) are not in the Local intranet zone",
+       True, _ROLE_INTRANET, "Set ZoneMap UNCAsIntranet to 1"),
+    _e("INTRANET_LOGON_NOT_AUTOMATIC", 4, "error",
+       "The Local intranet zone does not log on automatically",
+       True, _ROLE_INTRANET, "Set Zones\\1 1A00 to 0x20000 (automatic logon only in Intranet zone)"),
+    _e("LOCALHOST_MAPPED_OUTSIDE_INTRANET", 4, "error",
+       "localhost or 127.0.0.1 is mapped to a zone other than Local intranet",
+       True, _ROLE_INTRANET, "Map localhost to zone 1 (Local intranet)"),
+    _e("AUTH_ALLOWLIST_EXCLUDES_LOCALHOST", 4, "error",
+       "AuthServerAllowlist is set and no entry matches localhost",
+       True, _ROLE_INTRANET, "Add localhost to AuthServerAllowlist"),
+)
+
+#: Every catalogue entry, keyed by id, in catalogue order.
+CATALOGUE: dict[str, Entry] = {entry.id: entry for entry in _ENTRIES}
+
+#: Attribute access to the ids: ``ID.CM_NOT_RUNNING == "CM_NOT_RUNNING"``.
+ID: t.Any = types.SimpleNamespace(**{entry.id: entry.id for entry in _ENTRIES})
+
+#: Catalogue order, for sorting findings.
+ORDER: dict[str, int] = {entry.id: index for index, entry in enumerate(_ENTRIES)}
+
+
+def machine_scope() -> dict[str, t.Any]:
+    return {"kind": "machine"}
+
+
+def user_scope(user: str | None, sid: str | None, session: int | None) -> dict[str, t.Any]:
+    return {"kind": "user", "user": user, "sid": sid, "session": session}
+
+
+def make_finding(
+    id: str,
+    scope: dict[str, t.Any],
+    evidence: list[dict[str, t.Any]],
+    browser: str | None = None,
+    summary: str | None = None,
+    managed_by_gpo: bool = False,
+    action: str | None = None,
+    port: int | None = None,
+) -> dict[str, t.Any]:
+    """Return one finding in the exact shape of findings.md (every field present).
+
+    ``summary`` and ``action`` default to the catalogue text; ``port`` replaces ``<port>`` in the
+    e-RS message of faults 2 and 3 when the port is known.
+    """
+    try:
+        entry = CATALOGUE[id]
+    except KeyError:
+        raise ValueError(f"unknown finding id {id!r}") from None
+    if browser is not None and browser not in BROWSERS:
+        raise ValueError(f"browser must be one of {', '.join(BROWSERS)} or None, not {browser!r}")
+    if scope.get("kind") not in ("machine", "user"):
+        raise ValueError(f"scope kind must be 'machine' or 'user', not {scope.get('kind')!r}")
+    ers_message = entry.ers_message
+    if ers_message is not None and port is not None:
+        ers_message = ers_message.replace("<port>", str(port))
+    escalation = None
+    if entry.escalation is not None:
+        escalation = {"to": entry.escalation.to, "phone": entry.escalation.phone, "why": entry.escalation.why}
+    return {
+        "id": entry.id,
+        "fault": entry.fault,
+        "ers_message": ers_message,
+        "severity": entry.severity,
+        "scope": dict(scope),
+        "browser": browser,
+        "summary": summary or entry.summary,
+        "evidence": list(evidence),
+        "remedy": {
+            "automatic": entry.remedy.automatic,
+            "role": entry.remedy.role,
+            "action": action or entry.remedy.action,
+            "managed_by_gpo": bool(managed_by_gpo),
+        },
+        "escalation": escalation,
+    }

@@ -1,0 +1,31 @@
+"""Integration fixtures (the helpers live in harness.py, importable from the tests)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from harness import Estate, start_estate
+
+
+@pytest.fixture
+def estate(tmp_path: Path) -> Iterator[Any]:
+    """Factory: ``estate([scenario files], *cli options)``; every estate is stopped after the test."""
+    started: list[Estate] = []
+
+    def factory(scenarios: list[Path], *extra: str) -> Estate:
+        running = start_estate(tmp_path, scenarios, *extra)
+        started.append(running)
+        return running
+
+    yield factory
+    for running in started:
+        running.stop()
+
+

@@ -1,0 +1,95 @@
+"""Integration harness: start the emulated estate, run ansible-playbook against it."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SCENARIOS = ROOT / "scenarios"
+_counter = itertools.count(1)
+
+
+def _worker_number() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:]) if worker[2:].isdigit() else 0
+
+
+def next_base_address() -> str:
+    """A loopback range no other test (or xdist worker) uses at the same time."""
+    return f"127.{50 + _worker_number()}.{next(_counter)}.1"
+
+
+@dataclass
+class Estate:
+    """A running emulator: its process, inventory and control URL."""
+
+    proc: subprocess.Popen[str]
+    inventory: Path
+    control_url: str
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.control_url + path, timeout=10) as reply:
+            return json.load(reply)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.proc.wait(timeout=30)
+
+
+def start_estate(tmp_path: Path, scenarios: list[Path], *extra: str) -> Estate:
+    inventory = tmp_path / "inventory.yml"
+    cmd = [str(BIN / "nhs-cm-emulator"), "serve", "--inventory", str(inventory),
+           "--control-port", "0", "--base-address", next_base_address(), *extra]
+    for scenario in scenarios:
+        cmd += ["--scenario", str(scenario)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    control_url = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"emulator exited early: {proc.stderr.read() if proc.stderr else ''}")
+        if line.startswith("control:"):
+            control_url = line.split(None, 1)[1].strip().rstrip("/")
+        if line.strip() == "ready":
+            return Estate(proc, inventory, control_url)
+    proc.kill()
+    raise AssertionError("emulator not ready in 60 s")
+
+
+@dataclass
+class PlaybookRun:
+    rc: int
+    output: str
+    report: dict[str, Any] | None
+
+
+def run_playbook(playbook: str, inventory: Path, report_dir: Path, *args: str,
+                 env: dict[str, str] | None = None) -> PlaybookRun:
+    """Run ansible-playbook from the repository root, as a user would after `make install`."""
+    full_env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                    ANSIBLE_FORCE_COLOR="0", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    full_env.update(env or {})
+    cmd = [str(BIN / "ansible-playbook"), playbook, "-i", str(inventory),
+           "-e", f"nhs_cm_report_dir={report_dir}", *args]
+    done = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=600)
+    report_file = report_dir / "report.json"
+    report = json.loads(report_file.read_text()) if report_file.exists() else None
+    return PlaybookRun(done.returncode, done.stdout + done.stderr, report)
+
+
+def problem_ids(entry: dict[str, Any]) -> list[str]:
+    """Ids of a host's error and warning findings, each once, sorted (the `expect` form)."""
+    return sorted({f["id"] for f in entry["findings"] if f["severity"] in ("error", "warning")})

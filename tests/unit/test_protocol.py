@@ -1,0 +1,270 @@
+"""The runner protocol: the operation table, request validation, stdin and reply parsing."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from ansible.plugins.shell.powershell import ShellModule
+
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _protocol as P
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
+    BOOTSTRAP,
+    OPERATIONS,
+    RequestError,
+    RunnerError,
+    build_stdin,
+    decode_stderr,
+    parse_reply,
+    split_stdin,
+    validate_ops,
+)
+
+RUNNER = "# NHS-CM-RUNNER v1\nparam([string]$RequestJson)\n'hello'\n"
+CMD_EXE_LIMIT = 8191
+
+CLIXML_ERROR = (
+    "#< CLIXML\r\n"
+    '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+    '<S S="Error">Get-CimInstance : Access denied _x000D__x000A_</S>'
+    '<S S="Error">At line:1 char:1_x000D__x000A_</S></Objs>'
+)
+CLIXML_PROGRESS = (
+    "#< CLIXML\r\n"
+    '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+    '<Obj S="progress" RefId="0"><TN RefId="0"><T>System.Management.Automation.PSCustomObject</T>'
+    '<T>System.Object</T></TN><MS><I64 N="SourceId">1</I64><PR N="Record"><AV>Preparing modules for '
+    "first use.</AV><AI>0</AI><Nil /><PI>-1</PI><PC>-1</PC><T>Completed</T><SR>-1</SR><SD> </SD></PR>"
+    "</MS></Obj></Objs>"
+)
+
+
+def _reply(results: list[dict] | str, **top: object) -> str:
+    reply = {"runner": "nhs_cm", "protocol": 1, "ok": True, "results": results}
+    reply.update(top)
+    return json.dumps(reply)
+
+
+# -- the table --------------------------------------------------------------------------------
+
+def test_operations_cover_the_documented_ops() -> None:
+    assert set(OPERATIONS) == {"reg_read", "process_list", "service_query", "tcp_listeners", "http_get",
+                               "file_info", "session_list", "os_info"}
+
+
+@pytest.mark.parametrize("name", sorted(OPERATIONS))
+def test_operation_specs_are_complete_and_consistent(name: str) -> None:
+    spec = OPERATIONS[name]
+    assert spec["description"] and spec["reply"]
+    for field, field_spec in spec["request"].items():
+        assert field_spec["type"] in ("str", "int", "bool", "list[str]", "list[int]"), field
+        assert field_spec["description"]
+        default = field_spec["default"]
+        if field_spec["required"]:
+            assert default is None
+        if default is not None and "choices" in field_spec:
+            assert default in field_spec["choices"]
+        if default is not None and "min" in field_spec:
+            assert field_spec["min"] <= default <= field_spec["max"]
+        # a spec's default must itself validate
+        if default is not None:
+            validate_ops([{"op": name, **_required(name), field: default}])
+    for field_spec in spec["reply"].values():
+        assert field_spec["type"] and field_spec["description"]
+
+
+def test_os_info_reports_whether_it_is_emulated() -> None:
+    assert set(OPERATIONS["os_info"]["reply"]) == {"product", "version", "computer_name", "emulated"}
+    assert OPERATIONS["os_info"]["reply"]["emulated"]["type"] == "bool"
+
+
+def _required(name: str) -> dict:
+    examples = {"key": "HKLM\\SOFTWARE", "url": "http://localhost:43487/PRS/GetPortNumber", "paths": ["C:\\x.exe"]}
+    return {field: examples[field] for field, spec in OPERATIONS[name]["request"].items() if spec["required"]}
+
+
+# -- validation -------------------------------------------------------------------------------
+
+def test_validate_fills_defaults_and_keeps_given_values() -> None:
+    ops = validate_ops([{"op": "reg_read", "key": "HKLM\\SOFTWARE\\X", "depth": 2}, {"op": "os_info"}])
+    assert ops == [{"op": "reg_read", "key": "HKLM\\SOFTWARE\\X", "view": "64", "depth": 2, "names": None},
+                   {"op": "os_info"}]
+
+
+@pytest.mark.parametrize(("ops", "index", "field", "fragment"), [
+    ([{"op": "reg_read"}], 0, "key", "ops[0] (reg_read): field 'key' is required (a string)"),
+    ([{"op": "os_info"}, {"op": "reg_write", "key": "HKLM\\X"}], 1, "op",
+     "ops[1]: field 'op' must be one of reg_read, process_list"),
+    ([{"op": "process_list", "all": True}], 0, "all", "ops[0] (process_list): unknown field 'all'; allowed: no fields"),
+    ([{"op": "reg_read", "key": "HKLM\\X", "view": "16"}], 0, "view",
+     "field 'view' must be one of '64', '32', not '16'"),
+    ([{"op": "reg_read", "key": "HKLM\\X", "depth": 5}], 0, "depth", "field 'depth' must be an integer from 0 to 4"),
+    ([{"op": "reg_read", "key": "HKLM\\X", "depth": True}], 0, "depth", "not True"),
+    ([{"op": "reg_read", "key": "HKLM\\X", "names": ["a", 1]}], 0, "names", "must be a list of strings"),
+    ([{"op": "reg_read", "key": "HKCU\\Software\\X"}], 0, "key", "must not be HKCU"),
+    ([{"op": "reg_read", "key": "HKEY_LOCAL_MACHINE\\X"}], 0, "key", "hive abbreviation HKLM or HKU"),
+    ([{"op": "reg_read", "key": "HKLM\\SOFTWARE\\"}], 0, "key", "trailing backslash"),
+    ([{"op": "http_get", "url": "http://example.com:43487/"}], 0, "url", "host localhost, 127.0.0.1 or [::1]"),
+    ([{"op": "http_get", "url": "http://user@localhost:43487/"}], 0, "url", "host localhost"),
+    ([{"op": "http_get", "url": "ftp://localhost/x"}], 0, "url", "must be an http or https URL"),
+    ([{"op": "http_get", "url": "http://localhost:43487/", "timeout_ms": 50}], 0, "timeout_ms",
+     "an integer from 100 to 30000, not 50"),
+    ([{"op": "file_info", "paths": ["relative\\x.exe"]}], 0, "paths", "absolute Windows paths"),
+    ([{"op": "tcp_listeners", "ports": [43487, 70000]}], 0, "ports", "ports from 1 to 65535, not 70000"),
+    ([{"op": "service_query", "names": "SCardSvr"}], 0, "names", "must be a list of strings, not 'SCardSvr'"),
+])
+def test_validation_errors_name_index_field_and_what_is_allowed(ops: list, index: int, field: str,
+                                                                fragment: str) -> None:
+    with pytest.raises(RequestError) as caught:
+        validate_ops(ops)
+    assert fragment in str(caught.value)
+    assert (caught.value.index, caught.value.field) == (index, field)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("ops", "fragment"), [
+    ({"op": "os_info"}, "ops must be a list of operations, not dict"),
+    ([], "ops is empty"),
+    (["os_info"], "ops[0]: an operation must be a mapping, not str"),
+])
+def test_validation_of_the_list_itself(ops: object, fragment: str) -> None:
+    with pytest.raises(RequestError, match=r".*") as caught:
+        validate_ops(ops)
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["http://localhost:43487/PRS/GetPortNumber", "https://127.0.0.1:1/",
+                                 "http://[::1]:48853/x", "http://LOCALHOST/"])
+def test_loopback_urls_are_accepted(url: str) -> None:
+    validate_ops([{"op": "http_get", "url": url}])
+
+
+@pytest.mark.parametrize("key", ["HKLM", "HKU", "hklm\\software\\x", "HKU\\S-1-5-21-1-2-3-1001\\Software"])
+def test_registry_keys_are_accepted(key: str) -> None:
+    validate_ops([{"op": "reg_read", "key": key}])
+
+
+# -- bootstrap and stdin ----------------------------------------------------------------------
+
+def _command() -> str:
+    return ShellModule()._encode_script(BOOTSTRAP, as_list=False, strict_mode=False, preserve_rc=False)
+
+
+def test_bootstrap_command_line_is_far_below_the_cmd_exe_limit() -> None:
+    command = _command()
+    assert len(command) < CMD_EXE_LIMIT
+    assert len(command) < 4096, "keep the bootstrap small: the runner belongs on stdin"
+
+
+def test_bootstrap_command_is_not_encoded_again_by_the_winrm_connection() -> None:
+    prefix = ShellModule()._encode_script("", as_list=False, strict_mode=False, preserve_rc=False)
+    command = _command()
+    assert command.startswith(prefix)
+    script = base64.b64decode(command.split(" ")[-1]).decode("utf-16-le")
+    assert script.splitlines()[0] == P.BOOTSTRAP_MARKER
+
+
+def test_bootstrap_is_ascii_and_starts_with_its_marker() -> None:
+    assert BOOTSTRAP.splitlines()[0] == "# NHS-CM-BOOTSTRAP v1"
+    BOOTSTRAP.encode("ascii")
+
+
+def test_stdin_is_runner_separator_request() -> None:
+    ops = [{"op": "reg_read", "key": "HKLM\\SOFTWARE\\Caf\u00e9"}, {"op": "session_list"}]
+    stdin = build_stdin(RUNNER.replace("\n", "\r\n"), ops)
+    text = stdin.decode("ascii")
+    runner, separator, request = text.partition("\n\0\0\0\0\n")
+    assert separator and runner == RUNNER.rstrip("\n")
+    assert "\r" not in runner
+    assert "\n" not in request
+    assert json.loads(request) == {"protocol": 1, "ops": ops}
+    assert "\\u00e9" in request
+    assert split_stdin(stdin) == (runner, {"protocol": 1, "ops": ops})
+
+
+def test_stdin_refuses_invalid_ops_and_a_foreign_runner() -> None:
+    with pytest.raises(RequestError):
+        build_stdin(RUNNER, [{"op": "nope"}])
+    with pytest.raises(RunnerError, match="marker line"):
+        build_stdin("param($x)\n", [{"op": "os_info"}])
+    with pytest.raises(RunnerError, match="separator"):
+        build_stdin(RUNNER + "\0\0\0\0\n", [{"op": "os_info"}])
+
+
+# -- reply parsing ----------------------------------------------------------------------------
+
+OPS = [{"op": "os_info"}, {"op": "tcp_listeners", "ports": [43487]}]
+OS = {"ok": True, "product": "Windows 11 Pro", "version": "10.0.22631", "computer_name": "DESK", "emulated": False}
+LISTENERS = {"ok": True, "listeners": [{"address": "127.0.0.1", "port": 43487, "pid": 2100}]}
+
+
+def test_a_good_reply_gives_one_result_per_op() -> None:
+    assert parse_reply(_reply([OS, LISTENERS]) + "\r\n", "", 0, OPS) == [OS, LISTENERS]
+    assert parse_reply(_reply([OS, LISTENERS]).encode(), b"", None, OPS) == [OS, LISTENERS]
+
+
+def test_an_error_result_is_returned_not_raised() -> None:
+    denied = {"ok": False, "error": "access_denied", "message": "Requested registry access is not allowed."}
+    assert parse_reply(_reply([OS, denied]), "", 0, OPS)[1] == denied
+
+
+def test_stray_lines_before_the_reply_are_tolerated() -> None:
+    assert parse_reply("WARNING: something\r\n" + _reply([OS, LISTENERS]), "", 0, OPS) == [OS, LISTENERS]
+
+
+@pytest.mark.parametrize(("stdout", "stderr", "rc", "message"), [
+    ("", "", 0, "the runner returned no output (exit code 0)"),
+    ("  \r\n", "", 0, "the runner returned no output (exit code 0)"),
+    ("", CLIXML_ERROR, 1, "the runner failed with exit code 1 and no output: Get-CimInstance : Access denied "
+                          "At line:1 char:1 (connect with an account in the host's local Administrators group)"),
+    ("", "The term 'PowerShell' is not recognized", 9009,
+     "the runner failed with exit code 9009 and no output: The term 'PowerShell' is not recognized"),
+    ("<html>" + "x" * 300, "", 0, "the runner's reply is not JSON (exit code 0): '<html>" + "x" * 194 + "'"),
+    ("Get-Foo : oops\r\n", CLIXML_ERROR, 1, "the runner's reply is not JSON (exit code 1): 'Get-Foo : oops'; stderr: "
+                                            "Get-CimInstance : Access denied At line:1 char:1"),
+    ('{"hello": 1}', "", 0, "the reply is not from the nhs_cm runner: '{\"hello\": 1}'"),
+    (_reply([], protocol=2), "", 0, "the runner speaks protocol 2, this collection 1"),
+    (_reply([OS, LISTENERS]), "boom", 3, "the runner failed with exit code 3: boom"),
+    (_reply([OS]), "", 0, "the runner answered 1 results for 2 operations"),
+    (_reply([OS, {"ok": True}]), "", 0, "results[1] (tcp_listeners) lacks field 'listeners'"),
+    (_reply([OS, {"ok": True, "listeners": [{"port": 1}]}]), "", 0,
+     "results[1] (tcp_listeners) listeners[0] lacks address, pid"),
+    (_reply([OS, {"ok": False, "error": "exploded"}]), "", 0, "results[1] (tcp_listeners) has unknown error kind"),
+    (_reply([OS, "x"]), "", 0, "results[1] (tcp_listeners) is not a result with 'ok'"),
+    (_reply("x"), "", 0, "'results' is not a list"),
+])
+def test_unusable_replies_raise_one_readable_line(stdout: str, stderr: str, rc: int, message: str) -> None:
+    with pytest.raises(RunnerError) as caught:
+        parse_reply(stdout, stderr, rc, OPS)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_refused_request_gives_the_runner_message() -> None:
+    refused = _reply([], ok=False, error="invalid_request", message="the request must have protocol 1")
+    with pytest.raises(RunnerError, match=r"^the runner refused the request \(invalid_request\): the request "
+                                          r"must have protocol 1$"):
+        parse_reply(refused, "", 1, OPS)
+
+
+def test_access_denied_for_the_whole_request_says_what_to_do() -> None:
+    denied = _reply([], ok=False, error="access_denied", message="Access is denied.")
+    with pytest.raises(RunnerError, match=r"^access denied on the host: Access is denied\. \(connect with an account "
+                                          r"in the host's local Administrators group\)$"):
+        parse_reply(denied, "", 1, OPS)
+
+
+def test_clixml_progress_records_are_not_errors() -> None:
+    assert decode_stderr(CLIXML_PROGRESS) == ""
+    assert parse_reply(_reply([OS, LISTENERS]), CLIXML_PROGRESS, 0, OPS) == [OS, LISTENERS]
+
+
+def test_clixml_errors_are_decoded_to_one_line() -> None:
+    assert decode_stderr(CLIXML_ERROR) == "Get-CimInstance : Access denied At line:1 char:1"
+    assert decode_stderr(CLIXML_ERROR.encode()) == "Get-CimInstance : Access denied At line:1 char:1"
+    assert decode_stderr("#< CLIXML\r\n<Objs broken") == "#< CLIXML <Objs broken"
+
+
+def test_without_ops_only_the_shape_is_checked() -> None:
+    assert parse_reply(_reply([{"ok": True}]), "", 0) == [{"ok": True}]

@@ -1,0 +1,225 @@
+"""The PowerShell side, checked without PowerShell: every .ps1 parses (tree-sitter-powershell),
+and the runner's operations read and answer exactly the fields of OPERATIONS."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tree_sitter_powershell
+from tree_sitter import Language, Node, Parser
+
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
+    BOOTSTRAP,
+    OPERATIONS,
+    RUNNER_MARKER,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import RUNNER_PATH
+
+COLLECTION_ROOT = Path(__file__).resolve().parents[2]
+PARSER = Parser(Language(tree_sitter_powershell.language()))
+SKIP_DIRS = {".git", ".venv", ".collections", "output", "__pycache__", ".pytest_cache", ".ruff_cache"}
+
+
+def _ps1_files() -> list[Path]:
+    return sorted(p for p in COLLECTION_ROOT.rglob("*.ps1") if not SKIP_DIRS.intersection(p.relative_to(
+        COLLECTION_ROOT).parts))
+
+
+class Script:
+    """A parsed PowerShell script with a few queries over its syntax tree."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source.encode("utf-8")
+        self.tree = PARSER.parse(self.source)
+
+    def text(self, node: Node) -> str:
+        return self.source[node.start_byte:node.end_byte].decode("utf-8")
+
+    def problems(self) -> list[str]:
+        return [f"line {n.start_point[0] + 1}: {'missing ' + n.type if n.is_missing else 'cannot parse'}: "
+                f"{self.text(n)[:60]!r}" for n in walk(self.tree.root_node) if n.type == "ERROR" or n.is_missing]
+
+    def assigned_hash(self, variable: str) -> Node:
+        for node in walk(self.tree.root_node):
+            if node.type == "assignment_expression" and self.text(node.children[0]).strip().lower() == variable.lower():
+                return first(node, "hash_literal_expression")
+        raise AssertionError(f"no assignment of {variable}")
+
+    def entries(self, hash_node: Node) -> dict[str, Node]:
+        body = [c for c in hash_node.children if c.type == "hash_literal_body"]
+        entries = [c for c in body[0].children if c.type == "hash_entry"] if body else []
+        return {self.text(e.children[0]).strip("'\""): e for e in entries}
+
+    def functions(self) -> dict[str, Node]:
+        return {self.text(n.child_by_field_name("name") or n.children[1]): n
+                for n in walk(self.tree.root_node) if n.type == "function_statement"}
+
+    def commands(self, node: Node) -> list[str]:
+        return [self.text(n) for n in walk(node) if n.type == "command_name"]
+
+    def req_fields(self, node: Node) -> set[str]:
+        return {self.text(n.children[-1]) for n in walk(node)
+                if n.type == "member_access" and self.text(n.children[0]).lower() == "$req"}
+
+    def returned_hashes(self, node: Node) -> list[Node]:
+        hashes = []
+        for statement in walk(node):
+            if statement.type == "flow_control_statement" and statement.children[0].type == "return":
+                hashes.append(first(statement, "hash_literal_expression"))
+        return hashes
+
+    def added_hashes(self, node: Node) -> list[Node]:
+        """Hashtable literals passed to ``.Add(...)``: the elements of reply lists."""
+        found = []
+        for call in walk(node):
+            if call.type == "invokation_expression" and any(
+                    c.type == "member_name" and self.text(c) == "Add" for c in call.children):
+                arguments = [c for c in call.children if c.type == "argument_list"]
+                literal = first(arguments[0], "hash_literal_expression") if arguments else None
+                if literal is not None:
+                    found.append(literal)
+        return found
+
+    def keys(self, hash_node: Node) -> set[str]:
+        return set(self.entries(hash_node))
+
+
+def walk(node: Node) -> Iterator[Node]:
+    yield node
+    for child in node.children:
+        yield from walk(child)
+
+
+def first(node: Node, node_type: str) -> Node | None:
+    return next((n for n in walk(node) if n.type == node_type), None)
+
+
+@pytest.fixture(scope="module")
+def runner() -> Script:
+    return Script(RUNNER_PATH.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def operations(runner: Script) -> dict[str, Node]:
+    return {name: first(entry, "script_block_expression")
+            for name, entry in runner.entries(runner.assigned_hash("$Operations")).items()}
+
+
+# -- parsing ------------------------------------------------------------------------------------
+
+def test_the_collection_has_its_runner() -> None:
+    assert RUNNER_PATH.resolve() in [path.resolve() for path in _ps1_files()]
+
+
+@pytest.mark.parametrize("path", _ps1_files(), ids=lambda p: str(p.relative_to(COLLECTION_ROOT)))
+def test_every_ps1_parses_without_error_or_missing_nodes(path: Path) -> None:
+    assert Script(path.read_text(encoding="utf-8-sig")).problems() == []
+
+
+def test_the_bootstrap_parses() -> None:
+    assert Script(BOOTSTRAP).problems() == []
+
+
+def test_the_runner_is_ascii_and_marked() -> None:
+    text = RUNNER_PATH.read_text(encoding="utf-8")
+    text.encode("ascii")
+    lines = text.splitlines()
+    assert lines[0] == RUNNER_MARKER
+    assert "param([string]$RequestJson)" in lines
+    assert "Set-StrictMode -Version Latest" in lines
+    assert "$ErrorActionPreference = 'Stop'" in lines
+    assert "\0" not in text
+
+
+# -- the contract -------------------------------------------------------------------------------
+
+def test_the_runner_handles_exactly_the_protocol_operations(operations: dict[str, Node]) -> None:
+    assert set(operations) == set(OPERATIONS)
+    assert all(block is not None for block in operations.values())
+
+
+@pytest.mark.parametrize("name", sorted(OPERATIONS))
+def test_each_operation_reads_exactly_its_request_fields(runner: Script, operations: dict[str, Node],
+                                                         name: str) -> None:
+    assert runner.req_fields(operations[name]) == set(OPERATIONS[name]["request"])
+
+
+@pytest.mark.parametrize("name", sorted(OPERATIONS))
+def test_each_operation_returns_exactly_its_reply_fields(runner: Script, operations: dict[str, Node],
+                                                         name: str) -> None:
+    returned = runner.returned_hashes(operations[name])
+    assert returned, f"{name} returns no hashtable literal"
+    for literal in returned:
+        assert literal is not None, f"{name} returns something that is not a hashtable literal"
+        assert runner.keys(literal) == {"ok", *OPERATIONS[name]["reply"]}
+        assert runner.text(runner.entries(literal)["ok"]).replace(" ", "").rstrip(";") == "ok=$true"
+
+
+def _called_functions(runner: Script, node: Node, functions: dict[str, Node], seen: set[str]) -> list[Node]:
+    bodies = [node]
+    for command in runner.commands(node):
+        if command in functions and command not in seen:
+            seen.add(command)
+            bodies.extend(_called_functions(runner, functions[command], functions, seen))
+    return bodies
+
+
+@pytest.mark.parametrize("name", sorted(n for n, spec in OPERATIONS.items()
+                                         if any("items" in f for f in spec["reply"].values())))
+def test_list_elements_have_exactly_the_item_fields(runner: Script, operations: dict[str, Node], name: str) -> None:
+    (items,) = [f["items"] for f in OPERATIONS[name]["reply"].values() if "items" in f]
+    bodies = _called_functions(runner, operations[name], runner.functions(), set())
+    literals = [literal for body in bodies for literal in runner.added_hashes(body)]
+    assert literals, f"{name}: no .Add(@{{...}}) of a list element found"
+    for literal in literals:
+        assert runner.keys(literal) == set(items), runner.text(literal)
+
+
+def test_the_runner_refuses_fields_outside_operations(runner: Script) -> None:
+    table = runner.entries(runner.assigned_hash("$RequestFields"))
+    declared = {name: set(re.findall(r"'([^']+)'", runner.text(entry.children[-1]))) for name, entry in table.items()}
+    assert declared == {name: set(spec["request"]) for name, spec in OPERATIONS.items()}
+
+
+def test_error_results_use_the_protocol_kinds(runner: Script) -> None:
+    text = runner.text(runner.tree.root_node)
+    used = set(re.findall(r"-Kind '([a-z_]+)'", text)) | set(re.findall(r"error = '([a-z_]+)'", text))
+    assert used
+    assert used <= {"access_denied", "not_found", "invalid_request", "timeout", "failed"}
+    classified = set(re.findall(r"return '([a-z_]+)'", runner.text(runner.functions()["Get-ErrorKind"])))
+    assert classified == {"access_denied", "not_found", "timeout", "failed"}
+
+
+# -- style rules for Windows PowerShell 5.1 -----------------------------------------------------
+
+ALLOWED_NATIVE = {"netstat.exe"}
+
+
+def test_no_aliases_only_full_command_names(runner: Script) -> None:
+    for command in runner.commands(runner.tree.root_node):
+        assert "-" in command or command in ALLOWED_NATIVE, f"alias or short name: {command}"
+
+
+def test_add_type_only_for_sessions(runner: Script) -> None:
+    functions = runner.functions()
+    users = [name for name, node in functions.items() if "Add-Type" in runner.commands(node)]
+    assert users == ["Get-WtsSessions"]
+    callers = [name for name, block in runner.entries(runner.assigned_hash("$Operations")).items()
+               if "Get-WtsSessions" in runner.commands(block)]
+    assert callers == ["session_list"]
+
+
+def test_registry_reads_do_not_expand_environment_names() -> None:
+    text = RUNNER_PATH.read_text(encoding="utf-8")
+    assert "DoNotExpandEnvironmentNames" in text
+    assert "OpenBaseKey" in text and "Registry32" in text and "Registry64" in text
+
+
+def test_the_reply_is_written_as_one_ascii_line() -> None:
+    text = RUNNER_PATH.read_text(encoding="utf-8")
+    assert "ConvertTo-Json -InputObject $Value -Compress -Depth 20" in text
+    assert "[Console]::Out.Write($line)" in text
+    assert "'[^\\x00-\\x7F]'" in text
