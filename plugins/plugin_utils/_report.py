@@ -77,9 +77,11 @@ def host_line(name: str, entry: Mapping[str, Any]) -> str:
     unknown = f"; {len(entry['unknown'])} check(s) could not be made" if entry["unknown"] else ""
     if not problems:
         return f"{name}: no e-RS fault found{unknown}"
-    faults = ", ".join(str(n) for n in entry["faults"]) or "none now (warnings only)"
     labels = "; ".join(f"{_finding_label(f)}: {f.get('summary') or ''}".rstrip(": ")
                        for f in problems)
+    if not entry["faults"]:
+        return f"{name}: warnings only, no e-RS fault now - {labels}{unknown}"
+    faults = ", ".join(str(n) for n in entry["faults"])
     return f"{name}: e-RS fault {faults} - {labels}{unknown}"
 
 

@@ -39,7 +39,8 @@ def test_ok_failed_unreachable_and_missing_hosts() -> None:
 def test_warnings_alone_do_not_make_a_fault() -> None:
     entry = _report.host_entry({"findings": [_finding("CM_MULTIPLE_VERSIONS", "warning")], "unknown": []})
     assert entry["faults"] == []
-    assert "warnings only" in _report.host_line("pc-9", entry)
+    assert _report.host_line("pc-9", entry) == (
+        "pc-9: warnings only, no e-RS fault now - CM_MULTIPLE_VERSIONS: CM_MULTIPLE_VERSIONS summary")
 
 
 def test_summary_lines_name_fault_finding_and_session() -> None:
