@@ -1,0 +1,385 @@
+# Copyright (c) 2025 NHS CM remediation maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Browser-policy checks of diagnose (fault 1 cookies; fault 4 AuthServerAllowlist).
+
+Each check runs for Chrome and Edge (and Firefox for the cookie checks, only where a Firefox
+Cookies policy exists), for the machine and for every user (``_policy_facts.judge_scopes``):
+a problem the machine's policy decides for everybody is reported once with scope
+``{kind: machine}``; one that a user's own hive decides (or that does not hit every user) is
+reported per user. Effective values follow ``_browser_policy``; URL matching ``_url_patterns``.
+A value set by domain Group Policy (``facts["gpo"]``) gives ``managed_by_gpo: true`` and the
+policy to change in the remedy.
+
+The checks apply where NHS Credential Management is installed, or wanted (option
+``cm_required``).
+"""
+
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within the nhs_cm.remediation collection
+# and may not remain stable to outside uses. Changes may be made in ANY release, even a bugfix release.
+# See also: https://github.com/ansible/community/issues/539#issuecomment-780839686
+# Please open an issue if you have questions about this.
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._browser_policy import (
+    ChromiumCookies,
+    ChromiumPolicy,
+    Effective,
+    FirefoxCookies,
+    ListEntry,
+    Rule,
+    auth_allowlist,
+    auth_covers_localhost,
+    auth_localhost_rules,
+    auth_rules,
+    chromium_cookies,
+    chromium_policy,
+    firefox_cookies,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import ID
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import Facts, Options, Outcome, evaluator
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import (
+    BROWSER_NAMES,
+    CHROMIUM_KEYS,
+    ErrorsOf,
+    Judge,
+    Verdict,
+    cm_applies,
+    report_scopes,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns import (
+    covers_localhost_any_port,
+    firefox_covers_localhost_any_port,
+    matches_localhost_some_port,
+)
+
+CHROMIUM = tuple(CHROMIUM_KEYS)
+LOCALHOST_ALLOW_ENTRY = "[*.]localhost"
+
+
+def report(facts: Facts, check_id: str, browser: str | None, judge: Judge, errors_of: ErrorsOf) -> Outcome:
+    findings, unknown = report_scopes(facts, check_id, browser, judge, errors_of)
+    return Outcome(findings=findings, unknown=unknown)
+
+
+def _merge(*outcomes: Outcome) -> Outcome:
+    merged = Outcome()
+    for outcome in outcomes:
+        merged.findings.extend(outcome.findings)
+        merged.unknown.extend(outcome.unknown)
+    return merged
+
+
+# ---------------------------------------------------------------------------------------------
+# Evidence
+
+def _pattern_note(pattern: str) -> str:
+    if covers_localhost_any_port(pattern):
+        return "covers http://localhost on every port"
+    if matches_localhost_some_port(pattern):
+        return "matches http://localhost on one port only"
+    return "does not match http://localhost"
+
+
+def _entry_note(entry: ListEntry) -> str:
+    pair = entry.pair
+    if not pair.valid:
+        return f"invalid pattern, matches nothing: {pair.primary.error or pair.error}"
+    note = _pattern_note(pair.primary.text)
+    if pair.secondary is not None:
+        note += f"; only under top-level sites matching {pair.secondary.text}"
+    if pair.primary.matches_all_hosts:
+        note += "; matches every host, so it does not lift third-party blocking"
+    return note
+
+
+def _list_evidence(view: ChromiumPolicy, effective: Effective) -> list[dict[str, t.Any]]:
+    """Every entry of the effective list (with what it matches), what was ignored, or where the
+    list was looked for when no source sets it."""
+    items: list[dict[str, t.Any]] = []
+    if effective.is_set:
+        items += [entry.value.evidence(note=_entry_note(entry)) for entry in effective.entries]
+        if not effective.entries:
+            items.append({"path": effective.list_key, "exists": True, "entries": 0, "source": effective.source.label
+                          if effective.source else None})
+    else:
+        items += [{"path": f"{source.path}\\{effective.policy}", "exists": False, "source": source.label}
+                  for source in view.sources if source.level == "mandatory"]
+    items += effective.ignored
+    items += _hidden(view, effective)
+    return items
+
+
+def _hidden(view: ChromiumPolicy, effective: Effective) -> list[dict[str, t.Any]]:
+    """Entries of lower sources hidden by the winning source (a list comes whole from one source)."""
+    if effective.source is None:
+        return []
+    items = []
+    below = False
+    for source in view.sources:
+        if source.level != "mandatory":
+            continue
+        if source == effective.source:
+            below = True
+            continue
+        if not below:
+            continue
+        node = view.nodes.get((source.path, effective.policy)) or {}
+        for name, item in sorted((node.get("values") or {}).items()):
+            if isinstance(item, dict):
+                items.append({"path": f"{source.path}\\{effective.policy}", "name": name, "type": item.get("type"),
+                              "data": item.get("data"), "source": source.label,
+                              "note": f"ignored: the {effective.source.label} list wins whole (lists from "
+                                      "machine and user policy are never merged)"})
+    return items
+
+
+def _cookie_lists_evidence(view: ChromiumPolicy, cookies: ChromiumCookies) -> list[dict[str, t.Any]]:
+    items = _list_evidence(view, cookies.lists["CookiesAllowedForUrls"])
+    for policy in ("CookiesSessionOnlyForUrls", "CookiesBlockedForUrls"):
+        effective = cookies.lists[policy]
+        if effective.is_set:
+            items += _list_evidence(view, effective)
+    return items
+
+
+def _lists_from_user(cookies: ChromiumCookies) -> bool:
+    return any(effective.from_user for effective in cookies.lists.values())
+
+
+def _list_keys(cookies: ChromiumCookies) -> list[tuple[str, str]]:
+    return [(entry.value.path, entry.value.name) for effective in cookies.lists.values() for entry in effective.entries]
+
+
+def _where(effective: Effective) -> str:
+    return f"{effective.source.label}, {effective.winner.path}" if effective.source and effective.winner else "unset"
+
+
+# ---------------------------------------------------------------------------------------------
+# Chrome and Edge
+
+def _chromium_errors(facts: Facts, browser: str) -> t.Callable[[dict[str, t.Any] | None], list[str]]:
+    def errors_of(user: dict[str, t.Any] | None) -> list[str]:
+        view = chromium_policy(facts, browser, user)
+        if user is None:
+            return view.errors
+        root = f"HKU\\{user.get('sid')}"
+        return [error for error in view.errors if root.casefold() in error.casefold()]
+    return errors_of
+
+
+def _uncovered_text(cookies: ChromiumCookies) -> str:
+    covered = cookies.localhost.covered_ports
+    if not covered:
+        return "no allow-list entry covers http://localhost"
+    return f"no allow-list entry covers http://localhost on every port (only on {', '.join(covered)})"
+
+
+def _third_party_judge(facts: Facts, browser: str) -> t.Callable[[dict[str, t.Any] | None], Verdict | None]:
+    name = BROWSER_NAMES[browser]
+
+    def judge(user: dict[str, t.Any] | None) -> Verdict | None:
+        view = chromium_policy(facts, browser, user)
+        cookies = chromium_cookies(view)
+        block = cookies.block_third_party
+        if block.value is not True or cookies.localhost.covered or block.winner is None:
+            return None
+        level = " (recommended: the user may have changed it)" if block.source and block.source.level == \
+            "recommended" else ""
+        evidence = [block.winner.evidence(), *block.ignored, *_cookie_lists_evidence(view, cookies)]
+        return Verdict(
+            summary=f"{name} policy blocks third-party cookies{level} and {_uncovered_text(cookies)} "
+                    f"(BlockThirdPartyCookies=1 from {_where(block)})",
+            evidence=evidence,
+            action=f"Add {LOCALHOST_ALLOW_ENTRY} to {name}'s CookiesAllowedForUrls "
+                   f"({_allow_target(view, cookies)}), then restart {name}",
+            deciding=[(block.winner.path, block.winner.name), *_list_keys(cookies)],
+            user_decided=block.from_user or _lists_from_user(cookies))
+    return judge
+
+
+def _allow_target(view: ChromiumPolicy, cookies: ChromiumCookies) -> str:
+    allowed = cookies.lists["CookiesAllowedForUrls"]
+    if allowed.is_set and allowed.list_key:
+        return allowed.list_key
+    return f"{view.sources[0].path}\\CookiesAllowedForUrls"
+
+
+def _default_judge(facts: Facts, browser: str) -> t.Callable[[dict[str, t.Any] | None], Verdict | None]:
+    name = BROWSER_NAMES[browser]
+
+    def judge(user: dict[str, t.Any] | None) -> Verdict | None:
+        view = chromium_policy(facts, browser, user)
+        cookies = chromium_cookies(view)
+        default = cookies.default_setting
+        if default.value != 2 or cookies.localhost.covered or default.winner is None:
+            return None
+        evidence = [default.winner.evidence(note="2 = block all cookies"), *default.ignored,
+                    *_cookie_lists_evidence(view, cookies)]
+        return Verdict(
+            summary=f"{name} policy blocks all cookies by default and {_uncovered_text(cookies)} "
+                    f"(DefaultCookiesSetting=2 from {_where(default)})",
+            evidence=evidence,
+            action=f"Add {LOCALHOST_ALLOW_ENTRY} to {name}'s CookiesAllowedForUrls "
+                   f"({_allow_target(view, cookies)}), then restart {name}",
+            deciding=[(default.winner.path, default.winner.name), *_list_keys(cookies)],
+            user_decided=default.from_user or _lists_from_user(cookies))
+    return judge
+
+
+def _blocked_judge(facts: Facts, browser: str) -> t.Callable[[dict[str, t.Any] | None], Verdict | None]:
+    name = BROWSER_NAMES[browser]
+
+    def judge(user: dict[str, t.Any] | None) -> Verdict | None:
+        view = chromium_policy(facts, browser, user)
+        cookies = chromium_cookies(view)
+        blocking: list[Rule] = cookies.localhost.blocking
+        if not blocking:
+            return None
+        entries = ", ".join(f"'{rule.entry.pair.text}' ({rule.entry.value.path} value {rule.entry.value.name})"
+                            for rule in blocking)
+        evidence = [rule.entry.value.evidence(note=_entry_note(rule.entry) + "; wins over every allow entry")
+                    for rule in blocking]
+        evidence += [item for policy in ("CookiesAllowedForUrls", "CookiesSessionOnlyForUrls")
+                     if cookies.lists[policy].is_set for item in _list_evidence(view, cookies.lists[policy])]
+        return Verdict(
+            summary=f"{name} policy blocks cookies for http://localhost: CookiesBlockedForUrls {entries}",
+            evidence=evidence,
+            action=f"Remove {entries} from {name}'s CookiesBlockedForUrls (only when the play opts in), "
+                   f"then restart {name}",
+            deciding=[(rule.entry.value.path, rule.entry.value.name) for rule in blocking],
+            user_decided=any(rule.entry.value.source.startswith("user") for rule in blocking)
+            or _lists_from_user(cookies))
+    return judge
+
+
+def _auth_judge(facts: Facts, browser: str) -> t.Callable[[dict[str, t.Any] | None], Verdict | None]:
+    name = BROWSER_NAMES[browser]
+
+    def judge(user: dict[str, t.Any] | None) -> Verdict | None:
+        view = chromium_policy(facts, browser, user)
+        allowlist = auth_allowlist(view)
+        if not allowlist.is_set or allowlist.winner is None or auth_covers_localhost(allowlist):
+            return None
+        partial = [rule.text for rule in auth_localhost_rules(allowlist)]
+        invalid = [f"{rule.text} ({rule.error})" for rule in auth_rules(allowlist) if rule.kind == "invalid"]
+        note = "no entry matches http://localhost on every port"
+        if partial:
+            note += f"; only some ports: {', '.join(partial)}"
+        if invalid:
+            note += f"; ignored as invalid: {', '.join(invalid)}"
+        return Verdict(
+            summary=f"{name}'s AuthServerAllowlist is set and no entry matches localhost, so {name} never sends "
+                    f"Windows credentials to NHS Credential Management ({_where(allowlist)})",
+            evidence=[allowlist.winner.evidence(note=note), *allowlist.ignored],
+            action=f"Add localhost to {name}'s {allowlist.policy} ({allowlist.winner.path}), then restart {name}",
+            deciding=[(allowlist.winner.path, allowlist.winner.name)],
+            user_decided=allowlist.from_user)
+    return judge
+
+
+# ---------------------------------------------------------------------------------------------
+# Firefox
+
+def _firefox_errors(facts: Facts) -> t.Callable[[dict[str, t.Any] | None], list[str]]:
+    def errors_of(user: dict[str, t.Any] | None) -> list[str]:
+        errors = firefox_cookies(facts, user).errors
+        if user is None:
+            return errors
+        root = f"HKU\\{user.get('sid')}"
+        return [error for error in errors if root.casefold() in error.casefold()]
+    return errors_of
+
+
+def _firefox_list_evidence(cookies: FirefoxCookies) -> list[dict[str, t.Any]]:
+    items = []
+    for entry in cookies.allow + cookies.block:
+        if not entry.origin.valid:
+            note = f"invalid origin, ignored: {entry.origin.error}"
+        elif firefox_covers_localhost_any_port(entry.origin):
+            note = "covers http://localhost on every port"
+        else:
+            note = "does not cover http://localhost on every port"
+        items.append(entry.value.evidence(note=note))
+    return items
+
+
+def _firefox_user_decided(cookies: FirefoxCookies) -> bool:
+    values = [cookies.behavior] + [entry.value for entry in cookies.allow + cookies.block]
+    return any(item is not None and item.source.startswith("user") for item in values)
+
+
+def _firefox_reject_judge(facts: Facts, rejects: str) -> t.Callable[[dict[str, t.Any] | None], Verdict | None]:
+    what = "third-party cookies" if rejects == "foreign" else "all cookies"
+
+    def judge(user: dict[str, t.Any] | None) -> Verdict | None:
+        cookies = firefox_cookies(facts, user)
+        if not cookies.present or cookies.rejects != rejects or cookies.covered or cookies.behavior is None:
+            return None
+        decider = cookies.behavior
+        return Verdict(
+            summary=f"Firefox policy blocks {what} ({decider.name}={decider.data!r}, {decider.source}) and no "
+                    "Cookies Allow origin covers http://localhost",
+            evidence=[decider.evidence(), *_firefox_list_evidence(cookies)],
+            action="Add http://localhost to Firefox's Cookies > Allow list, then restart Firefox",
+            deciding=[(decider.path, decider.name)],
+            user_decided=_firefox_user_decided(cookies))
+    return judge
+
+
+def _firefox_blocked_judge(facts: Facts) -> t.Callable[[dict[str, t.Any] | None], Verdict | None]:
+    def judge(user: dict[str, t.Any] | None) -> Verdict | None:
+        cookies = firefox_cookies(facts, user)
+        blocking = cookies.blocking
+        if not cookies.present or not blocking:
+            return None
+        entries = ", ".join(f"'{entry.value.data}' ({entry.value.path} value {entry.value.name})"
+                            for entry in blocking)
+        return Verdict(
+            summary=f"Firefox policy blocks cookies for http://localhost: Cookies Block {entries}",
+            evidence=[entry.value.evidence(note="matches http://localhost") for entry in blocking],
+            action=f"Remove {entries} from Firefox's Cookies > Block list (only when the play opts in), then "
+                   "restart Firefox",
+            deciding=[(entry.value.path, entry.value.name) for entry in blocking],
+            user_decided=any(entry.value.source.startswith("user") for entry in blocking))
+    return judge
+
+
+# ---------------------------------------------------------------------------------------------
+# The evaluators
+
+def _run(facts: Facts, options: Options, check_id: str,
+         chromium_judge: t.Callable[[Facts, str], t.Callable[[dict[str, t.Any] | None], Verdict | None]],
+         firefox_judge: t.Callable[[dict[str, t.Any] | None], Verdict | None] | None) -> Outcome:
+    if not cm_applies(facts, options):
+        return Outcome()
+    outcomes = [report(facts, check_id, browser, chromium_judge(facts, browser), _chromium_errors(facts, browser))
+                for browser in CHROMIUM]
+    if firefox_judge is not None:
+        outcomes.append(report(facts, check_id, "firefox", firefox_judge, _firefox_errors(facts)))
+    return _merge(*outcomes)
+
+
+@evaluator(ID.THIRD_PARTY_COOKIES_BLOCKED)
+def check_third_party_cookies_blocked(facts: Facts, options: Options) -> Outcome:
+    return _run(facts, options, ID.THIRD_PARTY_COOKIES_BLOCKED, _third_party_judge,
+                _firefox_reject_judge(facts, "foreign"))
+
+
+@evaluator(ID.COOKIES_BLOCKED_BY_DEFAULT)
+def check_cookies_blocked_by_default(facts: Facts, options: Options) -> Outcome:
+    return _run(facts, options, ID.COOKIES_BLOCKED_BY_DEFAULT, _default_judge, _firefox_reject_judge(facts, "all"))
+
+
+@evaluator(ID.LOCALHOST_COOKIES_BLOCKED)
+def check_localhost_cookies_blocked(facts: Facts, options: Options) -> Outcome:
+    return _run(facts, options, ID.LOCALHOST_COOKIES_BLOCKED, _blocked_judge, _firefox_blocked_judge(facts))
+
+
+@evaluator(ID.AUTH_ALLOWLIST_EXCLUDES_LOCALHOST)
+def check_auth_allowlist_excludes_localhost(facts: Facts, options: Options) -> Outcome:
+    return _run(facts, options, ID.AUTH_ALLOWLIST_EXCLUDES_LOCALHOST, _auth_judge, None)

@@ -1,0 +1,113 @@
+"""Facts for the browser-policy and zone checks, built from a flat registry as a test writes it.
+
+``facts_for(registry, users, gpo)`` answers every key of ``MACHINE_READS`` / ``USER_READS`` as
+``reg_read`` would (a node with ``exists``, ``values``, ``subkeys`` to the declared depth) and
+returns the facts shape that ``_facts.build_facts`` gives the evaluators:
+``facts["policy_keys"]``, ``facts["users"]``, ``facts["gpo"]``. Key paths are case-insensitive.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import MACHINE_READS, USER_READS
+
+Registry = dict[str, dict[str, dict[str, t.Any]]]
+
+SID_A = "S-1-5-21-2847561937-1930485726-3150942856-1101"
+SID_B = "S-1-5-21-2847561937-1930485726-3150942856-1102"
+USER_A = {"sid": SID_A, "user": "NHS\\asmith", "session": 1, "source": "session", "hive": "loaded", "error": None}
+USER_B = {"sid": SID_B, "user": "NHS\\bjones", "session": 2, "source": "session", "hive": "loaded", "error": None}
+
+CHROME = "HKLM\\SOFTWARE\\Policies\\Google\\Chrome"
+EDGE = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge"
+FIREFOX = "HKLM\\SOFTWARE\\Policies\\Mozilla\\Firefox\\Cookies"
+IS = "SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Internet Settings"
+IS_POLICY = "SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings"
+
+
+def sz(data: str) -> dict[str, t.Any]:
+    return {"type": "REG_SZ", "data": data}
+
+
+def expand_sz(data: str) -> dict[str, t.Any]:
+    return {"type": "REG_EXPAND_SZ", "data": data}
+
+
+def dword(data: int) -> dict[str, t.Any]:
+    return {"type": "REG_DWORD", "data": data}
+
+
+def user_key(sid: str, relative: str) -> str:
+    return f"HKU\\{sid}\\{relative}"
+
+
+def good_zones(sid: str) -> Registry:
+    """A user's Local intranet zone as NHS requires it."""
+    return {
+        user_key(sid, "Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\ZoneMap"): {
+            "AutoDetect": dword(0), "IntranetName": dword(1), "ProxyBypass": dword(1), "UNCAsIntranet": dword(1)},
+        user_key(sid, "Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones\\1"): {
+            "1A00": dword(0x20000)},
+    }
+
+
+def _children(registry: Registry, path: str) -> dict[str, str]:
+    """Direct subkey names of ``path`` (as written) -> their full paths."""
+    prefix = path.casefold() + "\\"
+    names: dict[str, str] = {}
+    for key in registry:
+        if key.casefold().startswith(prefix):
+            name = key[len(prefix):].split("\\")[0]
+            names.setdefault(name.casefold(), key[:len(prefix) + len(name)])
+    return {full.split("\\")[-1]: full for full in names.values()}
+
+
+def _exists(registry: Registry, path: str) -> bool:
+    folded = path.casefold()
+    return any(key.casefold() == folded or key.casefold().startswith(folded + "\\") for key in registry)
+
+
+def _values(registry: Registry, path: str) -> dict[str, t.Any]:
+    folded = path.casefold()
+    merged: dict[str, t.Any] = {}
+    for key, values in registry.items():
+        if key.casefold() == folded:
+            merged.update(values)
+    return merged
+
+
+def read(registry: Registry, path: str, depth: int, denied: tuple[str, ...] = ()) -> dict[str, t.Any]:
+    """A reg_read reply for ``path`` (as the facts keep it)."""
+    if any(path.casefold() == item.casefold() for item in denied):
+        return {"exists": False, "values": {}, "subkeys": {}, "error": "access_denied"}
+    if not _exists(registry, path):
+        return {"exists": False, "values": {}, "subkeys": {}, "error": None}
+    node = {"exists": True, "values": _values(registry, path), "subkeys": {}, "error": None}
+    for name, full in _children(registry, path).items():
+        node["subkeys"][name] = read(registry, full, depth - 1, denied) if depth > 0 else None
+    return node
+
+
+def facts_for(registry: Registry, users: list[dict[str, t.Any]] | None = None,
+              gpo: list[dict[str, t.Any]] | None = None, denied: tuple[str, ...] = (),
+              cm_installed: bool = True) -> dict[str, t.Any]:
+    people = []
+    for user in users or []:
+        person = dict(user)
+        if person.get("hive") != "unavailable":
+            person["keys"] = {rel: read(registry, user_key(person["sid"], rel), depth, denied)
+                              for rel, depth in USER_READS}
+        else:
+            person["keys"] = {}
+        people.append(person)
+    products = {"cm": [{"kind": "cm", "name": "NHS Credential Management"}] if cm_installed else [],
+                "identity_hub": [], "identity_agent": [], "port_service": []}
+    return {
+        "products": products,
+        "policy_keys": {path: read(registry, path, depth, denied) for path, depth in MACHINE_READS},
+        "users": people,
+        "gpo": {"available": gpo is not None, "error": None if gpo is not None else "not read",
+                "settings": list(gpo or [])},
+        "read_errors": {},
+    }
