@@ -5,20 +5,33 @@
 
 Reads the host with ONE runner call (``_facts.plan_reads``), normalises what came back
 (``_facts.build_facts``) and evaluates it (``_evaluate.evaluate``) on the controller. It never
-changes the host, so check mode runs exactly the same reads.
+changes the host, so check mode runs exactly the same reads. With ``ers_report`` (the text of an
+e-RS configuration check), the findings that explain the fault it names come first
+(``_ers_report.order_findings``); a text that names no fault is a warning, not a failure.
 """
 
 from __future__ import annotations
 
+import re
 import typing as t
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
+from ansible.utils.display import Display
 
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._ers_report import (
+    MAX_REPORT_CHARS,
+    ErsReport,
+    order_findings,
+    parse_ers_report,
+    unknown_report_warning,
+)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import evaluate
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import (
     DEFAULT_OPTIONS,
+    LEGACY_GENERATIONS,
     build_facts,
+    parse_version,
     plan_reads,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
@@ -35,7 +48,15 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "port_service_display_name": {"type": "str", "default": DEFAULT_OPTIONS["port_service_display_name"]},
     "prs_ports": {"type": "list", "elements": "int", "default": list(DEFAULT_OPTIONS["prs_ports"])},
     "probe_timeout_ms": {"type": "int", "default": DEFAULT_OPTIONS["probe_timeout_ms"]},
+    "include_offline_profiles": {"type": "bool", "default": DEFAULT_OPTIONS["include_offline_profiles"]},
+    "ers_report": {"type": "str", "default": None},
+    "ia_paths": {"type": "list", "elements": "str", "default": list(DEFAULT_OPTIONS["ia_paths"])},
+    "ia_process_names": {"type": "list", "elements": "str", "default": list(DEFAULT_OPTIONS["ia_process_names"])},
+    "ia_min_version": {"type": "str", "default": DEFAULT_OPTIONS["ia_min_version"]},
+    "smartcard_reader_required": {"type": "bool", "default": DEFAULT_OPTIONS["smartcard_reader_required"]},
 }
+display = Display()
+_ABSOLUTE_PATH = re.compile(r"^(?:[A-Za-z]:\\|\\\\[^\\]+\\[^\\]+)")
 
 
 def _range_errors(options: dict[str, t.Any]) -> list[str]:
@@ -51,7 +72,31 @@ def _range_errors(options: dict[str, t.Any]) -> list[str]:
         errors.append(f"prs_ports must hold ports from 1 to 65535, not {', '.join(map(str, bad))}")
     if not options["port_service_display_name"].strip():
         errors.append("port_service_display_name must not be empty")
+    report = options["ers_report"]
+    if report is not None and len(report) > MAX_REPORT_CHARS:
+        errors.append(f"ers_report must be at most {MAX_REPORT_CHARS} characters (the text of the e-RS "
+                      f"configuration check), not {len(report)}")
+    relative = [path for path in options["ia_paths"] if not _ABSOLUTE_PATH.match(path)]
+    if relative:
+        errors.append(f"ia_paths must hold absolute Windows paths (C:\\...\\IdentityAgent.exe), not "
+                      f"{', '.join(map(repr, relative))}")
+    if parse_version(options["ia_min_version"]) is None:
+        errors.append(f"ia_min_version must be a version such as 2.4.10.0, not {options['ia_min_version']!r}")
     return errors
+
+
+def report_warnings(report: ErsReport | None, text: str | None, generation: str | None) -> list[str]:
+    """What a person should know about the e-RS report text given (none when none was given)."""
+    if not text or not text.strip():
+        return []
+    if report is None:
+        return [unknown_report_warning(text)]
+    if report.fault in (2, 3) and generation not in LEGACY_GENERATIONS and generation is not None:
+        installed = "NHS Credential Management 3.x or later (NHS Smartcard Connect)" if generation == "cm3plus" \
+            else "no NHS Credential Management"
+        return [f"ers_report names e-RS fault {report.fault} ('{report.message}'), which concerns the legacy NHS "
+                f"Identity Agent, but this host has {installed}: was the report made on another computer?"]
+    return []
 
 
 def validate_options(args: dict[str, t.Any]) -> tuple[dict[str, t.Any] | None, str | None]:
@@ -66,6 +111,8 @@ def validate_options(args: dict[str, t.Any]) -> tuple[dict[str, t.Any] | None, s
     options = {name: result.validated_parameters[name] for name in ARGUMENT_SPEC}
     options["cm_process_names"] = list(options["cm_process_names"] or [])
     options["prs_ports"] = list(options["prs_ports"] or [])
+    options["ia_paths"] = list(options["ia_paths"] or [])
+    options["ia_process_names"] = list(options["ia_process_names"] or [])
     errors = _range_errors(options)
     if errors:
         return None, "; ".join(errors)
@@ -90,5 +137,14 @@ class ActionModule(RunnerAction):
             return result
         facts = build_facts(results, options)
         findings, unknown = evaluate(facts, options)
-        result.update(changed=False, findings=findings, facts=facts, unknown=unknown)
+        report = parse_ers_report(options["ers_report"])
+        generation = facts["product"]["generation"]
+        # Shown, not returned in ``warnings``: ansible-core 2.19 keeps returned warnings in the
+        # registered result as objects that cannot be read back as plain variables.
+        host = (task_vars or {}).get("inventory_hostname", "this host")
+        for warning in report_warnings(report, options["ers_report"], generation):
+            display.warning(f"{host}: {warning}")
+        result.update(changed=False, findings=order_findings(findings, report.fault if report else None),
+                      facts=facts, unknown=unknown, product=generation,
+                      reported_fault=report.fault if report else None, reported_port=report.port if report else None)
         return result

@@ -420,3 +420,11 @@ def evaluate(facts: Facts, options: Options | None = None) -> tuple[list[dict[st
         unknowns.extend(outcome.unknown)
     findings.sort(key=lambda finding: ORDER[finding["id"]])
     return findings, unknowns
+
+
+# The checks of the other faults live in their own modules and register themselves here.
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import (  # noqa: E402  # pylint: disable=unused-import
+    _eval_agent,  # noqa: F401
+    _eval_browser,  # noqa: F401
+    _eval_zones,  # noqa: F401
+)

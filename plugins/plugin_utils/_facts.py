@@ -8,6 +8,23 @@ Pure functions, no I/O. ``plan_reads(options)`` returns the operations of ONE ru
 JSON-able dict. A read that failed is recorded in ``facts["read_errors"][<read>]`` as
 ``"<kind>: <message>"`` and its fact is left ``None``, so the evaluators can report the check
 as unknown instead of healthy.
+
+Registry keys other modules need are declared there, not here: each of ``DECLARING_MODULES``
+may declare ``MACHINE_READS`` (full ``HKLM\\...`` key, depth), ``USER_READS`` (key relative to
+a user's hive root, depth) and ``READ_VALUE_NAMES`` ({declared key: the only value names
+needed}, used as the ``names`` filter of the machine reads). ``declared_reads`` collects them (a
+module that is not there declares nothing) and the plan reads them in the same runner call:
+
+- ``facts["policy_keys"]``: ``{key as declared: node}``;
+- ``facts["users"]``: one entry per interactive session's user and, with option
+  ``include_offline_profiles``, one per other person's profile (``session`` null), each
+  ``{sid, user, session, source: session|offline_profile, hive: loaded|mounted|unavailable,
+  error, keys: {relative key as declared: node}}``;
+- ``facts["gpo"]``: ``{available, error, settings: [{scope, sid, key, name, gpo}]}``, the
+  registry-based Group Policy values in effect under the declared keys;
+
+where a node is ``{exists, values: {name: {type, data}}, subkeys: {name: node or null},
+error: null or the error kind}`` at every level.
 """
 
 # FOR INTERNAL COLLECTION USE ONLY
@@ -18,9 +35,13 @@ as unknown instead of healthy.
 
 from __future__ import annotations
 
+import importlib
 import ntpath
 import re
 import typing as t
+
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._ers_report import parse_ers_report
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import USER_SID_PATTERN
 
 UNINSTALL_64 = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
 UNINSTALL_32 = "HKLM\\SOFTWARE\\WOW6432Node\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
@@ -31,6 +52,16 @@ UNINSTALL_VALUE_NAMES = ["DisplayName", "DisplayVersion", "Publisher", "InstallL
 PRS_PORTS = [43487, 44213, 45031, 46478, 48853]
 PRS_PATH = "/PRS/GetPortNumber"
 SMARTCARD_SERVICE = "SCardSvr"
+CALAIS_READERS = "HKLM\\SOFTWARE\\Microsoft\\Cryptography\\Calais\\Readers"
+IA_EXE = "IdentityAgent.exe"
+#: Where the Identity Agent is usually installed (its folder is not public: an inference from
+#: estates and its HSCIC heritage, hence option ``ia_paths``).
+IA_PATHS = [
+    "C:\\Program Files (x86)\\HSCIC\\Identity Agent\\IdentityAgent.exe",
+    "C:\\Program Files\\HSCIC\\Identity Agent\\IdentityAgent.exe",
+]
+#: Every Identity Agent before this version is retired and blocked by NHS.
+IA_MIN_VERSION = "2.4.10.0"
 
 DEFAULT_OPTIONS: dict[str, t.Any] = {
     "cm_required": True,
@@ -38,6 +69,12 @@ DEFAULT_OPTIONS: dict[str, t.Any] = {
     "port_service_display_name": "NHS Port Service",
     "prs_ports": list(PRS_PORTS),
     "probe_timeout_ms": 1000,
+    "include_offline_profiles": False,
+    "ers_report": None,
+    "ia_paths": list(IA_PATHS),
+    "ia_process_names": [IA_EXE],
+    "ia_min_version": IA_MIN_VERSION,
+    "smartcard_reader_required": True,
 }
 
 #: Uninstall DisplayName prefixes (case-insensitive) -> product kind.
@@ -48,8 +85,13 @@ PRODUCT_PREFIXES: tuple[tuple[str, str], ...] = (
     ("NHS Digital Identity Agent", "identity_agent"),
     ("HSCIC Identity Agent", "identity_agent"),
     ("NHS Port Service", "port_service"),
+    ("NHS Smartcard Connect", "smartcard_connect"),
 )
-PRODUCT_KINDS = ("cm", "identity_hub", "identity_agent", "port_service")
+PRODUCT_KINDS = ("cm", "identity_hub", "identity_agent", "port_service", "smartcard_connect")
+#: What ``facts["product"]["generation"]`` can be: CM 1.x or Identity Hub work with the legacy
+#: Identity Agent; CM 3.x and later ship NHS Smartcard Connect and have no Identity Agent.
+GENERATIONS = ("identity_hub", "cm1", "cm3plus", "none")
+LEGACY_GENERATIONS = ("identity_hub", "cm1")
 
 #: Pending-reboot indicators: (read label, key, value name or None for "the key exists").
 _CURRENT_VERSION = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion"
@@ -78,9 +120,91 @@ def _reg(key: str, names: list[str] | None = None, depth: int = 0) -> dict[str, 
     return op
 
 
+# ---------------------------------------------------------------------------------------------
+# Keys other modules declare
+
+_PLUGIN_UTILS = "ansible_collections.nhs_cm.remediation.plugins.plugin_utils"
+#: The modules whose ``MACHINE_READS`` / ``USER_READS`` are read (a missing module declares none).
+DECLARING_MODULES = ("_policy_facts", "_browser_policy", "_zones")
+_HIVE_PREFIXES = ("HKLM\\", "HKU\\", "HKCU\\", "HKEY_")
+
+
+def _declared_entry(where: str, entry: t.Any, machine: bool) -> tuple[str, int]:
+    if (not isinstance(entry, (tuple, list)) or len(entry) != 2 or not isinstance(entry[0], str)
+            or isinstance(entry[1], bool) or not isinstance(entry[1], int)):
+        raise ValueError(f"{where} must be a (key path, depth) pair, not {entry!r}")
+    path, depth = entry
+    if not 0 <= depth <= 4:
+        raise ValueError(f"{where}: depth must be from 0 to 4, not {depth!r}")
+    if not re.match(r"^[^\\]+(?:\\[^\\]+)*$", path):
+        raise ValueError(f"{where}: {path!r} has an empty part or a leading or trailing backslash")
+    starts_with_hive = path.upper().startswith(_HIVE_PREFIXES)
+    if machine and not path.upper().startswith("HKLM\\"):
+        raise ValueError(f"{where}: {path!r} must be a full HKLM\\... key")
+    if not machine and starts_with_hive:
+        raise ValueError(f"{where}: {path!r} must be relative to the user's hive root (no hive name)")
+    return path, depth
+
+
+def _declared_names(module: t.Any, module_name: str, path: str) -> list[str] | None:
+    names = (getattr(module, "READ_VALUE_NAMES", None) or {}).get(path)
+    if names is None:
+        return None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"{module_name}.READ_VALUE_NAMES[{path!r}] must be a list of value names, not {names!r}")
+    return list(names)
+
+
+def declared_reads(list_name: str) -> list[tuple[str, int, list[str] | None]]:
+    """(key, depth, value names or None for all) that ``DECLARING_MODULES`` declare in
+    ``list_name`` (``MACHINE_READS`` or ``USER_READS``), each key once, in order: the deepest
+    read wins, and the names of several modules add up (one without a filter reads them all)."""
+    merged: dict[str, tuple[str, int, list[str] | None]] = {}
+    for module_name in DECLARING_MODULES:
+        full_name = f"{_PLUGIN_UTILS}.{module_name}"
+        try:
+            module = importlib.import_module(full_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == full_name:
+                continue
+            raise
+        for index, entry in enumerate(getattr(module, list_name, None) or []):
+            path, depth = _declared_entry(f"{module_name}.{list_name}[{index}]", entry, list_name == "MACHINE_READS")
+            names = _declared_names(module, module_name, path)
+            known = merged.get(path.casefold())
+            if known is not None:
+                both = None if known[2] is None or names is None else known[2] + [
+                    name for name in names if name.casefold() not in {n.casefold() for n in known[2]}]
+                merged[path.casefold()] = (known[0], max(known[1], depth), both)
+            else:
+                merged[path.casefold()] = (path, depth, names)
+    return list(merged.values())
+
+
+def _gpo_prefixes(machine: list[tuple[str, int, t.Any]], user: list[tuple[str, int, t.Any]]) -> list[str]:
+    """The declared keys relative to their hive root, each once, leaving out keys below another."""
+    paths = [entry[0].split("\\", 1)[1] for entry in machine] + [entry[0] for entry in user]
+    prefixes: dict[str, str] = {}
+    for path in paths:
+        prefixes.setdefault(path.casefold(), path)
+    folded = list(prefixes)
+    return [prefixes[key] for key in folded if not any(key.startswith(other + "\\") for other in folded)]
+
+
+def _listener_ports(opts: dict[str, t.Any]) -> list[int]:
+    """The NHS Port Service's ports and, when the e-RS report names one, CM's port (so the
+    session whose CM the report is about can be found)."""
+    ports = list(opts["prs_ports"])
+    report = parse_ers_report(opts.get("ers_report"))
+    if report is not None and report.port is not None and report.port not in ports:
+        ports.append(report.port)
+    return ports
+
+
 def planned_reads(options: dict[str, t.Any] | None = None) -> list[tuple[str, dict[str, t.Any]]]:
     """(label, op) for every read of diagnose, in request order."""
     opts = options_with_defaults(options)
+    machine_reads, user_reads = declared_reads("MACHINE_READS"), declared_reads("USER_READS")
     reads: list[tuple[str, dict[str, t.Any]]] = [
         ("uninstall_64", _reg(UNINSTALL_64, UNINSTALL_VALUE_NAMES, depth=1)),
         ("uninstall_32", _reg(UNINSTALL_32, UNINSTALL_VALUE_NAMES, depth=1)),
@@ -92,13 +216,21 @@ def planned_reads(options: dict[str, t.Any] | None = None) -> list[tuple[str, di
     reads.append(("reboot_name_pending", _reg(PENDING_COMPUTER_NAME, ["ComputerName"])))
     reads.append(("services", {"op": "service_query", "names": [SMARTCARD_SERVICE],
                                "display_names": [opts["port_service_display_name"]]}))
-    reads.append(("listeners", {"op": "tcp_listeners", "ports": list(opts["prs_ports"])}))
+    reads.append(("listeners", {"op": "tcp_listeners", "ports": _listener_ports(opts)}))
     for port in opts["prs_ports"]:
         reads.append((f"prs_probe_{port}", {"op": "http_get", "url": f"http://localhost:{port}{PRS_PATH}",
                                             "timeout_ms": opts["probe_timeout_ms"]}))
     reads.append(("processes", {"op": "process_list"}))
     reads.append(("sessions", {"op": "session_list"}))
     reads.append(("os", {"op": "os_info"}))
+    reads.append(("smartcard_readers", _reg(CALAIS_READERS, [])))
+    if opts["ia_paths"]:
+        reads.append(("ia_files", {"op": "file_info", "paths": list(opts["ia_paths"])}))
+    reads.append(("user_hives", {"op": "user_hives_read", "paths": [[path, depth] for path, depth, _n in user_reads],
+                                 "include_offline": bool(opts["include_offline_profiles"])}))
+    reads.append(("gpo", {"op": "gpo_registry_settings", "key_prefixes": _gpo_prefixes(machine_reads, user_reads)}))
+    for path, depth, names in machine_reads:
+        reads.append((f"policy:{path}", _reg(path, names, depth=depth)))
     return reads
 
 
@@ -309,8 +441,14 @@ def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | Non
     if port_service is not None:
         port_service["binary"] = service_binary(port_service.get("image"))
     listeners = None if "listeners" in errors else list(reads["listeners"].get("listeners") or [])
+    products = _products(reads, errors)
+    sessions = None if "sessions" in errors else list(reads["sessions"].get("sessions") or [])
+    report = parse_ers_report(opts.get("ers_report"))
     return {
-        "products": _products(reads, errors),
+        "products": products,
+        "product": product_generation(products, [f"{key}: {errors[label]}" for label, key in
+                                                 (("uninstall_64", UNINSTALL_64), ("uninstall_32", UNINSTALL_32))
+                                                 if label in errors]),
         "uninstall_keys": _uninstall_summary(reads, errors),
         "dotnet": None if "dotnet" in errors else _dotnet(reads["dotnet"]),
         "services": None if services is None else {
@@ -320,11 +458,154 @@ def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | Non
         "listeners": listeners,
         "prs_probes": _probes(reads, errors, list(opts["prs_ports"])),
         "processes": None if "processes" in errors else list(reads["processes"].get("processes") or []),
-        "sessions": None if "sessions" in errors else list(reads["sessions"].get("sessions") or []),
+        "sessions": sessions,
         "reboot": _reboot(reads, errors),
         "os": None if "os" in errors else _os(reads["os"]),
+        "smartcard_readers": None if "smartcard_readers" in errors else _readers(reads["smartcard_readers"]),
+        "ia_files": _ia_files(reads, errors),
+        "policy_keys": {label.split(":", 1)[1]: _node(reads[label]) for label in reads if label.startswith("policy:")},
+        "users": _users(sessions, reads["user_hives"], errors.get("user_hives"),
+                        bool(opts["include_offline_profiles"])),
+        "gpo": _gpo(reads["gpo"], errors.get("gpo")),
+        "ers_report": report.as_dict() if report is not None else None,
         "read_errors": errors,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Product generation, Identity Agent files, smart card readers
+
+def parse_version(text: t.Any) -> tuple[int, ...] | None:
+    """``"1.4.2.0"`` -> (1, 4, 2, 0); None when the text does not start with a version."""
+    match = re.match(r"^\s*v?(\d+(?:\.\d+){0,3})(?:\s|$|[-+ (])", str(text or "") + " ")
+    return tuple(int(part) for part in match.group(1).split(".")) if match else None
+
+
+def _generation(name: str | None, version: str | None, generation: str | None,
+                reason: str | None = None) -> dict[str, t.Any]:
+    return {"generation": generation, "name": name, "version": version, "reason": reason}
+
+
+def product_generation(products: dict[str, list[dict[str, t.Any]]], errors: list[str]) -> dict[str, t.Any]:
+    """Which set-up the host has: ``{generation, name, version, reason}``.
+
+    ``generation`` is ``cm3plus`` (CM 3.x or later, NHS Smartcard Connect, no Identity Agent),
+    ``cm1`` (CM before 3.x, with the legacy Identity Agent), ``identity_hub`` (only NHS Identity
+    Hub, also with the Identity Agent), ``none``, or null with ``reason`` when it cannot be told.
+    With several CM versions installed, the newest decides. A CM entry without a readable
+    version counts as ``cm3plus`` when NHS Smartcard Connect is installed and as ``cm1`` when
+    the Identity Agent or Identity Hub is.
+    """
+    cm = products.get("cm") or []
+    versioned = [(parse_version(entry["version"]), entry) for entry in cm]
+    versioned = [(version, entry) for version, entry in versioned if version is not None]
+    if versioned:
+        version, entry = max(versioned, key=lambda item: item[0])
+        return _generation(entry["name"], entry["version"], "cm3plus" if version[0] >= 3 else "cm1")
+    if cm:
+        entry = cm[0]
+        if products.get("smartcard_connect"):
+            return _generation(entry["name"], entry["version"], "cm3plus")
+        if products.get("identity_agent") or products.get("identity_hub"):
+            return _generation(entry["name"], entry["version"], "cm1")
+        versions = ", ".join(repr(item["version"]) for item in cm)
+        return _generation(entry["name"], entry["version"], None,
+                           f"cannot tell which NHS Credential Management generation is installed: its "
+                           f"DisplayVersion ({versions}) is not a version and neither NHS Smartcard Connect nor "
+                           "the Identity Agent is installed")
+    hubs = products.get("identity_hub") or []
+    if hubs:
+        return _generation(hubs[0]["name"], hubs[0]["version"], "identity_hub")
+    if errors:
+        return _generation(None, None, None, "cannot tell whether NHS Credential Management is installed: "
+                           + "; ".join(errors))
+    return _generation(None, None, "none")
+
+
+def _readers(result: dict[str, t.Any]) -> dict[str, t.Any]:
+    return {"path": CALAIS_READERS, "exists": bool(result.get("exists")),
+            "readers": sorted(result.get("subkeys") or {}, key=str.casefold)}
+
+
+def _ia_files(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> list[dict[str, t.Any]] | None:
+    if "ia_files" not in reads:
+        return []
+    if "ia_files" in errors:
+        return None
+    return [{"path": item.get("path"), "exists": bool(item.get("exists")), "version": item.get("version")}
+            for item in reads["ia_files"].get("files") or []]
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry nodes, users, Group Policy
+
+def _subnode(node: t.Any) -> dict[str, t.Any] | None:
+    """A subkey of a reg_read reply (``{values, subkeys[, error]}`` or null) as a full node."""
+    if not isinstance(node, dict):
+        return None
+    return {"exists": True, "values": dict(node.get("values") or {}),
+            "subkeys": {name: _subnode(child) for name, child in (node.get("subkeys") or {}).items()},
+            "error": node.get("error")}
+
+
+def _node(result: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A reg_read result, or a key of user_hives_read, as ``{exists, values, subkeys, error}``."""
+    if result.get("ok") is False:
+        return {"exists": False, "values": {}, "subkeys": {}, "error": result.get("error") or "failed"}
+    return {"exists": bool(result.get("exists")), "values": dict(result.get("values") or {}),
+            "subkeys": {name: _subnode(child) for name, child in (result.get("subkeys") or {}).items()},
+            "error": result.get("error")}
+
+
+def _hive(profile: dict[str, t.Any] | None, sid: str | None, hives_error: str | None) -> dict[str, t.Any]:
+    """hive, error and keys of one user from its user_hives_read profile."""
+    if hives_error is not None:
+        return {"hive": "unavailable", "error": hives_error, "keys": {}}
+    if sid is None:
+        return {"hive": "unavailable", "error": "the SID of the session's user could not be resolved", "keys": {}}
+    if profile is None:
+        return {"hive": "unavailable", "error": f"HKU\\{sid} is not loaded and the profile is not in ProfileList",
+                "keys": {}}
+    keys = {path: _node(node) for path, node in (profile.get("keys") or {}).items()}
+    if profile.get("loaded"):
+        return {"hive": "loaded", "error": profile.get("error"), "keys": keys}
+    if profile.get("mounted_as") and keys:
+        return {"hive": "mounted", "error": profile.get("error"), "keys": keys}
+    error = profile.get("error") or "the hive is not loaded and no key of it was asked for"
+    return {"hive": "unavailable", "error": error, "keys": {}}
+
+
+def _users(sessions: list[dict[str, t.Any]] | None, result: dict[str, t.Any], hives_error: str | None,
+           include_offline: bool) -> list[dict[str, t.Any]]:
+    """One entry per interactive session's user; with ``include_offline``, one per other
+    person's profile."""
+    profiles = [] if hives_error is not None else list(result.get("profiles") or [])
+    by_sid = {str(profile.get("sid")).upper(): profile for profile in profiles}
+    users = []
+    for session in sorted(sessions or [], key=lambda item: item.get("id") or 0):
+        sid = session.get("sid")
+        entry = {"sid": sid, "user": session.get("user"), "session": session.get("id"), "source": "session"}
+        entry.update(_hive(by_sid.get(str(sid).upper()) if sid else None, sid, hives_error))
+        users.append(entry)
+    if include_offline:
+        in_sessions = {str(session.get("sid")).upper() for session in sessions or [] if session.get("sid")}
+        for profile in profiles:
+            sid = str(profile.get("sid"))
+            if sid.upper() in in_sessions or not re.match(USER_SID_PATTERN, sid, re.IGNORECASE):
+                continue
+            entry = {"sid": sid, "user": profile.get("user"), "session": None, "source": "offline_profile"}
+            entry.update(_hive(profile, sid, None))
+            users.append(entry)
+    return users
+
+
+def _gpo(result: dict[str, t.Any], error: str | None) -> dict[str, t.Any]:
+    if error is not None:
+        return {"available": False, "error": error, "settings": []}
+    settings = [{"scope": item.get("scope"), "sid": item.get("sid"), "key": item.get("key"),
+                 "name": item.get("name"), "gpo": item.get("gpo")} for item in result.get("settings") or []]
+    problems = [str(item) for item in result.get("errors") or []]
+    return {"available": True, "error": "; ".join(problems) or None, "settings": settings}
 
 
 # ---------------------------------------------------------------------------------------------

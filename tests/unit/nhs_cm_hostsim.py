@@ -13,6 +13,7 @@ import typing as t
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import (
     ACTIVE_COMPUTER_NAME,
+    CALAIS_READERS,
     NDP_V4_FULL,
     PENDING_COMPUTER_NAME,
     UNINSTALL_32,
@@ -68,6 +69,29 @@ def session_processes(session: int, user: str, first_pid: int, cm: bool = True) 
     return procs
 
 
+INTERNET_SETTINGS = "Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings"
+ZONEMAP = INTERNET_SETTINGS + "\\ZoneMap"
+INTRANET_ZONE = INTERNET_SETTINGS + "\\Zones\\1"
+INTRANET_ZONE_HKLM = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones\\1"
+IA_DIR = "C:\\Program Files (x86)\\HSCIC\\Identity Agent"
+IA_EXE = IA_DIR + "\\IdentityAgent.exe"
+IA_GUID = "{D3A5F2C8-1B47-4E96-A0C2-7F8E5B9D3146}"
+
+
+def with_identity_agent(host: dict[str, t.Any], version: str = "2.4.10.0",
+                        sessions: list[int] | None = None) -> dict[str, t.Any]:
+    """``host`` with the legacy NHS Identity Agent installed (Uninstall entry and file) and
+    running in ``sessions`` (default: every session)."""
+    host["products"].append(product(IA_GUID, "NHS Identity Agent", version, location=IA_DIR + "\\"))
+    host["files"][IA_EXE] = version
+    wanted = [s["id"] for s in host["sessions"]] if sessions is None else sessions
+    users = {s["id"]: s["user"] for s in host["sessions"]}
+    for number in wanted:
+        ia = process(9000 + number, "IdentityAgent.exe", IA_EXE, number, users.get(number), version)
+        host["processes"].append(ia)
+    return host
+
+
 def healthy_host() -> dict[str, t.Any]:
     """A Windows 10 desktop with CM 4.1, the Port Service running and two users logged on."""
     return {
@@ -107,6 +131,17 @@ def healthy_host() -> dict[str, t.Any]:
         ],
         "os": {"product": "Windows 10 Enterprise", "version": "10.0.19045", "computer_name": "DESK01",
                "emulated": False},
+        "readers": ["HID Global OMNIKEY 3x21 Smart Card Reader 0"],
+        "files": {},  # path -> file version of the files that exist (file_info)
+        # full key path -> {name: {type, data}} for any other key read: Windows' own intranet zone
+        "registry": {INTRANET_ZONE_HKLM: {"1A00": dword(0x20000)}},
+        # keys of every session user's hive (relative key -> values): the Local intranet zone as NHS wants it
+        "user_keys": {ZONEMAP: {"AutoDetect": dword(0), "IntranetName": dword(1), "ProxyBypass": dword(1),
+                                "UNCAsIntranet": dword(1)},
+                      INTRANET_ZONE: {"1A00": dword(0x20000)}},
+        # other user hives: sid -> {"path", "loaded", "user", "keys": {relative key: {name: {type, data}}}}
+        "profiles": {},
+        "gpo_settings": [],
         "failures": {},
     }
 
@@ -140,10 +175,31 @@ def _reg(host: dict[str, t.Any], op: dict[str, t.Any]) -> dict[str, t.Any]:
         return _key(True, {"ComputerName": sz(host["computer_name"]["active"])})
     if key == PENDING_COMPUTER_NAME:
         return _key(True, {"ComputerName": sz(host["computer_name"]["pending"])})
+    if key == CALAIS_READERS:
+        readers = host["readers"]
+        return {"ok": True, "exists": readers is not None, "values": {}, "subkeys": dict.fromkeys(readers or [])}
+    if key in host["registry"]:
+        return _key(True, {k: v for k, v in host["registry"][key].items() if names is None or k in names})
     reboot = host["reboot"].get(key)
     if reboot is None:
         return _key(key.endswith("Session Manager") or key.endswith("Updates"))
     return _key(True, reboot)
+
+
+def _user_hives(host: dict[str, t.Any], op: dict[str, t.Any]) -> dict[str, t.Any]:
+    profiles = {session["sid"].upper(): {"user": session["user"], "loaded": True, "keys": dict(host["user_keys"])}
+                for session in host["sessions"] if session.get("sid")}
+    profiles.update({sid.upper(): dict(profile) for sid, profile in host["profiles"].items()})
+    out = []
+    for sid, profile in sorted(profiles.items()):
+        readable = profile["loaded"] or (op["include_offline"] and op["paths"])
+        keys = {path: ({"exists": path in profile["keys"], "values": dict(profile["keys"].get(path) or {}),
+                        "subkeys": {}, "error": None})
+                for path, _depth in op["paths"]} if readable else {}
+        out.append({"sid": sid, "user": profile.get("user"), "path": profile.get("path", f"C:\\Users\\{sid}"),
+                    "loaded": profile["loaded"], "mounted_as": None if profile["loaded"] or not keys else "nhs_cm_1",
+                    "error": None, "keys": keys})
+    return {"ok": True, "profiles": out}
 
 
 def _probe(host: dict[str, t.Any], op: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -173,6 +229,14 @@ def answer(host: dict[str, t.Any], op: dict[str, t.Any]) -> dict[str, t.Any]:
         return {"ok": True, "sessions": host["sessions"]}
     if kind == "os_info":
         return {"ok": True, **host["os"]}
+    if kind == "file_info":
+        files = host["files"]
+        return {"ok": True, "files": [{"path": path, "exists": path in files, "version": files.get(path)}
+                                      for path in op["paths"]]}
+    if kind == "user_hives_read":
+        return _user_hives(host, op)
+    if kind == "gpo_registry_settings":
+        return {"ok": True, "settings": list(host["gpo_settings"]), "errors": []}
     raise AssertionError(f"hostsim does not answer {kind}")
 
 

@@ -120,12 +120,17 @@ def test_reads_that_failed_are_unknown_never_healthy() -> None:
     # CM is in the unreadable 32-bit view: every check that depends on it is unknown.
     assert [u["check"] for u in result["unknown"]] == ["CM_NOT_INSTALLED", "CM_LEGACY_IDENTITY_HUB",
                                                        "CM_MULTIPLE_VERSIONS", "PORT_SERVICE_MISSING",
-                                                       "CM_NOT_RUNNING", "CM_REBOOT_PENDING"]
+                                                       "CM_NOT_RUNNING", "CM_REBOOT_PENDING",
+                                                       # which product it is decides whether the Identity
+                                                       # Agent checks apply
+                                                       "IA_NOT_INSTALLED", "IA_VERSION_RETIRED", "IA_NOT_RUNNING",
+                                                       "SMARTCARD_SERVICE_STOPPED", "NO_SMARTCARD_READER"]
     assert result["unknown"][0]["reason"] == (
         "cannot tell whether NHS Credential Management is installed: HKLM\\SOFTWARE\\WOW6432Node\\Microsoft\\"
         "Windows\\CurrentVersion\\Uninstall: access_denied: Requested registry access is not allowed.")
     assert result["facts"]["processes"] is None
-    assert set(result["facts"]["read_errors"]) == {"uninstall_32", "processes", "sessions"}
+    assert set(result["facts"]["read_errors"]) == {"uninstall_32", "processes", "sessions", "gpo"}
+    assert result["product"] is None
 
 
 # -- failures ---------------------------------------------------------------------------------------
@@ -174,7 +179,9 @@ def test_a_non_windows_shell_is_refused_before_anything_is_sent() -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     ({"colour": "red"}, "unsupported parameter(s): colour. Supported parameters include: cm_process_names, "
-                        "cm_required, port_service_display_name, probe_timeout_ms, prs_ports."),
+                        "cm_required, ers_report, ia_min_version, ia_paths, ia_process_names, "
+                        "include_offline_profiles, port_service_display_name, probe_timeout_ms, prs_ports, "
+                        "smartcard_reader_required."),
     ({"probe_timeout_ms": 50}, "probe_timeout_ms must be from 100 to 30000, not 50"),
     ({"probe_timeout_ms": "soon"}, "argument 'probe_timeout_ms' is of type str and we were unable to convert to int"),
     ({"prs_ports": [43487, 0]}, "prs_ports must hold ports from 1 to 65535, not 0"),
