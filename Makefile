@@ -7,13 +7,20 @@ STAMP := $(VENV)/.installed
 COLL_LINK := .collections/ansible_collections/nhs_cm/remediation
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# Quality gates (docs/quality.md): their tools live in a venv of their own.
+QA_VENV := .venv-qa
+QA_STAMP := $(QA_VENV)/.installed
+GATE := tools/gate.sh
 
 .PHONY: install demo test lint unit integration clean help
+.PHONY: qa-install get-pip build sanity units galaxy ruff ansible-lint shellcheck tarball galaxy-importer ansible-doc
 
 help:
 	@echo "make demo   - audit an emulated estate of 20 Windows desktops over WinRM"
 	@echo "make test   - run every test (installs what it needs into .venv first)"
 	@echo "make install, make lint, make unit, make integration, make clean"
+	@echo "make bench [N=200] - benchmark the audit against an ansible.windows baseline (benchmarks/README.md)"
+	@echo "gates (make test runs them all): make lint (ruff, ansible-lint), make sanity, make units, make galaxy"
 
 install: $(STAMP) $(COLL_LINK)
 
@@ -31,8 +38,28 @@ $(COLL_LINK):
 demo: install
 	$(PY) tools/demo.py
 
-lint: install
-	$(VENV)/bin/ruff check plugins tests emulator tools
+# `make bench [N=200] [FORKS=50] [BASELINE_HOSTS=M] [TRANSPORT=basic|ntlm] [SCALING=100,200,400]`:
+# the audit against an ansible.windows baseline and a raw floor (benchmarks/README.md); not in `make test`.
+N ?= 200
+FORKS ?= 50
+BASELINE_HOSTS ?= 0
+TRANSPORT ?= basic
+SCALING ?= 100,200,400
+.PHONY: bench
+bench: install
+	$(PY) benchmarks/run.py --hosts $(N) --forks $(FORKS) --baseline-hosts $(BASELINE_HOSTS) \
+		--transport $(TRANSPORT) --scaling '$(SCALING)'
+
+lint: ruff ansible-lint shellcheck
+
+ruff: install
+	@$(GATE) ruff $(VENV)/bin/ruff check plugins tests emulator tools
+
+ansible-lint: qa-install
+	@$(GATE) ansible-lint tools/qa.sh ansible-lint
+
+shellcheck: qa-install
+	@$(GATE) shellcheck $(QA_VENV)/bin/shellcheck .ci/run $(wildcard tools/*.sh)
 
 unit: install
 	$(PY) -m pytest -q tests/unit emulator/tests
@@ -40,8 +67,51 @@ unit: install
 integration: install
 	$(PY) -m pytest -q tests/integration
 
-test: install lint
-	$(PY) -m pytest -q -n 2 tests/unit emulator/tests tests/integration
+test: install lint sanity units galaxy
+	@$(GATE) pytest $(PY) -m pytest -q -n 2 tests/unit emulator/tests tests/integration
+
+qa-install: $(QA_STAMP) $(COLL_LINK)
+
+$(QA_STAMP): requirements-qa.txt requirements.txt
+	$(PYTHON) -m venv $(QA_VENV)
+	$(QA_VENV)/bin/python -m pip install --quiet -r requirements-qa.txt -c requirements.txt
+	@touch $@
+
+# ansible-test bootstraps pip in its venvs with a script it cannot download here.
+get-pip: qa-install
+	@tools/qa.sh get-pip
+
+# The tarball in build/, unpacked at build/ansible_collections/nhs_cm/remediation for ansible-test.
+build: qa-install
+	@$(GATE) build tools/qa.sh build
+
+sanity: build get-pip
+	@$(GATE) sanity tools/qa.sh sanity
+
+units: build get-pip
+	@$(GATE) units tools/qa.sh units
+
+galaxy: tarball galaxy-importer ansible-doc
+
+tarball: install
+	@$(GATE) tarball $(PY) -m pytest -q -p no:cacheprovider tests/qa
+
+galaxy-importer: build
+	@$(GATE) galaxy-importer tools/qa.sh importer
+
+ansible-doc: build
+	@$(GATE) ansible-doc tools/qa.sh docs
 
 clean:
 	rm -rf $(VENV) .collections reports .pytest_cache .ruff_cache
+	rm -rf $(QA_VENV) build
+
+# Debian's chromium renders report.html in tests/integration/test_reports_html.py. CI starts on a
+# clean machine, so the test targets install it; nothing is done when chromium is on PATH.
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+test: chromium
+integration: chromium

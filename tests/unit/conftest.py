@@ -1,5 +1,8 @@
 """Puts the checkout's .collections first on sys.path so that
-``ansible_collections.nhs_cm.remediation`` imports this checkout (``make install`` links it)."""
+``ansible_collections.nhs_cm.remediation`` imports this checkout (``make install`` links it).
+
+Under ``ansible-test units`` the tests run in a copy at ``.../ansible_collections/nhs_cm/remediation``
+(``make units``): then the folder above ``ansible_collections`` is the collections path."""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ import sys
 from pathlib import Path
 
 COLLECTION_ROOT = Path(__file__).resolve().parents[2]
-COLLECTIONS_PATH = COLLECTION_ROOT / ".collections"
+IN_COLLECTION_TREE = COLLECTION_ROOT.parent.parent.name == "ansible_collections"
+COLLECTIONS_PATH = COLLECTION_ROOT.parent.parent.parent if IN_COLLECTION_TREE else COLLECTION_ROOT / ".collections"
 
 if not (COLLECTIONS_PATH / "ansible_collections" / "nhs_cm" / "remediation").exists():
     raise RuntimeError(f"{COLLECTIONS_PATH}/ansible_collections/nhs_cm/remediation is missing; run `make install`")

@@ -13,6 +13,7 @@ from tree_sitter import Language, Node, Parser
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
     BOOTSTRAP,
+    ERROR_KINDS,
     OPERATIONS,
     RUNNER_MARKER,
 )
@@ -20,12 +21,19 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action 
 
 COLLECTION_ROOT = Path(__file__).resolve().parents[2]
 PARSER = Parser(Language(tree_sitter_powershell.language()))
-SKIP_DIRS = {".git", ".venv", ".collections", "output", "__pycache__", ".pytest_cache", ".ruff_cache"}
+# Every .ps1 and .psm1 of the checkout (plugins/, roles/*/files, emulator/, ...) except copies and tools:
+# hidden folders (.git, .venv*, .collections: ansible-core's own scripts), build/ (the extracted
+# tarball), tests/output/ (ansible-test's work tree) and caches.
+SKIP_DIRS = {"build", "output", "__pycache__"}
+
+
+def _skipped(relative: Path) -> bool:
+    return any(part.startswith(".") or part in SKIP_DIRS for part in relative.parts[:-1])
 
 
 def _ps1_files() -> list[Path]:
-    return sorted(p for p in COLLECTION_ROOT.rglob("*.ps1") if not SKIP_DIRS.intersection(p.relative_to(
-        COLLECTION_ROOT).parts))
+    found = [*COLLECTION_ROOT.rglob("*.ps1"), *COLLECTION_ROOT.rglob("*.psm1")]
+    return sorted(p for p in found if not _skipped(p.relative_to(COLLECTION_ROOT)))
 
 
 class Script:
@@ -114,6 +122,18 @@ def test_the_collection_has_its_runner() -> None:
     assert RUNNER_PATH.resolve() in [path.resolve() for path in _ps1_files()]
 
 
+@pytest.mark.parametrize(("relative", "skipped"), [
+    ("roles/remediate/files/fix.ps1", False),
+    ("plugins/module_utils/Helper.psm1", False),
+    ("emulator/src/x.ps1", False),
+    (".venv-qa/lib/python3.11/site-packages/ansible/executor/powershell/bootstrap_wrapper.ps1", True),
+    ("build/ansible_collections/nhs_cm/remediation/plugins/plugin_utils/nhs_cm_runner.ps1", True),
+    ("tests/output/.tmp/x.ps1", True),
+])
+def test_the_parse_covers_roles_and_plugins_but_not_copies(relative: str, skipped: bool) -> None:
+    assert _skipped(Path(relative)) is skipped
+
+
 @pytest.mark.parametrize("path", _ps1_files(), ids=lambda p: str(p.relative_to(COLLECTION_ROOT)))
 def test_every_ps1_parses_without_error_or_missing_nodes(path: Path) -> None:
     assert Script(path.read_text(encoding="utf-8-sig")).problems() == []
@@ -167,8 +187,10 @@ def _called_functions(runner: Script, node: Node, functions: dict[str, Node], se
     return bodies
 
 
-@pytest.mark.parametrize("name", sorted(n for n, spec in OPERATIONS.items()
-                                         if any("items" in f for f in spec["reply"].values())))
+LIST_OPERATIONS = sorted(n for n, spec in OPERATIONS.items() if any("items" in f for f in spec["reply"].values()))
+
+
+@pytest.mark.parametrize("name", LIST_OPERATIONS)
 def test_list_elements_have_exactly_the_item_fields(runner: Script, operations: dict[str, Node], name: str) -> None:
     (items,) = [f["items"] for f in OPERATIONS[name]["reply"].values() if "items" in f]
     bodies = _called_functions(runner, operations[name], runner.functions(), set())
@@ -188,7 +210,7 @@ def test_error_results_use_the_protocol_kinds(runner: Script) -> None:
     text = runner.text(runner.tree.root_node)
     used = set(re.findall(r"-Kind '([a-z_]+)'", text)) | set(re.findall(r"error = '([a-z_]+)'", text))
     assert used
-    assert used <= {"access_denied", "not_found", "invalid_request", "timeout", "failed"}
+    assert used <= set(ERROR_KINDS)
     classified = set(re.findall(r"return '([a-z_]+)'", runner.text(runner.functions()["Get-ErrorKind"])))
     assert classified == {"access_denied", "not_found", "timeout", "failed"}
 
