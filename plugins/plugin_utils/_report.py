@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Estate report: pure functions that turn per-host ``diagnose`` results into a report.
 
-Internal API of the nhs_cm.remediation collection: it may change in any release.
+The layout of ``report.json`` is documented in ``docs/report.md``; ``REPORT_SCHEMA`` is its
+version. Internal API of the nhs_cm.remediation collection: it may change in any release.
 """
 
 from __future__ import annotations
@@ -12,17 +13,33 @@ import json
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-REPORT_SCHEMA = 1
-FAULT_MESSAGES = {
-    1: "NHS Credential Management cannot be found",
-    2: "NHS Credential Management is running on port <port> but is not connected",
-    3: "NHS Credential Management is running on port <port> and is connected but cannot login to e-RS",
-    4: "A Windows Security (credential) dialog pops up in e-RS",
-}
-_PROBLEM_SEVERITIES = ("error", "warning")
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import FAULT_MESSAGES, ORDER
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._waivers import apply_waivers
+
+REPORT_SCHEMA = 2
+PROBLEM_SEVERITIES = ("error", "warning")
+#: Fields of a diagnose result copied into the host entry as they are (``None`` when absent).
+PASS_THROUGH = ("product", "reported_fault", "reported_port")
+NOT_AUDITED = "no result: the host was not audited in this run"
+
+
+#: What the report reads from a registered diagnose result (``facts`` only with include_facts).
+RESULT_FIELDS = ("failed", "unreachable", "msg", "findings", "unknown", *PASS_THROUGH)
+
+
+def result_fields(result: Any, include_facts: bool = False) -> dict[str, Any] | None:
+    """The part of a registered diagnose result the report uses.
+
+    Leaves out what it does not use: the big ``facts`` (unless asked for), and a failed task's
+    ``exception`` summary, which is no JSON data.
+    """
+    if not isinstance(result, Mapping) or not result:
+        return None
+    fields = (*RESULT_FIELDS, "facts") if include_facts else RESULT_FIELDS
+    return {name: result[name] for name in fields if name in result}
 
 
 def _one_line(text: Any) -> str:
@@ -31,31 +48,114 @@ def _one_line(text: Any) -> str:
     return line if len(line) <= 400 else line[:397] + "..."
 
 
-def host_entry(result: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Report entry for one host from its registered ``diagnose`` result."""
+def timestamp(moment: _dt.datetime | None = None) -> str:
+    """ISO 8601 in UTC to the second: the form of ``generated`` and ``audited``."""
+    moment = moment or _dt.datetime.now(_dt.UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.UTC)
+    return moment.astimezone(_dt.UTC).isoformat(timespec="seconds")
+
+
+def faults_of(findings: Iterable[Mapping[str, Any]]) -> list[int]:
+    """The e-RS faults a host shows now: the faults of its error findings."""
+    return sorted({f["fault"] for f in findings if f.get("fault") and f.get("severity") == "error"})
+
+
+def _waiver_fields(check: Mapping[str, Any] | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """(waivers that apply, expired waivers, problems) from a registered waivers result."""
+    if not check:
+        return [], [], []
+    problems = [str(e) for e in check.get("errors") or []]
+    if not problems and check.get("failed") and check.get("msg"):
+        problems = [_one_line(check["msg"])]
+    return list(check.get("waivers") or []), list(check.get("expired") or []), problems
+
+
+def host_entry(result: Mapping[str, Any] | None, waiver_check: Mapping[str, Any] | None = None,
+               audited: str | None = None, changes: Iterable[Any] | None = None,
+               backups: Iterable[Any] | None = None, include_facts: bool = False) -> dict[str, Any]:
+    """Report entry for one host from its registered ``diagnose`` (and ``waivers``) result."""
+    waivers, expired, problems = _waiver_fields(waiver_check)
+    entry: dict[str, Any] = {
+        "status": "ok", "audited": audited or timestamp(), "faults": [], "findings": [], "waived": [],
+        "unknown": [], "changes": list(changes or []), "backups": list(backups or []),
+        "expired_waivers": expired, "waiver_problems": problems, "error": None,
+    }
+    entry.update({name: None for name in PASS_THROUGH})
     if not result:
-        return {"status": "failed", "faults": [], "findings": [], "unknown": [],
-                "error": "no result: the host was not audited in this run"}
+        return dict(entry, status="failed", error=NOT_AUDITED)
     if result.get("unreachable") or result.get("failed"):
         prefix = "unreachable: " if result.get("unreachable") else ""
-        return {"status": "failed", "faults": [], "findings": [], "unknown": [],
-                "error": prefix + _one_line(result.get("msg"))}
-    findings = list(result.get("findings") or [])
-    faults = sorted({f["fault"] for f in findings
-                     if f.get("fault") and f.get("severity") == "error"})
-    return {"status": "ok", "faults": faults, "findings": findings,
-            "unknown": list(result.get("unknown") or []), "error": None}
+        return dict(entry, status="failed", error=prefix + _one_line(result.get("msg")))
+    active, waived = apply_waivers(result.get("findings") or [], waivers)
+    entry.update(faults=faults_of(active), findings=active, waived=waived,
+                 unknown=list(result.get("unknown") or []))
+    entry.update({name: result.get(name) for name in PASS_THROUGH})
+    if include_facts:
+        entry["facts"] = result.get("facts")
+    return entry
+
+
+def _count_by_id(entries: Iterable[Mapping[str, Any]], field: str) -> dict[str, int]:
+    """Hosts per finding id in ``entry[field]``; active findings count when error or warning."""
+    counts: Counter[str] = Counter()
+    for entry in entries:
+        counts.update({f["id"] for f in entry[field]
+                       if field == "waived" or f.get("severity") in PROBLEM_SEVERITIES})
+    return {fid: counts[fid] for fid in sorted(counts, key=lambda i: (-counts[i], ORDER.get(i, len(ORDER)), i))}
+
+
+def has_problem(entry: Mapping[str, Any]) -> bool:
+    """An audited host with an error or warning finding that is not waived."""
+    return any(f.get("severity") in PROBLEM_SEVERITIES for f in entry["findings"])
+
+
+def estate_summary(hosts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts for the estate, derived from the host entries (recomputed after every merge)."""
+    ok = [e for e in hosts.values() if e["status"] == "ok"]
+    per_fault = Counter(n for e in ok for n in e["faults"])
+    return {
+        "hosts": len(hosts),
+        "audited": len(ok),
+        "not_audited": len(hosts) - len(ok),
+        "with_fault": sum(1 for e in ok if e["faults"]),
+        "with_findings": sum(1 for e in ok if has_problem(e)),
+        "no_fault_or_warning": sum(1 for e in ok if not has_problem(e)),
+        "with_unknown": sum(1 for e in ok if e["unknown"]),
+        "with_waived": sum(1 for e in ok if e["waived"]),
+        "with_waiver_problems": sum(1 for e in hosts.values() if e["waiver_problems"]),
+        "per_fault": {str(n): per_fault[n] for n in sorted(per_fault)},
+        "per_finding": _count_by_id(ok, "findings"),
+        "waived_per_finding": _count_by_id(ok, "waived"),
+    }
+
+
+def catalogue_sorted(ids: Iterable[str]) -> list[str]:
+    """Ids once each, catalogue order first, then any unknown id by name."""
+    return sorted(set(ids), key=lambda i: (ORDER.get(i, len(ORDER)), i))
+
+
+def assemble(hosts: Mapping[str, Mapping[str, Any]], checks: Iterable[str], generated: str) -> dict[str, Any]:
+    """A report document from host entries: hosts sorted by name, estate counts derived."""
+    ordered = {name: dict(hosts[name]) for name in sorted(hosts)}
+    return {"schema": REPORT_SCHEMA, "generated": generated, "checks": catalogue_sorted(checks),
+            "estate": estate_summary(ordered), "hosts": ordered}
 
 
 def build_report(results: Mapping[str, Mapping[str, Any] | None],
-                 generated: _dt.datetime | None = None) -> dict[str, Any]:
-    """Whole report from ``{host: diagnose result}``; hosts keep the given order."""
-    generated = generated or _dt.datetime.now(_dt.UTC)
-    return {
-        "schema": REPORT_SCHEMA,
-        "generated": generated.isoformat(timespec="seconds"),
-        "hosts": {name: host_entry(result) for name, result in results.items()},
-    }
+                 generated: _dt.datetime | None = None,
+                 waiver_checks: Mapping[str, Mapping[str, Any] | None] | None = None,
+                 checks: Iterable[str] = (),
+                 changes: Mapping[str, Iterable[Any]] | None = None,
+                 backups: Mapping[str, Iterable[Any]] | None = None,
+                 include_facts: bool = False) -> dict[str, Any]:
+    """Whole report from ``{host: diagnose result}`` (and each host's waivers result)."""
+    stamp = timestamp(generated)
+    waiver_checks, changes, backups = waiver_checks or {}, changes or {}, backups or {}
+    hosts = {name: host_entry(result, waiver_checks.get(name), stamp, changes.get(name),
+                              backups.get(name), include_facts)
+             for name, result in results.items()}
+    return assemble(hosts, checks, stamp)
 
 
 def _finding_label(finding: Mapping[str, Any]) -> str:
@@ -69,57 +169,102 @@ def _finding_label(finding: Mapping[str, Any]) -> str:
     return f"{finding['id']} ({browser})" if browser else finding["id"]
 
 
+def _host_notes(entry: Mapping[str, Any]) -> str:
+    notes = []
+    if entry["unknown"]:
+        notes.append(f"{len(entry['unknown'])} check(s) could not be made")
+    if entry["waived"]:
+        notes.append("waived: " + ", ".join(sorted({f["id"] for f in entry["waived"]})))
+    if entry["waiver_problems"]:
+        notes.append(f"{len(entry['waiver_problems'])} waiver problem(s)")
+    return "".join(f"; {note}" for note in notes)
+
+
 def host_line(name: str, entry: Mapping[str, Any]) -> str:
     """One summary line for a host."""
     if entry["status"] != "ok":
         return f"{name}: FAILED - {entry['error']}"
-    problems = [f for f in entry["findings"] if f.get("severity") in _PROBLEM_SEVERITIES]
-    unknown = f"; {len(entry['unknown'])} check(s) could not be made" if entry["unknown"] else ""
+    problems = [f for f in entry["findings"] if f.get("severity") in PROBLEM_SEVERITIES]
+    notes = _host_notes(entry)
     if not problems:
-        return f"{name}: no e-RS fault found{unknown}"
+        return f"{name}: no e-RS fault found{notes}"
     labels = "; ".join(f"{_finding_label(f)}: {f.get('summary') or ''}".rstrip(": ")
                        for f in problems)
     if not entry["faults"]:
-        return f"{name}: warnings only, no e-RS fault now - {labels}{unknown}"
+        return f"{name}: warnings only, no e-RS fault now - {labels}{notes}"
     faults = ", ".join(str(n) for n in entry["faults"])
-    return f"{name}: e-RS fault {faults} - {labels}{unknown}"
+    return f"{name}: e-RS fault {faults} - {labels}{notes}"
 
 
 def estate_lines(report: Mapping[str, Any]) -> list[str]:
     """Summary lines for the estate: counts per fault and per finding id."""
-    hosts = report["hosts"]
-    ok = [e for e in hosts.values() if e["status"] == "ok"]
-    failed = len(hosts) - len(ok)
-    healthy = sum(1 for e in ok if not any(f.get("severity") in _PROBLEM_SEVERITIES
-                                           for f in e["findings"]))
-    lines = [f"Estate: {len(hosts)} host(s) - {healthy} with no fault or warning, "
-             f"{len(ok) - healthy} with findings, {failed} could not be audited"]
-    per_fault = Counter(n for e in ok for n in e["faults"])
-    for fault in sorted(per_fault):
-        lines.append(f"  fault {fault} ('{FAULT_MESSAGES[fault]}'): {per_fault[fault]} host(s)")
-    per_id = Counter(fid for e in ok for fid in {f["id"] for f in e["findings"]
-                                                  if f.get("severity") in _PROBLEM_SEVERITIES})
-    for fid, count in sorted(per_id.items(), key=lambda kv: (-kv[1], kv[0])):
-        lines.append(f"  {fid}: {count} host(s)")
+    estate = report.get("estate") or estate_summary(report["hosts"])
+    lines = [f"Estate: {estate['hosts']} host(s) - {estate['no_fault_or_warning']} with no fault or warning, "
+             f"{estate['with_findings']} with findings, {estate['not_audited']} could not be audited"]
+    for fault, count in estate["per_fault"].items():
+        lines.append(f"  fault {fault} ('{FAULT_MESSAGES[int(fault)]}'): {count} host(s)")
+    lines += [f"  {fid}: {count} host(s)" for fid, count in estate["per_finding"].items()]
+    lines += [f"  waived {fid}: {count} host(s)" for fid, count in estate["waived_per_finding"].items()]
+    if estate["with_unknown"]:
+        lines.append(f"  {estate['with_unknown']} host(s) with checks that could not be made")
+    if estate["with_waiver_problems"]:
+        lines.append(f"  {estate['with_waiver_problems']} host(s) with waiver problems (see their lines)")
     return lines
 
 
+def waiver_problem_lines(report: Mapping[str, Any]) -> list[str]:
+    """One line per waiver problem, naming the host."""
+    return [f"{name}: waiver problem - {problem}"
+            for name, entry in sorted(report["hosts"].items()) for problem in entry["waiver_problems"]]
+
+
 def summary_lines(report: Mapping[str, Any]) -> list[str]:
-    """Per-host lines followed by the estate lines."""
-    return [host_line(n, e) for n, e in sorted(report["hosts"].items())] + estate_lines(report)
+    """Per-host lines, waiver problems, then the estate lines."""
+    return ([host_line(n, e) for n, e in sorted(report["hosts"].items())]
+            + waiver_problem_lines(report) + estate_lines(report))
 
 
-def write_json_atomic(path: str, data: Any) -> None:
-    """Write JSON so that a reader never sees a half-written file."""
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def report_result(report: Mapping[str, Any], files: Mapping[str, str]) -> dict[str, Any]:
+    """What the report and report_merge tasks return."""
+    hosts = report["hosts"]
+    return {
+        "changed": False,
+        "path": files.get("json") or next(iter(files.values())),
+        "files": dict(files),
+        "summary": summary_lines(report),
+        "estate": report["estate"],
+        "hosts_failed": sorted(n for n, e in hosts.items() if e["status"] != "ok"),
+        "hosts_with_waiver_problems": sorted(n for n, e in hosts.items() if e["waiver_problems"]),
+    }
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write a file so that a reader never sees it half-written."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".json", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False)
-            handle.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def to_json(data: Any) -> str:
+    """The text of report.json."""
+    return json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def write_json_atomic(path: str, data: Any) -> None:
+    """Write JSON so that a reader never sees a half-written file."""
+    write_text_atomic(path, to_json(data))

@@ -16,8 +16,8 @@ def _finding(fid: str, severity: str = "error", fault: int | None = 1, **scope) 
 def test_ok_failed_unreachable_and_missing_hosts() -> None:
     results = {
         "pc-1": {"changed": False, "findings": [], "unknown": []},
-        "pc-2": {"changed": False, "findings": [_finding("PORT_SERVICE_STOPPED"),
-                                                 _finding("PORT_SERVICE_NOT_AUTOMATIC", "warning")],
+        "pc-2": {"changed": False,
+                 "findings": [_finding("PORT_SERVICE_STOPPED"), _finding("PORT_SERVICE_NOT_AUTOMATIC", "warning")],
                  "unknown": [{"check": "CM_NOT_RUNNING", "reason": "access denied"}]},
         "pc-3": {"unreachable": True, "msg": "ntlm: the specified credentials were rejected\nby the server"},
         "pc-4": {"failed": True, "msg": "host replied with something that is not JSON: 'oops'"},
@@ -26,7 +26,10 @@ def test_ok_failed_unreachable_and_missing_hosts() -> None:
     report = _report.build_report(results, generated=dt.datetime(2026, 1, 2, tzinfo=dt.UTC))
     hosts = report["hosts"]
     assert list(hosts) == ["pc-1", "pc-2", "pc-3", "pc-4", "pc-5"]
-    assert hosts["pc-1"] == {"status": "ok", "faults": [], "findings": [], "unknown": [], "error": None}
+    assert hosts["pc-1"] == {"status": "ok", "audited": "2026-01-02T00:00:00+00:00", "faults": [], "findings": [],
+                             "waived": [], "unknown": [], "changes": [], "backups": [], "expired_waivers": [],
+                             "waiver_problems": [], "error": None, "product": None, "reported_fault": None,
+                             "reported_port": None}
     assert hosts["pc-2"]["faults"] == [1]
     assert hosts["pc-3"]["status"] == "failed"
     assert hosts["pc-3"]["error"] == "unreachable: ntlm: the specified credentials were rejected by the server"
@@ -63,3 +66,66 @@ def test_write_json_atomic_leaves_no_temp_file(tmp_path) -> None:
     _report.write_json_atomic(str(target), {"hosts": {}})
     assert json.loads(target.read_text()) == {"hosts": {}}
     assert [p.name for p in target.parent.iterdir()] == ["report.json"]
+
+
+def test_waived_findings_are_apart_and_not_faults() -> None:
+    waiver = {"id": "PORT_SERVICE_STOPPED", "justification": "being replaced", "approved_by": "IG lead",
+              "expires": "2027-01-01", "source": "nhs_cm_waivers[0]"}
+    results = {"pc-1": {"findings": [_finding("PORT_SERVICE_STOPPED"), _finding("CM_MULTIPLE_VERSIONS", "warning")]}}
+    checks = {"pc-1": {"waivers": [waiver], "expired": [], "errors": []}}
+    report = _report.build_report(results, waiver_checks=checks, checks=["PORT_SERVICE_STOPPED", "CM_NOT_INSTALLED"])
+    entry = report["hosts"]["pc-1"]
+    assert entry["faults"] == []
+    assert [f["id"] for f in entry["findings"]] == ["CM_MULTIPLE_VERSIONS"]
+    assert [(f["id"], f["waiver"]["approved_by"]) for f in entry["waived"]] == [("PORT_SERVICE_STOPPED", "IG lead")]
+    assert report["estate"]["per_fault"] == {}
+    assert report["estate"]["waived_per_finding"] == {"PORT_SERVICE_STOPPED": 1}
+    assert report["checks"] == ["CM_NOT_INSTALLED", "PORT_SERVICE_STOPPED"]  # catalogue order
+    assert _report.host_line("pc-1", entry).endswith("; waived: PORT_SERVICE_STOPPED")
+
+
+def test_waiver_problems_are_listed_and_named_by_host() -> None:
+    checks = {"pc-2": {"failed": True, "waivers": [], "expired": [],
+                       "errors": ["nhs_cm_waivers[0].justification is missing: give why"]}}
+    report = _report.build_report({"pc-2": {"findings": [_finding("PORT_SERVICE_STOPPED")]}}, waiver_checks=checks)
+    assert report["hosts"]["pc-2"]["faults"] == [1]
+    lines = _report.summary_lines(report)
+    assert "pc-2: waiver problem - nhs_cm_waivers[0].justification is missing: give why" in lines
+    assert report["estate"]["with_waiver_problems"] == 1
+
+
+def test_changes_backups_and_passed_through_fields() -> None:
+    result = {"findings": [], "product": {"name": "NHS Credential Management", "version": "4.1.1"},
+              "reported_fault": {"fault": 1, "port": None}, "facts": {"big": True}}
+    report = _report.build_report({"pc-3": result}, changes={"pc-3": [{"role": "cm_service"}]},
+                                  backups={"pc-3": ["20261125T034000-pc-3"]})
+    entry = report["hosts"]["pc-3"]
+    assert entry["product"]["version"] == "4.1.1" and entry["reported_fault"] == {"fault": 1, "port": None}
+    assert entry["changes"] == [{"role": "cm_service"}] and entry["backups"] == ["20261125T034000-pc-3"]
+    assert "facts" not in entry
+    assert _report.build_report({"pc-3": result}, include_facts=True)["hosts"]["pc-3"]["facts"] == {"big": True}
+
+
+def test_estate_counts_match_the_hosts() -> None:
+    results = {"a": {"findings": [_finding("PORT_SERVICE_STOPPED")]},
+               "b": {"findings": [_finding("CM_MULTIPLE_VERSIONS", "warning")],
+                     "unknown": [{"check": "CM_NOT_RUNNING", "reason": "denied"}]},
+               "c": {"findings": []}, "d": None}
+    estate = _report.build_report(results)["estate"]
+    assert estate == {"hosts": 4, "audited": 3, "not_audited": 1, "with_fault": 1, "with_findings": 2,
+                      "no_fault_or_warning": 1, "with_unknown": 1, "with_waived": 0, "with_waiver_problems": 0,
+                      "per_fault": {"1": 1}, "per_finding": {"PORT_SERVICE_STOPPED": 1, "CM_MULTIPLE_VERSIONS": 1},
+                      "waived_per_finding": {}}
+
+
+def test_result_fields_leave_out_what_is_no_json_and_the_facts() -> None:
+    class ErrorSummary:  # what Ansible 2.19 puts in a failed task's result
+        pass
+
+    registered = {"failed": True, "unreachable": True, "msg": "refused", "exception": ErrorSummary(),
+                  "facts": {"big": 1}, "_ansible_no_log": False, "findings": [], "product": "cm3plus"}
+    fields = _report.result_fields(registered)
+    assert fields == {"failed": True, "unreachable": True, "msg": "refused", "findings": [], "product": "cm3plus"}
+    json.dumps(fields)
+    assert _report.result_fields(registered, include_facts=True)["facts"] == {"big": 1}
+    assert _report.result_fields(None) is None and _report.result_fields({}) is None
