@@ -169,6 +169,83 @@ _ENTRIES: tuple[Entry, ...] = (
        True, _ROLE_INTRANET, "Add localhost to AuthServerAllowlist"),
 )
 
+#: When each finding is reported, in words (the evaluator in ``_evaluate`` and ``_eval_*`` decides).
+WHEN: dict[str, str] = {
+    'CM_NOT_INSTALLED': (
+        'No Uninstall entry (64- and 32-bit views) has a DisplayName starting `NHS Credential '
+        'Management` or `NHS Identity Hub`, and `cm_required` is true.'
+    ),
+    'CM_LEGACY_IDENTITY_HUB':
+        'Only NHS Identity Hub (deprecated) is installed, no NHS Credential Management.',
+    'CM_MULTIPLE_VERSIONS': (
+        'More than one CM / Identity Hub version is installed (entries shown in Add/Remove '
+        'Programs).'
+    ),
+    'DOTNET48_MISSING': (
+        'CM is installed or required and .NET Framework 4.8 is absent (`NDP\\v4\\Full` `Release` < '
+        '528040; an absent key counts as present on OS build 18362 or later, where 4.8 is part of '
+        'Windows).'
+    ),
+    'PORT_SERVICE_MISSING':
+        'CM is installed but no service has the display name `NHS Port Service`.',
+    'PORT_SERVICE_STOPPED':
+        'The NHS Port Service is not running.',
+    'PORT_SERVICE_NOT_AUTOMATIC':
+        'The NHS Port Service start mode is not Automatic.',
+    'PORT_SERVICE_NOT_LISTENING': (
+        'The NHS Port Service runs but nothing listens on 43487, 44213, 45031, 46478 or 48853 and '
+        'no probe of `/PRS/GetPortNumber` answers.'
+    ),
+    'CM_NOT_RUNNING': (
+        "An interactive session has no CM process (an image under CM's install folder, other than "
+        'the Port Service).'
+    ),
+    'CM_REBOOT_PENDING':
+        'CM is installed and Windows reports a pending reboot.',
+    'THIRD_PARTY_COOKIES_BLOCKED': (
+        'The effective `BlockThirdPartyCookies` is 1 and no effective `CookiesAllowedForUrls` entry'
+        ' matches `http://localhost` on every port.'
+    ),
+    'COOKIES_BLOCKED_BY_DEFAULT':
+        'The effective `DefaultCookiesSetting` is 2 and no allow entry matches localhost.',
+    'LOCALHOST_COOKIES_BLOCKED':
+        'A `CookiesBlockedForUrls` entry matches localhost.',
+    'IA_NOT_INSTALLED':
+        'CM 1.x is installed and no NHS Identity Agent is.',
+    'IA_NOT_RUNNING':
+        'CM 1.x runs in a session where `IdentityAgent.exe` is not running.',
+    'IA_VERSION_RETIRED':
+        'The Identity Agent is older than 2.4.10.0 (retired and blocked by NHS).',
+    'CM_NOT_CONNECTED': (
+        'Fault 2 was reported (`ers_report`) while CM and the Identity Agent both run in the '
+        'session.'
+    ),
+    'SMARTCARD_SERVICE_STOPPED':
+        'The Smart Card service (`SCardSvr`) is not running on a CM 1.x host.',
+    'NO_SMARTCARD_READER':
+        'No reader is registered under `HKLM\\SOFTWARE\\Microsoft\\Cryptography\\Calais\\Readers`.',
+    'USER_NOT_LOGGED_IN': (
+        'Fault 3 was reported (`ers_report`) and the Identity Agent runs: the login state cannot be'
+        ' read remotely.'
+    ),
+    'INTRANET_AUTODETECT_ON':
+        'The effective ZoneMap `AutoDetect` is not 0.',
+    'INTRANET_LOCAL_SITES_OFF':
+        'The effective ZoneMap `IntranetName` is not 1.',
+    'INTRANET_PROXY_BYPASS_OFF':
+        'The effective ZoneMap `ProxyBypass` is not 1.',
+    'INTRANET_UNC_OFF':
+        'The effective ZoneMap `UNCAsIntranet` is not 1.',
+    'INTRANET_LOGON_NOT_AUTOMATIC':
+        'The effective Local intranet `Zones\\1` `1A00` is not 0x00000 or 0x20000.',
+    'LOCALHOST_MAPPED_OUTSIDE_INTRANET': (
+        '`localhost` or `127.0.0.1` is mapped to zone 2, 3 or 4 (ZoneMap `Domains`, `Ranges`, '
+        'policy `ZoneMapKey`).'
+    ),
+    'AUTH_ALLOWLIST_EXCLUDES_LOCALHOST':
+        'Chromium `AuthServerAllowlist` is set and no entry matches `localhost`.',
+}
+
 #: Every catalogue entry, keyed by id, in catalogue order.
 CATALOGUE: dict[str, Entry] = {entry.id: entry for entry in _ENTRIES}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -16,7 +17,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SCENARIOS = ROOT / "scenarios"
-_counter = itertools.count(1)
+# Start at a random block so that two test runs on one machine rarely pick the same addresses.
+_counter = itertools.count(random.randrange(250))
 
 
 def _worker_number() -> int:
@@ -26,7 +28,7 @@ def _worker_number() -> int:
 
 def next_base_address() -> str:
     """A loopback range no other test (or xdist worker) uses at the same time."""
-    return f"127.{50 + _worker_number()}.{next(_counter)}.1"
+    return f"127.{50 + _worker_number()}.{next(_counter) % 250 + 1}.1"
 
 
 @dataclass
