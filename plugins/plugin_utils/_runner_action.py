@@ -88,8 +88,11 @@ class RunnerAction(ActionBase):
                 "ansible_connection=winrm (or psrp, or ssh with ansible_shell_type=powershell)"
             )
 
-    def run_ops(self, ops: list[dict[str, t.Any]]) -> list[dict[str, t.Any]]:
+    def run_ops(self, ops: list[dict[str, t.Any]], write_errors: str = "continue") -> list[dict[str, t.Any]]:
         """Validate ``ops``, run them in ONE runner call and return one result per op.
+
+        ``write_errors="stop"``: the runner skips every write operation after a failed one
+        (docs/runner-protocol.md); the write path (``_changes``) uses it.
 
         Raises ``RequestError`` for an invalid op, ``AnsibleConnectionFailure`` (one readable line;
         the host is then unreachable) when the command does not get through, and ``RunnerError``
@@ -97,7 +100,7 @@ class RunnerAction(ActionBase):
         """
         validate_ops(ops)
         self._require_powershell()
-        stdin = build_stdin(runner_text(), ops)
+        stdin = build_stdin(runner_text(), ops, write_errors=write_errors)
         command = self._connection._shell._encode_script(BOOTSTRAP, as_list=False, strict_mode=False,
                                                          preserve_rc=False)
         try:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import json
+import re
+from pathlib import Path
 
 import pytest
 from ansible.plugins.shell.powershell import ShellModule
@@ -50,7 +53,9 @@ def _reply(results: list[dict] | str, **top: object) -> str:
 
 def test_operations_cover_the_documented_ops() -> None:
     assert set(OPERATIONS) == {"reg_read", "process_list", "service_query", "tcp_listeners", "http_get",
-                               "file_info", "session_list", "os_info"}
+                               "file_info", "session_list", "os_info", "user_hives_read", "gpo_registry_settings",
+                               "reg_write", "reg_delete", "reg_delete_key", "backup_save", "backup_load",
+                               "backup_list", "service_set", "task_run", "process_stop", "file_list"}
 
 
 @pytest.mark.parametrize("name", sorted(OPERATIONS))
@@ -58,7 +63,8 @@ def test_operation_specs_are_complete_and_consistent(name: str) -> None:
     spec = OPERATIONS[name]
     assert spec["description"] and spec["reply"]
     for field, field_spec in spec["request"].items():
-        assert field_spec["type"] in ("str", "int", "bool", "list[str]", "list[int]"), field
+        assert field_spec["type"] in ("str", "int", "bool", "list[str]", "list[int]", "list[path_depth]",
+                                      "list[dict]", "reg_data"), field
         assert field_spec["description"]
         default = field_spec["default"]
         if field_spec["required"]:
@@ -80,7 +86,14 @@ def test_os_info_reports_whether_it_is_emulated() -> None:
 
 
 def _required(name: str) -> dict:
-    examples = {"key": "HKLM\\SOFTWARE", "url": "http://localhost:43487/PRS/GetPortNumber", "paths": ["C:\\x.exe"]}
+    examples = {"key": "HKLM\\SOFTWARE\\Policies\\Google\\Chrome", "url": "http://localhost:43487/PRS/GetPortNumber",
+                "paths": ["C:\\x.exe"], "name": "x", "type": "REG_DWORD", "data": 1, "id": "b1", "entries": [],
+                "state": "started", "user": "NHS\\a", "session": 1, "command": "C:\\x.exe", "pid": 9,
+                "image": "C:\\x.exe", "dir": "C:\\x"}
+    if name == "task_run":
+        examples["name"] = "nhs_cm_x"
+    if name == "user_hives_read":
+        examples["paths"] = [["Software\\Policies", 1]]
     return {field: examples[field] for field, spec in OPERATIONS[name]["request"].items() if spec["required"]}
 
 
@@ -94,7 +107,7 @@ def test_validate_fills_defaults_and_keeps_given_values() -> None:
 
 @pytest.mark.parametrize(("ops", "index", "field", "fragment"), [
     ([{"op": "reg_read"}], 0, "key", "ops[0] (reg_read): field 'key' is required (a string)"),
-    ([{"op": "os_info"}, {"op": "reg_write", "key": "HKLM\\X"}], 1, "op",
+    ([{"op": "os_info"}, {"op": "reg_set", "key": "HKLM\\X"}], 1, "op",
      "ops[1]: field 'op' must be one of reg_read, process_list"),
     ([{"op": "process_list", "all": True}], 0, "all", "ops[0] (process_list): unknown field 'all'; allowed: no fields"),
     ([{"op": "reg_read", "key": "HKLM\\X", "view": "16"}], 0, "view",
@@ -172,7 +185,7 @@ def test_bootstrap_is_ascii_and_starts_with_its_marker() -> None:
 
 def test_stdin_is_runner_separator_request() -> None:
     ops = [{"op": "reg_read", "key": "HKLM\\SOFTWARE\\Caf\u00e9"}, {"op": "session_list"}]
-    stdin = build_stdin(RUNNER.replace("\n", "\r\n"), ops)
+    stdin = build_stdin(RUNNER.replace("\n", "\r\n"), ops, compress=False)
     text = stdin.decode("ascii")
     runner, separator, request = text.partition("\n\0\0\0\0\n")
     assert separator and runner == RUNNER.rstrip("\n")
@@ -181,6 +194,17 @@ def test_stdin_is_runner_separator_request() -> None:
     assert json.loads(request) == {"protocol": 1, "ops": ops}
     assert "\\u00e9" in request
     assert split_stdin(stdin) == (runner, {"protocol": 1, "ops": ops})
+
+
+def test_stdin_is_sent_gzipped_in_base64_by_default() -> None:
+    ops = [{"op": "os_info"}, {"op": "process_list"}]
+    runner = Path(P.__file__).with_name("nhs_cm_runner.ps1").read_text(encoding="utf-8")
+    plain = build_stdin(runner, ops, compress=False)
+    stdin = build_stdin(runner, ops)
+    assert re.fullmatch(rb"[A-Za-z0-9+/]+=*", stdin), "one line of base64, as the bootstrap expects"
+    assert gzip.decompress(base64.b64decode(stdin)) == plain
+    assert len(stdin) < len(plain) / 2, "the runner travels compressed"
+    assert split_stdin(stdin) == split_stdin(plain) == (runner.rstrip("\n"), {"protocol": 1, "ops": ops})
 
 
 def test_stdin_refuses_invalid_ops_and_a_foreign_runner() -> None:

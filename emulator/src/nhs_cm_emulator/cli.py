@@ -112,6 +112,7 @@ def inventory(emulator: Emulator, transport: str) -> dict[str, Any]:
             entry.update(ansible_user=user, ansible_password=password)
         if transport not in host.auth and host.auth:  # a host that takes only the other scheme
             entry["ansible_winrm_transport"] = host.auth[0]
+        entry.update(getattr(emulator.estate, "inventory_vars", {}).get(host.name, {}))  # the scenario's
         hosts[host.name] = entry
     group_vars = {
         "ansible_connection": "winrm",

@@ -10,18 +10,19 @@ from __future__ import annotations
 import json
 import ntpath
 import re
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .registry import Key, KeyPathError, Registry, split_key
+from .registry import HiveError, Key, KeyPathError, Registry, split_key
 
 if TYPE_CHECKING:
     from .state import HostState
 
 PROTOCOL = 1
 RUNNER = "nhs_cm"
-ERROR_KINDS = ("access_denied", "not_found", "invalid_request", "timeout", "failed")
+ERROR_KINDS = ("access_denied", "not_found", "invalid_request", "timeout", "failed", "forbidden", "skipped")
 MAX_DEPTH = 4
 MAX_BODY = 4096
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -30,6 +31,13 @@ PRS_PORT_PATH = "/prs/getportnumber"
 PR30007 = "PR30007: Request failed due to unknown exception. Exception=Unable to find CM process for user"
 WINRM_LISTENER = {"address": "0.0.0.0", "port": 5985, "pid": 4}
 ABSOLUTE_PATH = re.compile(r"^([A-Za-z]:\\|\\\\[^\\]+\\[^\\]+)")
+#: People's SIDs (USER_SID_PATTERN of the collection's _protocol.py): service SIDs, the system
+#: accounts and <sid>_Classes hives never match.
+USER_SID = re.compile(r"^S-1-(?:5-21|12-1)-\d+-\d+-\d+-\d+$", re.IGNORECASE)
+RELATIVE_KEY = re.compile(r"^[^\\]+(?:\\[^\\]+)*$")
+HIVE_NAMES = ("HKLM", "HKU", "HKCU", "HKEY_LOCAL_MACHINE", "HKEY_USERS", "HKEY_CURRENT_USER")
+GPO_NAME = "Emulated domain policy"
+MOUNT_PREFIX = "nhs_cm_"
 
 REQUEST_FIELDS: dict[str, tuple[str, ...]] = {
     "reg_read": ("key", "view", "depth", "names"),
@@ -40,6 +48,8 @@ REQUEST_FIELDS: dict[str, tuple[str, ...]] = {
     "file_info": ("paths",),
     "session_list": (),
     "os_info": (),
+    "user_hives_read": ("paths", "include_offline"),
+    "gpo_registry_settings": ("key_prefixes",),
 }
 REPLY_FIELDS: dict[str, tuple[str, ...]] = {
     "reg_read": ("exists", "values", "subkeys"),
@@ -50,6 +60,8 @@ REPLY_FIELDS: dict[str, tuple[str, ...]] = {
     "file_info": ("files",),
     "session_list": ("sessions",),
     "os_info": ("product", "version", "computer_name", "emulated"),  # emulated: always true here
+    "user_hives_read": ("profiles",),
+    "gpo_registry_settings": ("settings", "errors"),
 }
 OPERATIONS = tuple(REQUEST_FIELDS)
 
@@ -94,7 +106,7 @@ def parse_request(data: bytes | str) -> dict[str, Any]:
     if not isinstance(request, dict):
         raise OpError("invalid_request", "the request must be a JSON object with 'protocol' and 'ops'")
     for key in request:
-        if key not in ("protocol", "ops"):
+        if key not in ("protocol", "ops", "write_errors"):
             raise OpError("invalid_request", f"unknown request field {key!r}")
     protocol = request.get("protocol")
     if isinstance(protocol, bool) or protocol != PROTOCOL:
@@ -110,7 +122,11 @@ def handle_request(host: HostState, data: bytes | str) -> tuple[dict[str, Any], 
         request = parse_request(data)
     except OpError as exc:
         return invalid_reply(exc.message), 1
-    results = [run_op(host, op) for op in request["ops"]]
+    try:
+        write_ops.check_write_errors(request)
+    except OpError as exc:
+        return invalid_reply(exc.message), 1
+    results = write_ops.run_request(host, request)  # honours write_errors: stop
     return {"runner": RUNNER, "protocol": PROTOCOL, "ok": True, "results": results}, 0
 
 
@@ -324,6 +340,138 @@ def op_os_info(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
             "emulated": True}
 
 
+# -- user hives ----------------------------------------------------------------------------------
+
+
+def _relative_key(op: dict[str, Any], field: str, path: Any) -> list[str]:
+    if not isinstance(path, str) or not RELATIVE_KEY.match(path):
+        raise _invalid(op["op"], field, f"{path!r} is not a key path relative to a hive root (no empty parts)")
+    segments = path.split("\\")
+    if segments[0].upper() in HIVE_NAMES:
+        raise _invalid(op["op"], field, f"{path!r} names a hive; give the path below the hive root")
+    return segments
+
+
+def _path_depths(op: dict[str, Any]) -> list[tuple[str, list[str], int]]:
+    value = _opt(op, "paths")
+    if not isinstance(value, list):
+        raise _invalid(op["op"], "paths", "missing" if value is None else "expected a list of [key path, depth] pairs")
+    out = []
+    for item in value:
+        if not isinstance(item, list) or len(item) != 2:
+            raise _invalid(op["op"], "paths", f"expected [key path, depth] pairs, found {item!r}")
+        path, depth = item
+        segments = _relative_key(op, "paths", path)
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= MAX_DEPTH:
+            raise _invalid(op["op"], "paths", f"depth of {path!r}: expected an integer 0..{MAX_DEPTH}, found {depth!r}")
+        out.append((path, segments, depth))
+    return out
+
+
+def _bool_field(op: dict[str, Any], field: str, default: bool) -> bool:
+    value = _opt(op, field)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise _invalid(op["op"], field, f"expected true or false, found {value!r}")
+    return value
+
+
+def _user_key(reg: Registry, root: str, segments: list[str], depth: int) -> dict[str, Any]:
+    """One key below HKU\\<root> as the runner's node {exists, values, subkeys, error}."""
+    path = [root, *segments]
+    if reg.is_denied("HKU", path):
+        return {"exists": False, "values": {}, "subkeys": {}, "error": "access_denied"}
+    node = reg.lookup("HKU", path)
+    if node is None:
+        return {"exists": False, "values": {}, "subkeys": {}, "error": None}
+    return {"exists": True, **_read_node(reg, "HKU", path, node, depth, None, "64"), "error": None}
+
+
+def read_user_keys(reg: Registry, root: str, paths: list[tuple[str, list[str], int]]) -> dict[str, Any]:
+    """Every requested key below HKU\\<root> (a SID or a mount point), by relative path."""
+    return {path: _user_key(reg, root, segments, depth) for path, segments, depth in paths}
+
+
+def _people(host: HostState) -> list[tuple[str, str | None, str | None]]:
+    """(sid, user, profile folder) of every person's profile and loaded hive, sorted by SID."""
+    found = {p["sid"].upper(): (p["sid"], p["user"], p["path"]) for p in host.profiles if USER_SID.match(p["sid"])}
+    for child in host.registry.roots["HKU"].sorted_children():
+        if USER_SID.match(child.name) and child.name.upper() not in found:
+            found[child.name.upper()] = (child.name, None, None)
+    return [found[sid] for sid in sorted(found)]
+
+
+def _read_offline(host: HostState, sid: str, folder: str | None,
+                  paths: list[tuple[str, list[str], int]]) -> tuple[str | None, dict[str, Any], str | None]:
+    """Load the profile's NTUSER.DAT under a new mount point, read, unload even when reading
+    fails: (mount point or None, keys, error)."""
+    if folder is None:
+        return None, {}, "not_found: ProfileList has no ProfileImagePath for this profile"
+    file = folder.rstrip("\\") + "\\NTUSER.DAT"
+    mount = MOUNT_PREFIX + uuid.uuid4().hex[:12]
+    try:
+        host.registry.load_hive(sid, mount)
+    except HiveError as exc:
+        return None, {}, f"failed: cannot load {file}: {exc}"
+    host.hive_loads += 1
+    keys: dict[str, Any] = {}
+    error = None
+    try:
+        keys = read_user_keys(host.registry, mount, paths)
+    except Exception as exc:  # as the runner: a read that fails must not leave the hive loaded
+        error = f"failed: {type(exc).__name__}: {exc}"
+    finally:
+        host.registry.unload_hive(mount)
+        host.hive_unloads += 1
+    return mount, keys, error
+
+
+def op_user_hives_read(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    paths = _path_depths(op)
+    include_offline = _bool_field(op, "include_offline", False)
+    profiles = []
+    for sid, user, folder in _people(host):
+        loaded = host.registry.lookup("HKU", [sid]) is not None
+        mount, keys, error = None, {}, None
+        if loaded:
+            keys = read_user_keys(host.registry, sid, paths)
+        elif include_offline and paths:
+            mount, keys, error = _read_offline(host, sid, folder, paths)
+        profiles.append({"sid": sid, "user": user, "path": folder, "loaded": loaded, "mounted_as": mount,
+                         "error": error, "keys": keys})
+    return {"profiles": profiles}
+
+
+# -- Group Policy --------------------------------------------------------------------------------
+
+
+def _under(segments: list[str], prefixes: list[list[str]] | None) -> bool:
+    if prefixes is None:
+        return True
+    folded = [s.lower() for s in segments]
+    return any(folded[: len(prefix)] == [s.lower() for s in prefix] for prefix in prefixes)
+
+
+def op_gpo_registry_settings(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    """The scenario's group_policy as Resultant Set of Policy shows it: an HKLM key is the
+    computer's, an HKU\\<sid> key that user's; one GPO sets every value."""
+    names = _str_list(op, "key_prefixes")
+    prefixes = None if names is None else [_relative_key(op, "key_prefixes", name) for name in names]
+    settings = []
+    for path, values in host.group_policy.items():
+        hive, segments = split_key(path, strict=False)
+        scope, sid = "machine", None
+        if hive == "HKU":
+            if not segments or not USER_SID.match(segments[0]):
+                continue
+            scope, sid, segments = "user", segments[0], segments[1:]
+        if not segments or not _under(segments, prefixes):
+            continue
+        settings += [{"scope": scope, "sid": sid, "key": path, "name": name, "gpo": GPO_NAME} for name in values]
+    return {"settings": settings, "errors": []}
+
+
 HANDLERS: dict[str, Callable[[HostState, dict[str, Any]], dict[str, Any]]] = {
     "reg_read": op_reg_read,
     "process_list": op_process_list,
@@ -333,4 +481,14 @@ HANDLERS: dict[str, Callable[[HostState, dict[str, Any]], dict[str, Any]]] = {
     "file_info": op_file_info,
     "session_list": op_session_list,
     "os_info": op_os_info,
+    "user_hives_read": op_user_hives_read,
+    "gpo_registry_settings": op_gpo_registry_settings,
 }
+
+# The write operations live in write_ops.py (imported last: it uses this module's helpers).
+from . import write_ops  # noqa: E402
+
+HANDLERS.update(write_ops.HANDLERS)
+REQUEST_FIELDS.update(write_ops.REQUEST_FIELDS)
+REPLY_FIELDS.update(write_ops.REPLY_FIELDS)
+OPERATIONS = tuple(REQUEST_FIELDS)

@@ -8,6 +8,10 @@ emulator's own furniture (ProfileList, the non-people hives, ...).
 
 User hives: a profile with ``loaded: true`` is visible as ``HKU\\<sid>``; the keys of a
 profile with ``loaded: false`` are kept aside in ``offline`` (that profile's NTUSER.DAT).
+``load_hive`` shows such a hive under a mount point of the caller's choosing, as
+``reg load HKU\\<mount> <profile>\\NTUSER.DAT`` does, until ``unload_hive``; a hive that is
+loaded already (its user is logged on, or it is mounted) cannot be loaded again. The keys a
+scenario denies in the hive stay denied under the mount point (the ACLs travel with the file).
 """
 
 from __future__ import annotations
@@ -54,6 +58,15 @@ BUILTIN_DENIED = (("HKLM", ("security",)), ("HKLM", ("sam", "sam")))
 
 class KeyPathError(ValueError):
     """A registry key path that cannot be used; the message says why."""
+
+
+class HiveError(Exception):
+    """A hive cannot be loaded or unloaded; the message is what reg.exe would print."""
+
+
+FILE_IN_USE = "ERROR: The process cannot access the file because it is being used by another process."
+FILE_NOT_FOUND = "ERROR: The system cannot find the file specified."
+KEY_NOT_FOUND = "ERROR: The system was unable to find the specified registry key or value."
 
 
 def split_key(path: str, *, strict: bool) -> tuple[str, list[str]]:
@@ -140,6 +153,8 @@ class Registry:
         self.offline: dict[str, Key] = {}
         self.denied: list[str] = []
         self._denied: list[tuple[str, tuple[str, ...]]] = list(BUILTIN_DENIED)
+        # mount point (lower case) -> (mount point as given, sid of the offline hive, lower case)
+        self.mounts: dict[str, tuple[str, str]] = {}
 
     # -- building ---------------------------------------------------------------------------
     def add_offline_hive(self, sid: str) -> None:
@@ -195,6 +210,37 @@ class Registry:
                 for path in CLASSES_HIVE_SKELETON:
                     self.ensure_key("HKU", (sid + CLASSES_SUFFIX, *path))
 
+    # -- offline hives -----------------------------------------------------------------------
+    def load_hive(self, sid: str, mount: str) -> None:
+        """Show the offline hive of profile ``sid`` as ``HKU\\<mount>`` (``reg load``)."""
+        wanted = sid.lower()
+        if not mount or "\\" in mount or mount.lower() in self.roots["HKU"].children:
+            raise HiveError(f"ERROR: HKU\\{mount} cannot be a mount point (it exists or is not one key name).")
+        if self.roots["HKU"].child(sid) is not None or any(mounted == wanted for _, mounted in self.mounts.values()):
+            raise HiveError(FILE_IN_USE)
+        hive = self.offline.get(wanted)
+        if hive is None:
+            raise HiveError(FILE_NOT_FOUND)
+        self.roots["HKU"].children[mount.lower()] = Key(mount, values=hive.values, children=hive.children,
+                                                        explicit=hive.explicit)
+        self.mounts[mount.lower()] = (mount, wanted)
+        for hive_name, denied in list(self._denied):
+            if hive_name == "HKU" and denied[:1] == (wanted,):
+                self._denied.append(("HKU", (mount.lower(), *denied[1:])))
+
+    def unload_hive(self, mount: str) -> None:
+        """Remove the mount point ``HKU\\<mount>`` (``reg unload``); the hive stays in its file."""
+        folded = mount.lower()
+        if folded not in self.mounts:
+            raise HiveError(KEY_NOT_FOUND)
+        del self.mounts[folded]
+        del self.roots["HKU"].children[folded]
+        self._denied = [(hive, path) for hive, path in self._denied if not (hive == "HKU" and path[:1] == (folded,))]
+
+    def mounted(self) -> list[str]:
+        """The mount points in use, as given."""
+        return [name for name, _ in self.mounts.values()]
+
     # -- reading ----------------------------------------------------------------------------
     @staticmethod
     def map_view(hive: str, segments: list[str], view: str) -> list[str]:
@@ -223,6 +269,8 @@ class Registry:
         out: dict[str, dict[str, dict[str, Any]]] = {}
         for hive, root in self.roots.items():
             for path, node in _walk(root, []):
+                if hive == "HKU" and path and path[0].lower() in self.mounts:
+                    continue  # an offline hive shown for a while: it is dumped as HKU\<sid> below
                 _dump_node(out, join_key(hive, path), node)
         for root in self.offline.values():
             for path, node in _walk(root, [root.name]):

@@ -50,7 +50,7 @@ PROCESS_PID_BASE = 5000
 RESERVED_PIDS = 2000
 
 HOST_FIELDS = ("name", "template", "os", "winrm", "sessions", "profiles", "registry", "denied", "services",
-               "processes", "files", "group_policy", "behaviour", "transport")
+               "processes", "files", "group_policy", "behaviour", "transport", "backups")
 
 
 class ScenarioError(Exception):
@@ -185,6 +185,36 @@ def _expect(raw: Any, where: Where, names: dict[str, str]) -> dict[str, list[str
     return out
 
 
+VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_inventory_vars(doc: Any, source: str, hosts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The optional top-level ``inventory_vars``: host name -> {variable: value} that the
+    emulator's inventory gives that host (e.g. what the person auditing it would set, such as
+    ``nhs_cm_ers_report``). Connection variables (``ansible_*``) cannot be set this way."""
+    raw = doc.get("inventory_vars") if isinstance(doc, dict) else None
+    if raw is None:
+        return {}
+    where = Where(source)
+    if not isinstance(raw, dict):
+        where.fail("inventory_vars", f"expected a mapping of host name to variables, found {_kind(raw)}")
+    names = {h["name"].lower(): h["name"] for h in hosts}
+    out: dict[str, dict[str, Any]] = {}
+    for host, variables in raw.items():
+        field = f"inventory_vars[{_quoted(host)}]"
+        if not isinstance(host, str) or host.lower() not in names:
+            where.fail(field, "names no host of this file")
+        if not isinstance(variables, dict):
+            where.fail(field, f"expected a mapping of variable name to value, found {_kind(variables)}")
+        for name in variables:
+            if not isinstance(name, str) or not VARIABLE_NAME.match(name):
+                where.fail(field, f"{name!r} is not a variable name (letters, digits and _)")
+            if name.lower().startswith("ansible_"):
+                where.fail(field, f"{name}: connection variables are the emulator's; give other variables")
+        out[names[host.lower()]] = dict(variables)
+    return out
+
+
 def _host_label(index: int, name: Any) -> str:
     return f"hosts[{index}] ({name})" if isinstance(name, str) and name else f"hosts[{index}]"
 
@@ -227,6 +257,7 @@ def normalise_host(raw: Any, source: str, index: int) -> dict[str, Any]:
         "group_policy": _registry(raw.get("group_policy"), where, "group_policy", profiles),
         "behaviour": _behaviour(raw.get("behaviour"), where),
         "transport": {"fail": _transport(raw.get("transport"), where)},
+        "backups": _backups(raw.get("backups"), where),
     }
 
 
@@ -575,6 +606,26 @@ def reg_data(vtype: str, data: Any, where: Where, field: str) -> Any:
     if not HEX.match(text) or len(text) % 2:
         where.fail(field, f"{vtype} data must be hex digits, two per byte, such as '01ff'")
     return text
+
+
+def _backups(raw: Any, where: Where) -> list[dict[str, Any]]:
+    """Backups the collection saved on the host (backup_save): optional, so that a dumped state
+    loads again. Each is {id, saved_at, entries, missing_keys}."""
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(_list(raw, where, "backups")):
+        field = f"backups[{i}]"
+        data = _mapping(item, where, field, allow_none=False)
+        _known_fields(data, ("id", "saved_at", "entries", "missing_keys"), where, field)
+        backup_id = _string(data.get("id"), where, f"{field}.id")
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", backup_id):
+            where.fail(f"{field}.id", "1 to 80 letters, digits, '_' or '-'")
+        entries = _list(data.get("entries"), where, f"{field}.entries")
+        missing = _list(data.get("missing_keys"), where, f"{field}.missing_keys")
+        if not all(isinstance(e, dict) for e in entries + missing):
+            where.fail(field, "entries and missing_keys must be lists of mappings")
+        out.append({"id": backup_id, "saved_at": _string(data.get("saved_at"), where, f"{field}.saved_at"),
+                    "entries": entries, "missing_keys": missing})
+    return out
 
 
 def _denied(raw: Any, where: Where) -> list[str]:

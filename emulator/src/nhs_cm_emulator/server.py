@@ -211,6 +211,9 @@ class HostRuntime:
             return {"requests": self._requests, "bytes_in": self._bytes_in, "bytes_out": self._bytes_out,
                     "shells": self._succeeded["Create"], "commands": self._succeeded["Command"],
                     "writes": self.host.writes,
+                    # offline user hives loaded to be read (not writes), and any still loaded (a bug)
+                    "hive_loads": getattr(self.host, "hive_loads", 0),
+                    "mounted": list(getattr(self.host, "mounted", list)()),
                     "actions": dict(self._actions)}
 
 
@@ -580,12 +583,14 @@ class Emulator:
     def stats(self) -> dict[str, Any]:
         """Counters per host and summed over all hosts."""
         hosts = {runtime.host.name: runtime.stats() for runtime in self.runtimes}
-        total: dict[str, Any] = dict.fromkeys(("requests", "bytes_in", "bytes_out", "shells", "commands", "writes"), 0)
+        total: dict[str, Any] = dict.fromkeys(("requests", "bytes_in", "bytes_out", "shells", "commands", "writes",
+                                               "hive_loads"), 0)
         actions: Counter[str] = Counter()
         for entry in hosts.values():
             for name in total:
                 total[name] += entry[name]
             actions.update(entry["actions"])
+        total["mounted"] = [mount for entry in hosts.values() for mount in entry["mounted"]]
         total["actions"] = dict(actions)
         return {"hosts": hosts, "total": total}
 

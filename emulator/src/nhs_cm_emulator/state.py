@@ -31,6 +31,7 @@ from .scenario import (
     ScenarioError,
     Where,
     parse_document,
+    parse_inventory_vars,
     process_pid,
     read_file,
     scenario_files,
@@ -128,6 +129,10 @@ class HostState:
         self.behaviour: dict[str, Any] = data["behaviour"]
         self.transport_fail: dict[str, Any] | None = data["transport"]["fail"]
         self.writes = 0
+        self.backups: list[dict[str, Any]] = data["backups"]  # saved by backup_save (write_ops.py)
+        # loading an offline hive to read it is not a registry write: counted apart
+        self.hive_loads = 0
+        self.hive_unloads = 0
         self.registry = self._build_registry(data)
         self.services = [Service(s["name"], s["display_name"], s["state"], s["start_mode"], s["image"],
                                  s["listens"], None if s["state"] == "stopped" else s.get("pid", service_pid(i)))
@@ -217,6 +222,11 @@ class HostState:
                 out.setdefault(port, (process.pid, process))
         return out
 
+    def mounted(self) -> list[str]:
+        """User hives loaded under a mount point now (none between two commands)."""
+        with self._lock:
+            return self.registry.mounted()
+
     # -- the interface --------------------------------------------------------------------------
     def execute(self, command: str, arguments: list[str], stdin: bytes) -> tuple[bytes, bytes, int]:
         """Interpret one WinRS command: (stdout, stderr, exit code)."""
@@ -241,6 +251,7 @@ class HostState:
                 "group_policy": self.group_policy,
                 "behaviour": self.behaviour,
                 "transport": {"fail": self.transport_fail},
+                "backups": self.backups,
             })
 
     def __repr__(self) -> str:
@@ -248,18 +259,24 @@ class HostState:
 
 
 class Estate:
-    """The hosts of an emulated estate, in order, and the findings expected on each."""
+    """The hosts of an emulated estate, in order, the findings expected on each and the
+    inventory variables a scenario gives a host (``inventory_vars``)."""
 
-    def __init__(self, hosts: list[HostState], expect: dict[str, list[str]]) -> None:
+    def __init__(self, hosts: list[HostState], expect: dict[str, list[str]],
+                 inventory_vars: dict[str, dict[str, Any]] | None = None) -> None:
         self.hosts = hosts
         self.expect = expect
+        self.inventory_vars = inventory_vars or {}
         self._by_name = {h.name.lower(): h for h in hosts}
 
     def by_name(self, name: str) -> HostState:
         return self._by_name[name.lower()]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"hosts": [h.state_dict() for h in self.hosts], "expect": copy.deepcopy(self.expect)}
+        state = {"hosts": [h.state_dict() for h in self.hosts], "expect": copy.deepcopy(self.expect)}
+        if self.inventory_vars:
+            state["inventory_vars"] = copy.deepcopy(self.inventory_vars)
+        return state
 
 
 def load_estate(paths: list[str], hosts: int | None = None, seed: int = 0) -> Estate:
@@ -270,20 +287,26 @@ def load_estate(paths: list[str], hosts: int | None = None, seed: int = 0) -> Es
     templates once, in file order; the rest copy templates chosen by random.Random(seed).
     """
     templates: list[tuple[dict[str, Any], list[str] | None]] = []
+    variables: dict[str, dict[str, Any]] = {}  # by template (the host's name in its file)
     seen: dict[str, str] = {}
     for path in scenario_files(paths):
         source = str(path)
-        host_data, expect = parse_document(read_file(path), source)
+        doc = read_file(path)
+        host_data, expect = parse_document(doc, source)
         for index, data in enumerate(host_data):
             first = seen.setdefault(data["name"].lower(), source)
             if hosts is None and first != source:
                 Where(source, f"hosts[{index}] ({data['name']})").fail(
                     "name", f"host name also used in {first}; names must be unique across the files loaded")
             templates.append((data, expect.get(data["name"])))
+        for name, values in parse_inventory_vars(doc, source, host_data).items():
+            variables[next(d["template"] for d in host_data if d["name"] == name)] = values
     chosen = templates if hosts is None else _spread(templates, hosts, seed)
     built = [HostState(data) for data, _ in chosen]
     expect = {data["name"]: list(ids) for data, ids in chosen if ids is not None}
-    return Estate(built, expect)
+    inventory_vars = {data["name"]: dict(variables[data["template"]]) for data, _ in chosen
+                      if data["template"] in variables}
+    return Estate(built, expect, inventory_vars)
 
 
 def _spread(templates: list[tuple[dict[str, Any], list[str] | None]], count: int,

@@ -1,0 +1,606 @@
+"""The write operations of docs/runner-protocol.md, answered from (and changing) a host's state.
+
+``ops.py`` registers ``HANDLERS``, ``REQUEST_FIELDS`` and ``REPLY_FIELDS`` of this module into
+its own tables and hands a whole request to ``run_request`` (for ``write_errors: stop``).
+
+The write allow-list is the runner's (``$WriteKeyPatterns``, ``$DeleteKeyPatterns``, ... in
+plugins/plugin_utils/nhs_cm_runner.ps1), pattern for pattern: the same targets are refused
+with ``forbidden`` in the same order of checks, whatever the request asks.
+
+Behaviour (shared/spec/emulated-host.md, ``behaviour``):
+- ``service_set`` of the NHS Port Service fails when ``port_service_start_fails``; once
+  (re)started it listens on ``port_service_ports``. A running service has the pid
+  2000 + 4 * its index, as at load time.
+- ``task_run`` starts the program in the session of the task's user when
+  ``starts_on_logon_task`` allows it and the image is a file the host has (else the task ran
+  but the program did not: ``started: false`` with the LastTaskResult Windows would give). A
+  program under a CM or Identity Hub ``InstallLocation`` listens on a free loopback port.
+- Every executed write operation counts in ``HostState.writes`` (``GET /stats``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import fnmatch
+import ntpath
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import ops
+from .ops import OpError, normalise_path, split_key
+from .registry import KeyPathError, Value
+
+if TYPE_CHECKING:
+    from .registry import Key, Registry
+    from .state import HostState, Process, Service
+
+#: The runner's allow-list, verbatim (tests/unit/test_write_allowlist.py compares them).
+WRITE_KEY_PATTERNS = (
+    r"^HKLM\\SOFTWARE\\Policies\\(Google\\Chrome|Microsoft\\Edge|Mozilla\\Firefox)(\\[^\\]+)*$",
+    r"^HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1|"
+    r"ZoneMapKey)$",
+    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Policies\\(Google\\Chrome|Microsoft\\Edge|"
+    r"Mozilla\\Firefox)(\\[^\\]+)*$",
+    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Policies\\Microsoft\\Windows\\CurrentVersion\\"
+    r"Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1|ZoneMapKey)$",
+    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Microsoft\\Windows\\CurrentVersion\\"
+    r"Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1)$",
+)
+DELETE_KEY_PATTERNS = (
+    r"^HKLM\\SOFTWARE\\Policies\\(Google|Mozilla|Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|"
+    r"Microsoft\\Windows\\CurrentVersion\\Internet Settings)$",
+    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Policies\\(Google|Mozilla|Microsoft|"
+    r"Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|Microsoft\\Windows\\CurrentVersion\\Internet Settings)$",
+)
+SERVICE_NAMES = ("SCardSvr",)
+SERVICE_DISPLAY_NAMES = ("NHS Port Service",)
+TASK_NAME_PATTERN = r"^nhs_cm_[A-Za-z0-9_-]{1,64}$"
+BACKUP_ID_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"
+WRITE_REG_TYPES = ("REG_SZ", "REG_EXPAND_SZ", "REG_MULTI_SZ", "REG_DWORD", "REG_QWORD", "REG_BINARY")
+WRITE_OPERATIONS = ("reg_write", "reg_delete", "reg_delete_key", "backup_save", "service_set", "task_run",
+                    "process_stop")
+BACKUP_FOLDER = "C:\\ProgramData\\nhs_cm\\backups"
+SYSTEM_ROOT = "C:\\Windows"
+CM_PREFIXES = ("nhs credential management", "nhs identity hub")
+UNINSTALL_KEYS = (("SOFTWARE", "Microsoft", "Windows", "CurrentVersion", "Uninstall"),
+                  ("SOFTWARE", "WOW6432Node", "Microsoft", "Windows", "CurrentVersion", "Uninstall"))
+FIRST_CM_PORT = 43485
+#: LastTaskResult values: the task has not run (SCHED_S_TASK_HAS_NOT_RUN, 0x41303) and the task
+#: is running (SCHED_S_TASK_RUNNING, 0x41301).
+HAS_NOT_RUN_RESULT = 0x41303
+RUNNING_RESULT = 0x41301
+
+REQUEST_FIELDS: dict[str, tuple[str, ...]] = {
+    "reg_write": ("key", "view", "name", "type", "data"),
+    "reg_delete": ("key", "view", "name"),
+    "reg_delete_key": ("key", "view"),
+    "backup_save": ("id", "entries"),
+    "backup_load": ("id",),
+    "backup_list": (),
+    "service_set": ("name", "start_mode", "state", "timeout_ms"),
+    "task_run": ("name", "user", "session", "command", "arguments", "wait_ms"),
+    "process_stop": ("pid", "image"),
+    "file_list": ("dir", "pattern"),
+}
+REPLY_FIELDS: dict[str, tuple[str, ...]] = {
+    "reg_write": ("previous", "created_key"),
+    "reg_delete": ("existed",),
+    "reg_delete_key": ("deleted", "reason"),
+    "backup_save": ("id", "path", "missing_keys"),
+    "backup_load": ("backup",),
+    "backup_list": ("backups",),
+    "service_set": ("name", "display_name", "state", "start_mode", "previous_state", "previous_start_mode"),
+    "task_run": ("started", "pid", "last_result", "deleted"),
+    "process_stop": ("found", "stopped"),
+    "file_list": ("files",),
+}
+
+
+def _invalid(op: str, field: str, problem: str) -> OpError:
+    return OpError("invalid_request", f"{op}: {field}: {problem}")
+
+
+def _forbidden(message: str) -> OpError:
+    return OpError("forbidden", message)
+
+
+# -- the request: write_errors ----------------------------------------------------------------
+
+
+def check_write_errors(request: dict[str, Any]) -> None:
+    mode = request.get("write_errors", "continue")
+    if mode not in ("continue", "stop"):
+        raise OpError("invalid_request", "the request field 'write_errors' must be 'continue' or 'stop'")
+
+
+def run_request(host: HostState, request: dict[str, Any]) -> list[dict[str, Any]]:
+    """One result per op; with ``write_errors: stop`` every write after a failed write is skipped."""
+    stop = request.get("write_errors") == "stop"
+    results: list[dict[str, Any]] = []
+    failed: str | None = None
+    for index, op in enumerate(request["ops"]):
+        name = op.get("op") if isinstance(op, dict) else None
+        is_write = name in WRITE_OPERATIONS
+        if is_write and failed is not None:
+            results.append({"ok": False, "error": "skipped",
+                            "message": f"not run: {failed} failed before it (write_errors: stop)"})
+            continue
+        result = ops.run_op(host, op)
+        if is_write and result.get("ok"):
+            host.writes += 1
+        if is_write and stop and not result.get("ok"):
+            failed = f"ops[{index}] ({name})"
+        results.append(result)
+    return results
+
+
+# -- fields -----------------------------------------------------------------------------------
+
+
+def _str(op: dict[str, Any], field: str, default: str | None = None) -> str:
+    value = op.get(field)
+    if value is None:
+        if default is None:
+            raise _invalid(op["op"], field, "missing")
+        return default
+    if not isinstance(value, str):
+        raise _invalid(op["op"], field, f"expected a string, found {type(value).__name__}")
+    return value
+
+
+def _choice(op: dict[str, Any], field: str, choices: tuple[str, ...], default: str | None) -> str | None:
+    value = op.get(field)
+    if value is None:
+        return default
+    if value not in choices:
+        raise _invalid(op["op"], field, f"expected one of {', '.join(choices)}, found {value!r}")
+    return value
+
+
+def _int(op: dict[str, Any], field: str, low: int, high: int, default: int | None) -> int:
+    value = op.get(field)
+    if value is None:
+        if default is None:
+            raise _invalid(op["op"], field, "missing")
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _invalid(op["op"], field, f"expected an integer {low}..{high}, found {value!r}")
+    return value
+
+
+# -- the allow-list -----------------------------------------------------------------------------
+
+
+def key_shape_problem(key: str) -> str | None:
+    """Why a key is not a plain path (printable ASCII, <= 512, no '/', no empty, '.' or '..' part)."""
+    if not 1 <= len(key) <= 512:
+        return "is empty or longer than 512 characters"
+    if re.search(r"[^\x20-\x7E]", key):
+        return "has control or non-ASCII characters"
+    if "/" in key:
+        return "has a '/'"
+    if any(part in ("", ".", "..") for part in key.split("\\")):
+        return "has an empty, '.' or '..' part"
+    return None
+
+
+def _matches(key: str, patterns: tuple[str, ...]) -> bool:
+    return any(re.search(pattern, key, re.IGNORECASE) for pattern in patterns)
+
+
+def check_write_key(key: str, for_key_delete: bool = False) -> None:
+    """``forbidden`` unless the runner's allow-list lets this key be written (or emptied away)."""
+    problem = key_shape_problem(key)
+    if problem:
+        raise _forbidden(f"key '{key}' {problem}")
+    allowed = _matches(key, WRITE_KEY_PATTERNS) or (for_key_delete and _matches(key, DELETE_KEY_PATTERNS))
+    if not allowed:
+        raise _forbidden(f"key '{key}' is not under a registry key this collection manages "
+                         "(the runner's write allow-list)")
+
+
+def _check_value_name(name: str) -> None:
+    if len(name) > 255 or re.search(r"[\x00-\x1F\x7F]", name):
+        raise _forbidden("a value name must be at most 255 characters without control characters")
+
+
+def program_path_problem(path: str) -> str | None:
+    """Why a path is not a .exe on a local drive outside the Windows folder."""
+    if len(path) > 260:
+        return "is longer than 260 characters"
+    if not re.match(r'^[A-Za-z]:\\[^<>"|?*\x00-\x1F]+\.exe$', path, re.IGNORECASE):
+        return "is not the absolute path of a .exe on a local drive"
+    if any(part in ("", ".", "..") for part in path.split("\\")):
+        return "has an empty, '.' or '..' part"
+    if path.lower().startswith(SYSTEM_ROOT.lower() + "\\"):
+        return "lies under the Windows folder"
+    return None
+
+
+# -- registry -----------------------------------------------------------------------------------
+
+
+def _key_parts(op: dict[str, Any], key: str, view: str) -> tuple[str, list[str]]:
+    try:
+        hive, segments = split_key(key, strict=True)
+    except KeyPathError as exc:
+        raise _invalid(op["op"], "key", str(exc)) from exc
+    return hive, host_view(hive, segments, view)
+
+
+def host_view(hive: str, segments: list[str], view: str) -> list[str]:
+    from .registry import Registry
+
+    return Registry.map_view(hive, segments, view)
+
+
+def _check_denied(reg: Registry, hive: str, segments: list[str], key: str) -> None:
+    if reg.is_denied(hive, segments):
+        raise OpError("access_denied", f"access to {key} is denied")
+
+
+def _write_data(op: dict[str, Any], vtype: str, data: Any) -> Any:
+    if vtype in ("REG_SZ", "REG_EXPAND_SZ") and isinstance(data, str):
+        return data
+    if vtype == "REG_MULTI_SZ" and isinstance(data, list) and all(isinstance(s, str) for s in data):
+        return list(data)
+    if vtype in ("REG_DWORD", "REG_QWORD") and isinstance(data, int) and not isinstance(data, bool):
+        top = 2**32 if vtype == "REG_DWORD" else 2**64
+        if 0 <= data < top:
+            return data
+    if vtype == "REG_BINARY" and isinstance(data, str) and re.fullmatch(r"(?:[0-9a-f]{2})*", data):
+        return data
+    raise _invalid(op["op"], "data", f"does not fit the type {vtype}: {data!r}")
+
+
+def _ensure_key(reg: Registry, hive: str, segments: list[str], key: str) -> tuple[Key, bool]:
+    """The key, created (with its missing parents, shown in GET /state) when missing."""
+    if reg.lookup(hive, segments) is not None:
+        return reg.lookup(hive, segments), False  # type: ignore[return-value]
+    if hive == "HKU" and reg.lookup("HKU", segments[:1]) is None:
+        raise OpError("access_denied", f"cannot create {key}: HKU\\{segments[0]} is not a loaded hive")
+    node = reg.roots[hive]
+    for name in segments:
+        child = node.child(name)
+        if child is None:
+            child = node.ensure_child(name)
+            child.explicit = True
+        node = child
+    return node, True
+
+
+def op_reg_write(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    key = _str(op, "key")
+    view = _choice(op, "view", ("64", "32"), "64") or "64"
+    name = _str(op, "name")
+    vtype = _choice(op, "type", WRITE_REG_TYPES, None)
+    if vtype is None:
+        raise _invalid("reg_write", "type", "missing")
+    check_write_key(key)
+    _check_value_name(name)
+    data = _write_data(op, vtype, op.get("data"))
+    hive, segments = _key_parts(op, key, view)
+    _check_denied(host.registry, hive, segments, key)
+    node, created = _ensure_key(host.registry, hive, segments, key)
+    old = node.value(name)
+    node.set_value(Value(name, vtype, data))
+    return {"previous": old.as_reply() if old is not None else None, "created_key": created}
+
+
+def op_reg_delete(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    key = _str(op, "key")
+    view = _choice(op, "view", ("64", "32"), "64") or "64"
+    name = _str(op, "name")
+    check_write_key(key)
+    _check_value_name(name)
+    hive, segments = _key_parts(op, key, view)
+    _check_denied(host.registry, hive, segments, key)
+    node = host.registry.lookup(hive, segments)
+    if node is None or node.value(name) is None:
+        return {"existed": False}
+    del node.values[name.lower()]
+    return {"existed": True}
+
+
+def op_reg_delete_key(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    key = _str(op, "key")
+    view = _choice(op, "view", ("64", "32"), "64") or "64"
+    check_write_key(key, for_key_delete=True)
+    hive, segments = _key_parts(op, key, view)
+    _check_denied(host.registry, hive, segments, key)
+    node = host.registry.lookup(hive, segments)
+    if node is None:
+        return {"deleted": False, "reason": "does not exist"}
+    if node.values or node.children:
+        return {"deleted": False, "reason": "not empty"}
+    parent = host.registry.lookup(hive, segments[:-1])
+    assert parent is not None
+    del parent.children[segments[-1].lower()]
+    return {"deleted": True, "reason": None}
+
+
+# -- backups ------------------------------------------------------------------------------------
+
+
+def _backup_id(op: dict[str, Any], allow_latest: bool) -> str:
+    value = _str(op, "id")
+    if (allow_latest and value == "latest") or re.match(BACKUP_ID_PATTERN, value):
+        return value
+    raise _forbidden(f"backup id '{value}' must be {'latest or ' if allow_latest else ''}1 to 80 letters, digits, "
+                     "'_' or '-'")
+
+
+def _entries(op: dict[str, Any]) -> list[dict[str, Any]]:
+    value = op.get("entries")
+    if value is None:
+        raise _invalid("backup_save", "entries", "missing")
+    if not isinstance(value, list) or len(value) > 1000:
+        raise _invalid("backup_save", "entries", "expected a list of at most 1000 objects")
+    for entry in value:
+        if not isinstance(entry, dict) or entry.get("kind") not in ("reg", "service"):
+            raise _invalid("backup_save", "entries", "each entry needs kind 'reg' or 'service'")
+        target = entry.get("key") if entry["kind"] == "reg" else entry.get("name")
+        if not isinstance(target, str):
+            raise _invalid("backup_save", "entries", "a reg entry needs a key, a service entry a name")
+    return value
+
+
+def _missing_keys(reg: Registry, entries: list[dict[str, Any]]) -> list[dict[str, str]]:
+    seen: set[tuple[str, str]] = set()
+    missing: list[dict[str, str]] = []
+    for entry in entries:
+        if entry["kind"] != "reg":
+            continue
+        view = "32" if entry.get("view") == "32" else "64"
+        chain: list[str] = []
+        key = entry["key"]
+        while "\\" in key and not _key_exists(reg, key, view):
+            chain.insert(0, key)
+            key = key.rsplit("\\", 1)[0]
+        for item in chain:
+            if (view, item.upper()) not in seen:
+                seen.add((view, item.upper()))
+                missing.append({"key": item, "view": view})
+    return missing
+
+
+def _key_exists(reg: Registry, key: str, view: str) -> bool:
+    try:
+        hive, segments = split_key(key, strict=True)
+    except KeyPathError:
+        return False
+    return reg.lookup(hive, host_view(hive, segments, view)) is not None
+
+
+def _path(backup_id: str) -> str:
+    return f"{BACKUP_FOLDER}\\{backup_id}.json"
+
+
+def _stamp(host: HostState) -> str:
+    now = datetime.datetime.now(datetime.UTC)
+    text = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    latest = max((b["saved_at"] for b in host.backups), default="")
+    if text <= latest:  # two backups in one millisecond: keep them ordered
+        later = datetime.datetime.strptime(latest, "%Y-%m-%dT%H:%M:%S.%fZ") + datetime.timedelta(milliseconds=1)
+        text = later.strftime("%Y-%m-%dT%H:%M:%S.") + f"{later.microsecond // 1000:03d}Z"
+    return text
+
+
+def op_backup_save(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    backup_id = _backup_id(op, allow_latest=False)
+    entries = _entries(op)
+    if any(b["id"].lower() == backup_id.lower() for b in host.backups):
+        raise _invalid("backup_save", "id", f"a backup with the id '{backup_id}' exists already")
+    missing = _missing_keys(host.registry, entries)
+    host.backups.append({"id": backup_id, "saved_at": _stamp(host), "entries": entries, "missing_keys": missing})
+    return {"id": backup_id, "path": _path(backup_id), "missing_keys": missing}
+
+
+def _ordered(host: HostState) -> list[dict[str, Any]]:
+    return sorted(host.backups, key=lambda b: (b["saved_at"], b["id"]))
+
+
+def op_backup_load(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    backup_id = _backup_id(op, allow_latest=True)
+    backups = _ordered(host)
+    if backup_id == "latest":
+        if not backups:
+            raise OpError("not_found", f"no backup is saved on this host ({BACKUP_FOLDER})")
+        return {"backup": backups[-1]}
+    for backup in backups:
+        if backup["id"].lower() == backup_id.lower():
+            return {"backup": backup}
+    raise OpError("not_found", f"no backup '{backup_id}' on this host ({_path(backup_id)})")
+
+
+def op_backup_list(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    return {"backups": [{"id": b["id"], "saved_at": b["saved_at"], "entries": len(b["entries"]),
+                         "path": _path(b["id"])} for b in _ordered(host)]}
+
+
+# -- services -----------------------------------------------------------------------------------
+
+
+def _service(host: HostState, name: str) -> tuple[int, Service]:
+    if not re.match(r"^[A-Za-z0-9 _.$-]{1,256}$", name):
+        raise _invalid("service_set", "name", "must be a service name")
+    for index, service in enumerate(host.services):
+        if service.name.lower() == name.lower():
+            return index, service
+    raise OpError("not_found", f"no service is named '{name}'")
+
+
+def _is_port_service(service: Service) -> bool:
+    return service.display_name.lower() == ops.PORT_SERVICE_DISPLAY_NAME.lower()
+
+
+def _stop(host: HostState, service: Service) -> None:
+    host.processes = [p for p in host.processes if not (p.implicit and p.pid == service.pid)]
+    service.state, service.pid = "stopped", None
+
+
+def _start(host: HostState, index: int, service: Service) -> None:
+    from .scenario import service_pid
+    from .state import SYSTEM_USER, Process
+
+    if _is_port_service(service) and host.behaviour.get("port_service_start_fails"):
+        raise OpError("failed", f"service {service.name} is Stopped, not Running (the service did not respond "
+                                "to the start or control request in a timely fashion)")
+    service.state = "running"
+    service.pid = service_pid(index)
+    if _is_port_service(service):
+        service.listens = list(host.behaviour.get("port_service_ports") or [])
+    image = service.executable()
+    host.processes.append(Process(service.pid, ntpath.basename(image), image, 0, SYSTEM_USER, implicit=True))
+
+
+def op_service_set(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    name = _str(op, "name")
+    start_mode = _choice(op, "start_mode", ("auto", "manual", "disabled"), None)
+    state = _choice(op, "state", ("started", "stopped", "restarted"), None)
+    if state is None:
+        raise _invalid("service_set", "state", "missing")
+    _int(op, "timeout_ms", 1000, 120000, 30000)
+    index, service = _service(host, name)
+    if service.name not in SERVICE_NAMES and service.display_name not in SERVICE_DISPLAY_NAMES:
+        raise _forbidden(f"service '{service.name}' ({service.display_name}) is not one this collection manages "
+                         "(the runner's write allow-list)")
+    previous_state, previous_start_mode = service.state, service.start_mode
+    if start_mode is not None:
+        service.start_mode = start_mode
+    if state in ("stopped", "restarted") and service.state != "stopped":
+        _stop(host, service)
+    if state in ("started", "restarted") and service.state != "running":
+        if service.start_mode == "disabled":
+            raise OpError("failed", f"service {service.name} cannot be started: it is disabled")
+        _start(host, index, service)
+    return {"name": service.name, "display_name": service.display_name, "state": service.state,
+            "start_mode": service.start_mode, "previous_state": previous_state,
+            "previous_start_mode": previous_start_mode}
+
+
+# -- tasks and processes ------------------------------------------------------------------------
+
+
+def _cm_folders(reg: Registry) -> list[str]:
+    folders = []
+    for path in UNINSTALL_KEYS:
+        root = reg.lookup("HKLM", list(path))
+        for entry in root.children.values() if root is not None else []:
+            name, location = entry.value("DisplayName"), entry.value("InstallLocation")
+            if name is None or location is None or not str(location.data).strip():
+                continue
+            if str(name.data).lower().startswith(CM_PREFIXES):
+                folders.append(normalise_path(str(location.data)).rstrip("\\") + "\\")
+    return folders
+
+
+def _free_port(host: HostState) -> int:
+    used = set(host.listeners())
+    port = FIRST_CM_PORT
+    while port in used:
+        port += 1
+    return port
+
+
+def _new_pid(host: HostState) -> int:
+    from .scenario import PROCESS_PID_BASE
+
+    return max([PROCESS_PID_BASE, *(p.pid for p in host.processes)]) + 4
+
+
+def _session_of(host: HostState, number: int, user: str) -> dict[str, Any] | None:
+    for session in host.sessions:
+        if session["id"] == number and user.lower() in (str(session["user"]).lower(), str(session["sid"]).lower()):
+            return session
+    return None
+
+
+def _files(host: HostState) -> dict[str, str]:
+    """Every file the host has, lower-cased path -> path as written."""
+    paths = [f["path"] for f in host.files] + [p.image for p in host.processes if p.image]
+    paths += [s.executable() for s in host.services]
+    return {normalise_path(path): path for path in paths}
+
+
+def op_task_run(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    from .state import Process
+
+    name = _str(op, "name")
+    user = _str(op, "user")
+    number = _int(op, "session", 1, 65535, None)
+    command = _str(op, "command")
+    arguments = _str(op, "arguments", "")
+    _int(op, "wait_ms", 0, 120000, 15000)
+    if not re.match(TASK_NAME_PATTERN, name):
+        raise _forbidden(f"task name '{name}' must be nhs_cm_ followed by 1 to 64 letters, digits, '_' or '-'")
+    if len(arguments) > 512 or re.search(r"[\x00-\x1F]", arguments):
+        raise _forbidden("the arguments must be at most 512 characters without control characters")
+    problem = program_path_problem(command)
+    if problem:
+        raise _forbidden(f"command '{command}' {problem}")
+    if normalise_path(command) not in host.known_files():
+        raise OpError("not_found", f"no program at {command}")
+    session = _session_of(host, number, user)
+    if session is None or not host.behaviour.get("starts_on_logon_task", True):
+        return {"started": False, "pid": None, "last_result": HAS_NOT_RUN_RESULT, "deleted": True}
+    image = _files(host)[normalise_path(command)]
+    folded = normalise_path(image)
+    listens = [_free_port(host)] if any(folded.startswith(f) for f in _cm_folders(host.registry)) else []
+    version = host.file_versions().get(folded)
+    process = Process(_new_pid(host), ntpath.basename(image), image, number, session["user"], listens, version)
+    host.processes.append(process)
+    return {"started": True, "pid": process.pid, "last_result": RUNNING_RESULT, "deleted": True}
+
+
+def op_process_stop(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    pid = _int(op, "pid", 1, 2**31 - 1, None)
+    image = _str(op, "image")
+    problem = program_path_problem(image)
+    if problem:
+        raise _forbidden(f"image '{image}' {problem}")
+    target: Process | None = None
+    for process in host.processes:
+        if process.pid == pid and process.image and normalise_path(process.image) == normalise_path(image):
+            target = process
+    if target is None:
+        return {"found": False, "stopped": False}
+    if target.session < 1:
+        raise _forbidden(f"process {pid} runs in session 0; only processes of interactive sessions may be stopped")
+    host.processes.remove(target)
+    return {"found": True, "stopped": True}
+
+
+# -- files ----------------------------------------------------------------------------------------
+
+
+def op_file_list(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    folder = _str(op, "dir")
+    pattern = _str(op, "pattern", "*.exe")
+    if not ops.ABSOLUTE_PATH.match(folder):
+        raise _invalid("file_list", "dir", "must be an absolute path")
+    if not re.match(r"^[A-Za-z0-9 _.*?-]{1,64}$", pattern):
+        raise _invalid("file_list", "pattern", "must be a file-name wildcard of letters, digits, space, '_', '.', "
+                                               "'-', '*' and '?'")
+    wanted = normalise_path(folder).rstrip("\\")
+    versions = host.known_files()
+    files = []
+    for folded, path in sorted(_files(host).items()):
+        if ntpath.dirname(folded) == wanted and fnmatch.fnmatch(ntpath.basename(folded), pattern.lower()):
+            files.append({"path": path, "version": versions.get(folded)})
+    return {"files": files}
+
+
+HANDLERS: dict[str, Callable[[HostState, dict[str, Any]], dict[str, Any]]] = {
+    "reg_write": op_reg_write,
+    "reg_delete": op_reg_delete,
+    "reg_delete_key": op_reg_delete_key,
+    "backup_save": op_backup_save,
+    "backup_load": op_backup_load,
+    "backup_list": op_backup_list,
+    "service_set": op_service_set,
+    "task_run": op_task_run,
+    "process_stop": op_process_stop,
+    "file_list": op_file_list,
+}

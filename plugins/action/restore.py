@@ -1,0 +1,162 @@
+# Copyright (c) 2025 NHS CM remediation maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Action plugin of nhs_cm.remediation.restore (documentation: plugins/modules/restore.py).
+
+Puts back exactly what a backup saved on the host recorded: three runner calls.
+1. ``backup_load`` (an id, or ``latest``).
+2. Read what those values and services are now (and whether the keys the backup recorded as
+   missing exist and what they hold).
+3. Plan what differs (``_changes.plan`` of ``restore_changes``: same types, same data, values that
+   did not exist deleted, services back to their start mode and state); check mode stops here
+   with the diff. Otherwise write it, delete the recorded-missing keys that end up empty, and
+   read everything back to verify. Nothing else is touched. Restoring does not save a backup of
+   its own (``latest`` keeps naming the run that is being undone).
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
+
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import (
+    Action,
+    ChangeError,
+    Plan,
+    RegValue,
+    ServiceWant,
+    plan,
+    reg_current,
+    restore_changes,
+    restore_failures,
+    value_readback_ops,
+    verify_values,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._gpo_policies import normalise_key
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import ProtocolError, RequestError
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._write_action import WriteAction
+
+ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
+    "backup_id": {"type": "str", "required": True},
+}
+
+
+def validate_options(args: dict[str, t.Any]) -> tuple[dict[str, t.Any] | None, str | None]:
+    result = ArgumentSpecValidator(ARGUMENT_SPEC).validate(dict(args))
+    messages = [f"unsupported parameter(s): {e}" if isinstance(e, UnsupportedError) else str(e) for e in result.errors]
+    if messages:
+        return None, "; ".join(messages)
+    return {"backup_id": result.validated_parameters["backup_id"]}, None
+
+
+def current_reads(backup: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+    """One reg_read per key of the backup's registry entries and of its missing keys (all
+    values, subkey names), then one service_query for its services."""
+    reads: dict[tuple[str, str], dict[str, t.Any]] = {}
+    keys = [(e["key"], e.get("view") or "64") for e in backup.get("entries") or [] if e.get("kind") == "reg"]
+    keys += [(k["key"], k.get("view") or "64") for k in backup.get("missing_keys") or []]
+    for key, view in keys:
+        reads.setdefault((normalise_key(key), view), {"op": "reg_read", "key": key, "view": view})
+    ops = list(reads.values())
+    names = [e["name"] for e in backup.get("entries") or [] if e.get("kind") == "service"]
+    if names:
+        ops.append({"op": "service_query", "names": names})
+    return ops
+
+
+def _key_deletes(backup: dict[str, t.Any], reads: list[dict[str, t.Any]], results: list[dict[str, t.Any]],
+                 the_plan: Plan) -> list[Action]:
+    """reg_delete_key for each recorded-missing key that exists and holds nothing once the
+    planned deletes are done (deepest first)."""
+    by_key = {(normalise_key(op["key"]), op["view"]): r for op, r in zip(reads, results, strict=False)
+              if op["op"] == "reg_read"}
+    deleted_values = {(normalise_key(i.change.key), i.change.view, i.change.name.casefold())
+                      for i in the_plan.planned if isinstance(i.change, RegValue) and i.change.type is None}
+    missing = sorted(backup.get("missing_keys") or [], key=lambda k: k["key"].count("\\"), reverse=True)
+    going: set[tuple[str, str]] = set()
+    actions = []
+    for item in missing:
+        where = (normalise_key(item["key"]), item.get("view") or "64")
+        result = by_key.get(where) or {}
+        if not result.get("ok") or not result.get("exists"):
+            continue
+        values_left = [n for n in result.get("values") or {} if (*where, n.casefold()) not in deleted_values]
+        subkeys_left = [n for n in result.get("subkeys") or {}
+                        if (f"{where[0]}\\{n.casefold()}", where[1]) not in going]
+        if values_left or subkeys_left:
+            continue
+        going.add(where)
+        actions.append(Action(f"delete the empty key {item['key']}", (
+            {"op": "reg_delete_key", "key": item["key"], "view": where[1]},),
+            before=f"{item['key']}: exists", after=f"{item['key']}: (absent, as before the backup)"))
+    return actions
+
+
+def restore_plan(backup: dict[str, t.Any], reads: list[dict[str, t.Any]], results: list[dict[str, t.Any]]) -> Plan:
+    """What differs between the host now and ``backup``; raises ChangeError when a value's key
+    could not be read."""
+    triples = [(op["key"], op["view"], r) for op, r in zip(reads, results, strict=False) if op["op"] == "reg_read"]
+    services = [s for op, r in zip(reads, results, strict=False) if op["op"] == "service_query"
+                for s in r.get("services") or []]
+    failed = [f"{op['key']}: {r.get('error')}: {r.get('message')}" for op, r in zip(reads, results, strict=False)
+              if op["op"] == "reg_read" and not r.get("ok")]
+    if failed:
+        raise ChangeError("cannot read what the backup restores: " + "; ".join(failed))
+    changes = restore_changes(backup.get("entries") or [])
+    missing_services = [c.name for c in changes if isinstance(c, ServiceWant)
+                        and c.name.casefold() not in {str(s.get("name")).casefold() for s in services}]
+    if missing_services:
+        raise ChangeError(f"the backup restores services the host no longer has: {', '.join(missing_services)}")
+    the_plan = plan(changes, reg_current(triples), services)
+    the_plan.planned.extend(plan(_key_deletes(backup, reads, results, the_plan)).planned)
+    return the_plan
+
+
+class ActionModule(WriteAction):
+    _supports_check_mode = True
+    _supports_async = False
+
+    def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        options, error = validate_options(self._task.args)
+        if options is None:
+            result.update(failed=True, msg=f"nhs_cm.remediation.restore: {error}")
+            return result
+        try:
+            result.update(self._restore(options["backup_id"]))
+        except (ProtocolError, ChangeError) as exc:
+            result.update(failed=True, msg=str(exc))
+        return result
+
+    def _restore(self, backup_id: str) -> dict[str, t.Any]:
+        try:
+            (loaded,) = self.run_ops([{"op": "backup_load", "id": backup_id}])
+        except RequestError as exc:
+            return {"failed": True, "msg": f"backup_id: {exc}"}
+        if not loaded.get("ok") and backup_id == "latest" and loaded.get("error") == "not_found":
+            return {"changed": False, "backup_id": None, "changes": [],
+                    "msg": "no backup is saved on this host: nothing to restore"}
+        if not loaded.get("ok"):
+            return {"failed": True, "msg": f"cannot load backup {backup_id!r}: {loaded.get('error')}: "
+                                           f"{loaded.get('message')}"}
+        backup = loaded["backup"]
+        reads = current_reads(backup)
+        results = self.run_ops(reads) if reads else []
+        the_plan = restore_plan(backup, reads, results)
+        base: dict[str, t.Any] = {"changed": the_plan.changed, "backup_id": backup.get("id"),
+                                  "saved_at": backup.get("saved_at"), "changes": the_plan.summary()}
+        if self.diff_wanted() and the_plan.changed:
+            base["diff"] = the_plan.diff(f"backup {backup.get('id')}")
+        if not the_plan.changed or self._task.check_mode:
+            return base
+        ops = the_plan.write_ops
+        put_back = self.run_ops(ops + value_readback_ops(the_plan))
+        problems = restore_failures(ops, put_back[:len(ops)])
+        problems += verify_values(the_plan, put_back[len(ops):])
+        if problems:
+            return {**base, "failed": True, "msg": f"backup {backup.get('id')} was not restored completely: "
+                                                   + "; ".join(problems)}
+        return base

@@ -1,0 +1,210 @@
+# Copyright (c) 2025 NHS CM remediation maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This module is implemented by the action plugin plugins/action/cm_service.py; this file only
+# carries its documentation.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: cm_service
+short_description: Start the NHS Port Service, Smart Card, NHS Credential Management and the Identity Agent
+version_added: 0.2.0
+description:
+  - Reads the host the way M(nhs_cm.remediation.diagnose) does (one runner call) and fixes what it
+    reports, with the collection's write path (backup on the host, all or nothing, check mode, diff).
+  - C(PORT_SERVICE_STOPPED) starts the NHS Port Service, C(PORT_SERVICE_NOT_AUTOMATIC) sets its start
+    mode to Automatic, C(PORT_SERVICE_NOT_LISTENING) restarts it.
+  - C(SMARTCARD_SERVICE_STOPPED) (CM 1.x and Identity Hub hosts) starts the Smart Card service (SCardSvr).
+  - C(CM_NOT_RUNNING) starts NHS Credential Management in that interactive session, as that session's
+    user, through a one-off scheduled task (interactive principal, no stored password, a unique
+    C(nhs_cm_*) name, deleted afterwards even on failure), then waits (O(wait_ms)) and verifies that the
+    process runs in that session. On CM 1.x the Identity Agent is started there too when it does not run;
+    C(IA_NOT_RUNNING) starts the Identity Agent.
+  - C(CM_NOT_CONNECTED) stops the Identity Agent and CM in that session and starts them again, once. Whether
+    CM is connected cannot be read from outside the session; when diagnose still reports it afterwards the
+    module returns the escalation (National Service Desk, 0300 303 5035) in RV(escalations) instead of
+    retrying.
+  - A host with nobody logged on is left unchanged; RV(notes) says that CM starts at the next logon.
+  - "CM's executable name is not public. It is taken from O(cm_executable) when set; otherwise from the
+    Uninstall entry's C(DisplayIcon), from a CM process running in another session, or from the only
+    program in CM's C(InstallLocation) that is not the NHS Port Service (an extra read call, made only
+    then). When none of these gives one answer, the module fails, says why, and changes nothing."
+  - Before any change it saves the previous start mode and state of every service it touches on the host
+    (C(%ProgramData%\nhs_cm\backups\<id>.json)) and returns RV(backup_id). C(playbooks/rollback.yml) puts
+    them back. Programs it started are not stopped by a rollback.
+  - All or nothing per host - when a change fails, or diagnose still reports what was fixed, everything this
+    run changed is put back from the backup and the task fails with the reason.
+  - The runner changes only what its allow-list names (the NHS Port Service by display name, SCardSvr,
+    scheduled tasks named C(nhs_cm_*), programs outside the Windows folder), whatever it is asked.
+options:
+  port_service:
+    description: Start the NHS Port Service when stopped; restart it when it does not listen.
+    type: bool
+    default: true
+  port_service_automatic:
+    description: Set the NHS Port Service's start mode to Automatic when it is not.
+    type: bool
+    default: true
+  smartcard_service:
+    description: Start the Smart Card service on CM 1.x and Identity Hub hosts.
+    type: bool
+    default: true
+  start_cm:
+    description: Start NHS Credential Management in each interactive session that lacks it.
+    type: bool
+    default: true
+  start_identity_agent:
+    description: Start the Identity Agent in sessions where CM 1.x needs it.
+    type: bool
+    default: true
+  reconnect:
+    description: For C(CM_NOT_CONNECTED), restart the Identity Agent and CM once.
+    type: bool
+    default: true
+  cm_executable:
+    description:
+      - CM's executable, a full path (C(C:\...\x.exe)) or a file name in CM's install folder.
+    type: str
+  ia_executable:
+    description:
+      - Full path of the Identity Agent's executable, when it neither runs nor is in O(ia_paths).
+    type: str
+  wait_ms:
+    description: How long to wait for a started program to appear in its session, 0 to 120000 ms.
+    type: int
+    default: 15000
+  cm_process_names:
+    description: File names of CM processes, as for M(nhs_cm.remediation.diagnose).
+    type: list
+    elements: str
+    default: []
+  port_service_display_name:
+    description: Display name of the NHS Port Service.
+    type: str
+    default: NHS Port Service
+  prs_ports:
+    description: Ports of the NHS Port Service.
+    type: list
+    elements: int
+    default: [43487, 44213, 45031, 46478, 48853]
+  probe_timeout_ms:
+    description: Timeout of each C(/PRS/GetPortNumber) probe, 100 to 30000 ms.
+    type: int
+    default: 1000
+  ers_report:
+    description: The text of the e-RS configuration check (fault 2 makes diagnose report C(CM_NOT_CONNECTED)).
+    type: str
+  ia_paths:
+    description: Where the Identity Agent's executable may be, as for M(nhs_cm.remediation.diagnose).
+    type: list
+    elements: str
+    default:
+      - C:\Program Files (x86)\HSCIC\Identity Agent\IdentityAgent.exe
+      - C:\Program Files\HSCIC\Identity Agent\IdentityAgent.exe
+  ia_process_names:
+    description: File names of Identity Agent processes.
+    type: list
+    elements: str
+    default: [IdentityAgent.exe]
+attributes:
+  check_mode:
+    support: full
+    description: Reads the host and reports what would change; writes nothing.
+  diff_mode:
+    support: full
+    description: Each service and session, before and after.
+  platform:
+    support: full
+    platforms: windows
+    description: Windows hosts over the winrm connection (psrp and ssh with the powershell shell are untested).
+notes:
+  - Runner calls per host - one to read, one more only when CM's install folder must be listed, one to back
+    up, change and read back, and one more only to put values back after a failure.
+seealso:
+  - module: nhs_cm.remediation.diagnose
+  - module: nhs_cm.remediation.restore
+author:
+  - NHS CM remediation maintainers (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Start what should run
+  nhs_cm.remediation.cm_service:
+  register: cm_service
+
+- name: Show the backup to roll back to
+  ansible.builtin.debug:
+    msg: "rollback: ansible-playbook playbooks/rollback.yml -e backup_id={{ cm_service.backup_id }}"
+  when: cm_service.backup_id
+
+- name: Only the NHS Port Service, with a known CM executable name
+  nhs_cm.remediation.cm_service:
+    start_cm: false
+    cm_executable: NHSCredentialManagement.exe
+"""
+
+RETURN = r"""
+changed:
+  description: Whether anything was (in check mode, would be) changed.
+  returned: always
+  type: bool
+changes:
+  description: One line per change, C(<before> -> <after>).
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "service NHSPortService: state stopped, start mode auto -> service NHSPortService: state running, start mode auto"
+backup_id:
+  description: The backup saved on the host before the changes, or null when nothing was changed.
+  returned: always
+  type: str
+  sample: 20251125T101500Z-cm_service-1a2b3c4d
+backup_path:
+  description: The backup file on the host.
+  returned: when a backup was saved
+  type: str
+findings_before:
+  description: The ids diagnose reported before.
+  returned: always
+  type: list
+  elements: str
+findings_after:
+  description: The ids diagnose reports afterwards (in check mode, the same as RV(findings_before)).
+  returned: success
+  type: list
+  elements: str
+escalations:
+  description:
+    - For C(CM_NOT_CONNECTED) that persists after the one restart, whom to call, V({session, user, to, phone, why}).
+  returned: always
+  type: list
+  elements: dict
+notes:
+  description: What was not changed and why (nobody logged on, an executable that is not known).
+  returned: always
+  type: list
+  elements: str
+cm_executable:
+  description: CM's executable used to start it, and RV(cm_executable_source) where that came from.
+  returned: always
+  type: str
+cm_executable_source:
+  description: Where RV(cm_executable) came from.
+  returned: always
+  type: str
+unknown:
+  description: diagnose's checks that could not be made.
+  returned: always
+  type: list
+  elements: dict
+restored:
+  description: After a failure, whether everything this run changed was put back from the backup.
+  returned: failure after a change
+  type: bool
+msg:
+  description: Why the module failed, one line.
+  returned: failure
+  type: str
+"""

@@ -1,0 +1,75 @@
+# Copyright (c) 2025 NHS CM remediation maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This module is implemented by the action plugin plugins/action/restore.py; this file only
+# carries its documentation.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: restore
+short_description: Put back what a remediation run changed, from the backup it saved on the host
+version_added: 0.2.0
+description:
+  - Loads a backup that a remediation module (M(nhs_cm.remediation.cm_service) and the other roles' modules)
+    saved on the host before it changed anything (C(%ProgramData%\nhs_cm\backups\<id>.json)) and restores
+    exactly that state - registry values with the same type and data, values that did not exist removed,
+    keys the run created removed when they are empty again, services back to their start mode and state.
+    Nothing else is touched.
+  - Only what differs is written, so a second run reports no change.
+  - Programs a run started in users' sessions are not stopped.
+  - Three runner calls - load the backup, read what it covers, write and read back.
+  - Restoring saves no backup of its own, so C(latest) keeps naming the run being undone.
+options:
+  backup_id:
+    description:
+      - The backup's id, as returned by the remediation module (RV(nhs_cm.remediation.cm_service#module:backup_id)),
+        or V(latest) for the backup saved last on that host.
+    type: str
+    required: true
+attributes:
+  check_mode:
+    support: full
+    description: Reads the backup and the host and reports what would be restored; writes nothing.
+  diff_mode:
+    support: full
+    description: Each value and service, now and after the restore.
+  platform:
+    support: full
+    platforms: windows
+    description: Windows hosts over the winrm connection (psrp and ssh with the powershell shell are untested).
+seealso:
+  - module: nhs_cm.remediation.cm_service
+author:
+  - NHS CM remediation maintainers (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Undo the last remediation on these hosts
+  nhs_cm.remediation.restore:
+    backup_id: latest
+"""
+
+RETURN = r"""
+changed:
+  description: Whether anything was (in check mode, would be) put back.
+  returned: always
+  type: bool
+backup_id:
+  description: The id of the backup that was restored.
+  returned: success
+  type: str
+saved_at:
+  description: When the backup was saved (UTC, ISO 8601).
+  returned: success
+  type: str
+changes:
+  description: One line per value or service put back, C(<now> -> <as in the backup>).
+  returned: success
+  type: list
+  elements: str
+msg:
+  description: Why the restore failed, one line.
+  returned: failure
+  type: str
+"""
