@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import importlib.util
 import json
 from pathlib import Path
@@ -81,6 +82,16 @@ def test_bootstrap_with_an_unreadable_request(host: HostState) -> None:
     reply = json.loads(out)
     assert reply == {"runner": "nhs_cm", "protocol": 1, "ok": False, "error": "invalid_request",
                      "message": reply["message"], "results": []}
+
+
+def test_bootstrap_unpacks_gzip_in_base64(host: HostState) -> None:
+    packed = base64.b64encode(gzip.compress(runner_stdin(REQUEST)))
+    out, err, code = run_encoded(host, BOOTSTRAP, packed + b"\r\n")
+    assert (err, code) == (b"", 0) and json.loads(out)["results"][0]["computer_name"] == "pc-cmd"
+    out, err, code = run_encoded(host, BOOTSTRAP, base64.b64encode(b"not gzip"))
+    reply = json.loads(out)
+    assert (err, code, reply["ok"], reply["error"]) == (b"", 1, False, "invalid_request")
+    assert reply["message"].startswith("stdin is not base64 gzip")
 
 
 @pytest.mark.parametrize("stdin", [RUNNER.encode(), b"", b"\0\0\0\0\n{}"])
@@ -232,6 +243,7 @@ def test_field_tables_match_the_collection() -> None:
     assert (protocol.RUNNER_MARKER, protocol.BOOTSTRAP_MARKER) == (commands.RUNNER_MARKER, commands.BOOTSTRAP_MARKER)
     assert protocol.SERVICE_STATES == scenario.SERVICE_STATES
     assert protocol.SERVICE_START_MODES == scenario.START_MODES
+    assert ops.USER_SID.pattern == protocol.USER_SID_PATTERN
 
 
 @needs_collection
@@ -245,7 +257,11 @@ def test_the_collection_talks_to_every_library_host() -> None:
         {"op": "tcp_listeners", "ports": [43487, 44213, 45031, 46478, 48853]},
         {"op": "http_get", "url": "http://localhost:43487/PRS/GetPortNumber", "timeout_ms": 1000},
         {"op": "file_info", "paths": ["C:\\Program Files (x86)\\HSCIC\\Identity Agent\\IdentityAgent.exe"]},
-        {"op": "session_list"}, {"op": "os_info"},
+        {"op": "session_list"},
+        {"op": "user_hives_read", "paths": [["Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings", 2]],
+         "include_offline": True},
+        {"op": "gpo_registry_settings", "key_prefixes": ["SOFTWARE\\Policies"]},
+        {"op": "os_info"},
     ]
     stdin = protocol.build_stdin(RUNNER_PS1.read_text(), every_op)
     command = SHELL._encode_script(protocol.BOOTSTRAP)

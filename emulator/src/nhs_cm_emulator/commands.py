@@ -8,28 +8,34 @@ What is understood:
 - The runner bootstrap: a script containing the line ``# NHS-CM-BOOTSTRAP v1``. As the real
   bootstrap (``BOOTSTRAP`` in plugins/plugin_utils/_protocol.py) reads standard input with
   ``@($input) -join "`n"``, its lines are re-joined with ``\\n`` (CRLF input works) and the text
-  is split at the first ``\\n\\0\\0\\0\\0\\n``; with no separator the reply is
+  is split at the first ``\\n\\0\\0\\0\\0\\n``. Standard input that is one line of base64 (the
+  default of ``build_stdin``) is gunzipped first, as the bootstrap does. With no separator the reply is
   ``invalid_request`` with exit code 1, as the real bootstrap answers. Part one must contain the
   line ``# NHS-CM-RUNNER v1`` (else a PowerShell-style error on stderr, exit code 1); part two is
   the request JSON (see ops.py).
+- Ansible's module exec wrapper (``bootstrap_wrapper.ps1``): answered by the Python twins of a
+  few ansible.windows modules in modules.py (win_ping, win_reg_stat, win_service_info, one
+  win_shell command line); any other module fails with a JSON ``failed`` result.
 - One-liners for Ansible ``raw``: ``echo X``, ``Write-Output X``, ``'literal'``, ``hostname``,
   ``exit N``, several joined with ``;`` or new lines.
 - Anything else fails as PowerShell would: the "term is not recognized" error on stderr and
   exit code 1 (for a cmdlet or a PowerShell statement the emulator cannot run, the message
   says so instead). A command line that is not PowerShell is treated as cmd.exe would treat
-  it (``echo``, ``hostname``, ``exit``; otherwise "is not recognized ..." with exit code 9009).
+  it (``echo``, ``hostname``, ``exit``, and ``reg query``, ``sc query``/``qc``, ``tasklist`` in
+  cmdline.py; otherwise "is not recognized ..." with exit code 9009).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
+import gzip
 import ntpath
 import re
+import zlib
 from typing import TYPE_CHECKING
 
-from . import ops
+from . import cmdline, modules, ops
 
 if TYPE_CHECKING:
     from .state import HostState
@@ -38,6 +44,7 @@ BOOTSTRAP_MARKER = "# NHS-CM-BOOTSTRAP v1"
 RUNNER_MARKER = "# NHS-CM-RUNNER v1"
 SEPARATOR = "\n\0\0\0\0\n"
 NO_SEPARATOR = "standard input has no separator line after the runner"
+PACKED = re.compile(r"[A-Za-z0-9+/=]+")
 STRICT_MODE = "set-strictmode -version latest"
 RC_GUARD = re.compile(r"^if \(-not \$\?\) \{.*exit.*\}$", re.IGNORECASE)
 CONSOLE_ENCODING = re.compile(r"^try \{ \[Console\]::OutputEncoding = New-Object System\.Text\.UTF8Encoding \} "
@@ -116,9 +123,7 @@ def run_script(host: HostState, script: str, stdin: bytes) -> Result:
     if BOOTSTRAP_MARKER in lines:
         return run_bootstrap(host, stdin)
     if ANSIBLE_EXEC_WRAPPER in script:
-        message = ("nhs_cm_emulator does not run Ansible modules: this emulated Windows host interprets only "
-                   "the NHS-CM runner and a few raw one-liners")
-        return json.dumps({"failed": True, "msg": message}).encode() + b"\r\n", b"", 1
+        return modules.run_exec_wrapper(host, stdin)  # Python twins of a few ansible.windows modules
     return _statements(host, strip_ansible_wrapping(lines))
 
 
@@ -138,6 +143,12 @@ def strip_ansible_wrapping(lines: list[str]) -> list[str]:
 def run_bootstrap(host: HostState, stdin: bytes) -> Result:
     text = "\n".join(re.split(r"\r\n|\r|\n", stdin.decode("utf-8", "replace").lstrip("\ufeff").rstrip("\r\n")))
     cut = text.find(SEPARATOR)
+    if cut < 0 and PACKED.fullmatch(text):  # build_stdin's default: the same text, gzipped, in base64
+        try:
+            text = gzip.decompress(base64.b64decode(text)).decode("utf-8", "replace")
+        except (binascii.Error, OSError, EOFError, zlib.error) as exc:
+            return ops.encode_reply(ops.invalid_reply(f"stdin is not base64 gzip: {exc}")), b"", 1
+        cut = text.find(SEPARATOR)
     if cut < 0:
         return ops.encode_reply(ops.invalid_reply(NO_SEPARATOR)), b"", 1
     runner, request = text[:cut], text[cut + len(SEPARATOR):]
@@ -146,6 +157,8 @@ def run_bootstrap(host: HostState, stdin: bytes) -> Result:
         message = (f"The script on standard input is not the NHS-CM runner: no line '{RUNNER_MARKER}' before "
                    "the separator line of four NUL characters. nhs_cm_emulator does not run other PowerShell.")
         return b"", _ps_error(message, "ScriptBlock", "InvalidOperation", "RunnerNotFound").encode("utf-8"), 1
+    if host.behaviour.get("garbage_reply"):  # fault behaviour (scenario.py OPTIONAL_BEHAVIOUR): nothing runs
+        return b"Windows PowerShell\r\nCopyright (C) Microsoft Corporation.\r\n<profile banner, not JSON>\r\n", b"", 0
     reply, code = ops.handle_request(host, request)
     return ops.encode_reply(reply), b"", code
 
@@ -267,6 +280,9 @@ def _cmd(host: HostState, line: str) -> Result:
             return b"", b"", int(args[0]) if args else 0
         except ValueError:
             return b"", b"", 0
+    answer = cmdline.run(host, line)  # reg query, sc query / qc, tasklist
+    if answer is not None:
+        return answer
     name = words[0].strip('"') if words else line
     return b"", _crlf(f"'{name}' is not recognized as an internal or external command,\r\n"
                       "operable program or batch file."), 9009
