@@ -115,8 +115,10 @@ def test_third_party_cookies_blocked_by_machine_policy_is_one_machine_finding() 
 
 
 def test_third_party_cookies_blocked_by_a_users_own_policy_is_that_users_finding() -> None:
-    findings, _unknown = run("THIRD_PARTY_COOKIES_BLOCKED", {U_CHROME_A: {"BlockThirdPartyCookies": dword(1)},
-                                                      f"{CHROME}\\CookiesAllowedForUrls": {"1": sz("[*.]nhs.uk")}})
+    findings, _unknown = run("THIRD_PARTY_COOKIES_BLOCKED", {
+        U_CHROME_A: {"BlockThirdPartyCookies": dword(1)},
+        f"{CHROME}\\CookiesAllowedForUrls": {"1": sz("[*.]nhs.uk")},
+    })
     assert [(f["scope"], f["browser"]) for f in findings] == [(SCOPE_A, "chrome")]
     evidence = findings[0]["evidence"]
     assert evidence[0] == {"path": U_CHROME_A, "name": "BlockThirdPartyCookies", "type": "REG_DWORD", "data": 1,
@@ -204,7 +206,7 @@ def test_a_user_allow_list_is_ignored_when_the_machine_sets_one_even_with_the_me
     findings, _unknown = run("THIRD_PARTY_COOKIES_BLOCKED", registry, users=[USER_A])
     assert [f["scope"] for f in findings] == [MACHINE]
     findings, _unknown = run("THIRD_PARTY_COOKIES_BLOCKED", {**registry, f"{EDGE}\\CookiesAllowedForUrls": {}},
-                      users=[USER_A])
+                             users=[USER_A])
     assert [f["scope"] for f in findings] == [MACHINE]
 
 

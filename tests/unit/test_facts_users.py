@@ -263,7 +263,7 @@ hosts:
 def emulated() -> t.Any:
     state = pytest.importorskip("nhs_cm_emulator.state")
     scenario = pytest.importorskip("nhs_cm_emulator.scenario")
-    hosts, _ = scenario.parse_document(scenario.parse_text(EMULATED, "plumbing.yml"), "plumbing.yml")
+    hosts, _expect = scenario.parse_document(scenario.parse_text(EMULATED, "plumbing.yml"), "plumbing.yml")
     return state.HostState(hosts[0])
 
 

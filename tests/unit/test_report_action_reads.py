@@ -29,8 +29,9 @@ def test_plain_gives_the_same_data_as_the_ansible_encoder() -> None:
     tagged = _tagged(RESULT)
     assert isinstance(tagged, AnsibleTaggedObject) and isinstance(tagged["findings"][0]["id"], AnsibleTaggedObject)
     plain = report._plain(tagged)
-    assert plain == RESULT and type(plain) is dict and type(plain["findings"]) is list
-    assert type(plain["findings"][0]["id"]) is str
+    # Exact built-in types, not subclasses: Ansible's tagged types subclass dict, list and str.
+    assert plain == RESULT and plain.__class__ is dict and plain["findings"].__class__ is list
+    assert plain["findings"][0]["id"].__class__ is str
     assert report._plain(None) is None and report._plain({}) is None
 
 
