@@ -915,8 +915,8 @@ $WriteKeyPatterns = @(
     '^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1)$'
 )
 $DeleteKeyPatterns = @(
-    '^HKLM\\SOFTWARE\\Policies\\(Google|Mozilla|Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|Microsoft\\Windows\\CurrentVersion\\Internet Settings)$',
-    '^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Policies\\(Google|Mozilla|Microsoft|Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|Microsoft\\Windows\\CurrentVersion\\Internet Settings)$'
+    '^HKLM\\SOFTWARE\\Policies\\(Google|Mozilla|Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|Microsoft\\Windows\\CurrentVersion\\Internet Settings|Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones)$',
+    '^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Policies\\(Google|Mozilla|Microsoft|Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|Microsoft\\Windows\\CurrentVersion\\Internet Settings|Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones)$'
 )
 $WriteServiceNames = @('SCardSvr')
 $WriteServiceDisplayNames = @('NHS Port Service')

@@ -16,6 +16,8 @@ Behaviour (shared/spec/emulated-host.md, ``behaviour``):
   but the program did not: ``started: false`` with the LastTaskResult Windows would give). A
   program under a CM or Identity Hub ``InstallLocation`` listens on a free loopback port.
 - Every executed write operation counts in ``HostState.writes`` (``GET /stats``).
+- ``gp_refresh`` (optional): right after the host's ``after_writes``-th write, its ``registry``
+  values are written, once, as a Group Policy refresh during the run would.
 """
 
 from __future__ import annotations
@@ -49,9 +51,11 @@ WRITE_KEY_PATTERNS = (
 )
 DELETE_KEY_PATTERNS = (
     r"^HKLM\\SOFTWARE\\Policies\\(Google|Mozilla|Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|"
-    r"Microsoft\\Windows\\CurrentVersion\\Internet Settings)$",
+    r"Microsoft\\Windows\\CurrentVersion\\Internet Settings|"
+    r"Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones)$",
     r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Policies\\(Google|Mozilla|Microsoft|"
-    r"Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|Microsoft\\Windows\\CurrentVersion\\Internet Settings)$",
+    r"Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|Microsoft\\Windows\\CurrentVersion\\Internet Settings|"
+    r"Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones)$",
 )
 SERVICE_NAMES = ("SCardSvr",)
 SERVICE_DISPLAY_NAMES = ("NHS Port Service",)
@@ -129,10 +133,22 @@ def run_request(host: HostState, request: dict[str, Any]) -> list[dict[str, Any]
         result = ops.run_op(host, op)
         if is_write and result.get("ok"):
             host.writes += 1
+            _gp_refresh(host)
         if is_write and stop and not result.get("ok"):
             failed = f"ops[{index}] ({name})"
         results.append(result)
     return results
+
+
+def _gp_refresh(host: HostState) -> None:
+    """``behaviour.gp_refresh``: once the host has made ``after_writes`` writes, a Group Policy
+    refresh writes its ``registry`` values, once (a reliability test's fault)."""
+    refresh = host.behaviour.get("gp_refresh")
+    if not refresh or host.writes != refresh["after_writes"]:
+        return
+    for path, values in refresh["registry"].items():
+        hive, segments = split_key(path, strict=False)
+        host.registry.put_values(hive, segments, {n: (v["type"], v["data"]) for n, v in values.items()})
 
 
 # -- fields -----------------------------------------------------------------------------------

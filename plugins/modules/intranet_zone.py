@@ -1,0 +1,144 @@
+# Copyright (c) 2025 NHS CM remediation maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This module is implemented by the action plugin plugins/action/intranet_zone.py; this file only
+# carries its documentation.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: intranet_zone
+short_description: Put NHS Credential Management on localhost in the Local intranet zone with automatic logon
+version_added: 0.2.0
+description:
+  - Reads the host the way M(nhs_cm.remediation.diagnose) does (one runner call) and fixes the Local intranet
+    zone findings of fault 4 with the collection's write path (backup on the host, all or nothing, check
+    mode, diff).
+  - C(INTRANET_AUTODETECT_ON), C(INTRANET_LOCAL_SITES_OFF), C(INTRANET_PROXY_BYPASS_OFF) and C(INTRANET_UNC_OFF)
+    set ZoneMap C(AutoDetect) 0, C(IntranetName) 1, C(ProxyBypass) 1 and C(UNCAsIntranet) 1;
+    C(INTRANET_LOGON_NOT_AUTOMATIC) sets C(Zones\1) C(1A00) to O(logon_action) (REG_DWORD).
+  - With O(scope=machine) those go to machine policy
+    (C(HKLM\SOFTWARE\Policies\Microsoft\Windows\CurrentVersion\Internet Settings)), which applies to every
+    user and wins over each user's settings. With O(scope=user) they go, for each signed-in user, to the value
+    that decides it for that user when it is in the user's hive, else to the user's own Internet Settings; a
+    value the machine decides is listed in RV(notes) and not changed.
+  - C(LOCALHOST_MAPPED_OUTSIDE_INTRANET) sets the mapping that puts localhost outside the intranet zone to
+    zone 1, where it is and with its type; no other mapping is touched.
+  - C(AUTH_ALLOWLIST_EXCLUDES_LOCALHOST) appends C(,localhost) to the C(AuthServerAllowlist) value in force
+    (Chrome or Edge), where it is.
+  - A value that domain Group Policy sets is left alone and listed in RV(gpo_skipped) with the GPO setting to
+    change; with O(override_gpo=true) it is written and a warning says the next Group Policy refresh will
+    revert it.
+  - Before any change it saves the previous state of every value it touches (including "did not exist") on
+    the host and returns RV(backup_id); C(playbooks/rollback.yml -e backup_id=<id>) restores it exactly.
+  - The default profile (users who sign in later) is not changed - the write path cannot load
+    C(C:\Users\Default\NTUSER.DAT) for writing; use O(scope=machine) for them.
+options:
+  scope:
+    description: C(machine) (machine policy, every user) or C(user) (each signed-in user's hive).
+    type: str
+    choices: [machine, user]
+    default: machine
+  logon_action:
+    description:
+      - The C(1A00) (Logon) value of the Local intranet zone - C(131072) (0x20000, automatic logon only in
+        Intranet zone, NHS's setting) or C(0) (automatic logon with current user name and password).
+    type: int
+    default: 131072
+  override_gpo:
+    description: Write values that domain Group Policy sets (the next Group Policy refresh reverts them).
+    type: bool
+    default: false
+  skip_ids:
+    description: Finding ids not to fix (waived findings).
+    type: list
+    elements: str
+    default: []
+  cm_required:
+    description:
+      - As for M(nhs_cm.remediation.diagnose) - the checks apply only where NHS Credential Management is
+        installed unless this is true.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: Reads the host and reports what would change; writes nothing.
+  diff_mode:
+    support: full
+    description: Each registry value before and after.
+  platform:
+    support: full
+    platforms: windows
+    description: Windows hosts over the winrm connection (psrp and ssh with the powershell shell are untested).
+notes:
+  - Runner calls per host - one to read, one to back up, write and read back (with diagnose's reads, for
+    RV(still_reported)), and one more only to put values back after a failure.
+  - Browsers read zone mappings and policies when they start - restart them afterwards.
+seealso:
+  - module: nhs_cm.remediation.diagnose
+  - module: nhs_cm.remediation.restore
+author:
+  - NHS CM remediation maintainers (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Fix the Local intranet zone in machine policy, for every user
+  nhs_cm.remediation.intranet_zone:
+  register: zone
+
+- name: Fix each signed-in user's own settings instead
+  nhs_cm.remediation.intranet_zone:
+    scope: user
+"""
+
+RETURN = r"""
+changed:
+  description: Whether anything was (in check mode, would be) changed.
+  returned: always
+  type: bool
+changes:
+  description: One line per value, C(<before> -> <after>).
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "HKLM\\...\\ZoneMap\\AutoDetect: (absent) -> HKLM\\...\\ZoneMap\\AutoDetect: REG_DWORD 0"
+backup_id:
+  description: The backup saved on the host before the changes, or null when nothing was changed.
+  returned: always
+  type: str
+  sample: 20251125T101500Z-intranet_zone-1a2b3c4d
+backup_path:
+  description: The backup file on the host.
+  returned: when a backup was saved
+  type: str
+findings_before:
+  description: The fault 4 ids diagnose reported before.
+  returned: always
+  type: list
+  elements: str
+still_reported:
+  description: The fault 4 ids diagnose reports afterwards (in check mode or when nothing changed, RV(findings_before)).
+  returned: success
+  type: list
+  elements: str
+gpo_skipped:
+  description: Values left alone because domain Group Policy sets them, V({key, name, gpo, policy}).
+  returned: always
+  type: list
+  elements: dict
+notes:
+  description: What was not changed and why.
+  returned: always
+  type: list
+  elements: str
+restored:
+  description: After a failure, whether everything this run changed was put back from the backup.
+  returned: failure after a change
+  type: bool
+msg:
+  description: Why the module failed, one line.
+  returned: failure
+  type: str
+"""

@@ -1,0 +1,155 @@
+# Copyright (c) 2025 NHS CM remediation maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This module is implemented by the action plugin plugins/action/third_party_cookies.py; this file
+# only carries its documentation.
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: third_party_cookies
+short_description: Let Chrome, Edge and Firefox keep cookies for NHS Credential Management on localhost
+version_added: 0.2.0
+description:
+  - Reads the host the way M(nhs_cm.remediation.diagnose) does (one runner call) and fixes the cookie
+    findings of fault 1 with the collection's write path (backup on the host, all or nothing, check mode,
+    diff).
+  - C(THIRD_PARTY_COOKIES_BLOCKED) and C(COOKIES_BLOCKED_BY_DEFAULT) add C([*.]localhost) to the browser's
+    C(CookiesAllowedForUrls) list policy, in machine policy (O(scope=machine)) or in each signed-in user's
+    policy (O(scope=user)), at the next free value name (the greatest numeric name plus one). Every existing
+    entry keeps its name and data; nothing is added when an entry of that list already covers localhost
+    on every port. For Firefox (only when listed in O(browsers)), C(http://localhost) is added to
+    C(Cookies\Allow).
+  - C(BlockThirdPartyCookies) is set to 0 (allow all third-party cookies, NHS's other option) only with
+    O(allow_all_third_party_cookies=true).
+  - C(LOCALHOST_COOKIES_BLOCKED) removes the entries of C(CookiesBlockedForUrls) (Firefox C(Cookies\Block))
+    that block localhost, where they are, only with O(remove_localhost_block=true); other entries keep
+    their names. Nothing else is touched.
+  - A value that domain Group Policy sets is left alone and listed in RV(gpo_skipped) with the GPO setting
+    to change; with O(override_gpo=true) it is written and a warning says the next Group Policy refresh
+    will revert it. A GPO that sets any entry of a list owns the whole list.
+  - Before any change it saves the previous state of every value it touches (including "did not exist")
+    on the host and returns RV(backup_id); C(playbooks/rollback.yml -e backup_id=<id>) restores it exactly.
+  - Policy precedence is diagnose's. A list written in machine policy hides a user's list of the same
+    policy (Chromium takes a list whole from one source); browsers read policy when they start.
+options:
+  browsers:
+    description: The browsers to fix.
+    type: list
+    elements: str
+    choices: [chrome, edge, firefox]
+    default: [chrome, edge]
+  scope:
+    description:
+      - C(machine) writes machine policy (C(HKLM\SOFTWARE\Policies\...)), for every user.
+      - C(user) writes the policy of each signed-in user (C(HKU\<sid>\Software\Policies\...)); users who are
+        not signed in are not changed.
+    type: str
+    choices: [machine, user]
+    default: machine
+  allow_all_third_party_cookies:
+    description: Also set C(BlockThirdPartyCookies) to 0 where C(THIRD_PARTY_COOKIES_BLOCKED) is reported.
+    type: bool
+    default: false
+  remove_localhost_block:
+    description: Remove the entries of the block list that block localhost (C(LOCALHOST_COOKIES_BLOCKED)).
+    type: bool
+    default: false
+  override_gpo:
+    description: Write values that domain Group Policy sets (the next Group Policy refresh reverts them).
+    type: bool
+    default: false
+  skip_ids:
+    description: Finding ids not to fix (waived findings).
+    type: list
+    elements: str
+    default: []
+  cm_required:
+    description:
+      - As for M(nhs_cm.remediation.diagnose) - the checks apply only where NHS Credential Management is
+        installed unless this is true.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: Reads the host and reports what would change; writes nothing.
+  diff_mode:
+    support: full
+    description: Each registry value before and after.
+  platform:
+    support: full
+    platforms: windows
+    description: Windows hosts over the winrm connection (psrp and ssh with the powershell shell are untested).
+notes:
+  - Runner calls per host - one to read, one to back up, write and read back (with diagnose's reads, for
+    RV(still_reported)), and one more only to put values back after a failure.
+seealso:
+  - module: nhs_cm.remediation.diagnose
+  - module: nhs_cm.remediation.restore
+author:
+  - NHS CM remediation maintainers (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Add [*.]localhost to Chrome's and Edge's CookiesAllowedForUrls in machine policy
+  nhs_cm.remediation.third_party_cookies:
+  register: cookies
+
+- name: Per signed-in user, Edge only, and remove a localhost block entry
+  nhs_cm.remediation.third_party_cookies:
+    browsers: [edge]
+    scope: user
+    remove_localhost_block: true
+"""
+
+RETURN = r"""
+changed:
+  description: Whether anything was (in check mode, would be) changed.
+  returned: always
+  type: bool
+changes:
+  description: One line per value, C(<before> -> <after>).
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "HKLM\\SOFTWARE\\Policies\\Google\\Chrome\\CookiesAllowedForUrls\\2: (absent) -> ...\\2: REG_SZ '[*.]localhost'"
+backup_id:
+  description: The backup saved on the host before the changes, or null when nothing was changed.
+  returned: always
+  type: str
+  sample: 20251125T101500Z-third_party_cookies-1a2b3c4d
+backup_path:
+  description: The backup file on the host.
+  returned: when a backup was saved
+  type: str
+findings_before:
+  description: The cookie ids diagnose reported before.
+  returned: always
+  type: list
+  elements: str
+still_reported:
+  description: The cookie ids diagnose reports afterwards (in check mode or when nothing changed, RV(findings_before)).
+  returned: success
+  type: list
+  elements: str
+gpo_skipped:
+  description: Values left alone because domain Group Policy sets them, V({key, name, gpo, policy}).
+  returned: always
+  type: list
+  elements: dict
+notes:
+  description: What was not changed and why.
+  returned: always
+  type: list
+  elements: str
+restored:
+  description: After a failure, whether everything this run changed was put back from the backup.
+  returned: failure after a change
+  type: bool
+msg:
+  description: Why the module failed, one line.
+  returned: failure
+  type: str
+"""

@@ -1,0 +1,191 @@
+# Copyright (c) 2025 NHS CM remediation maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""What ``nhs_cm.remediation.third_party_cookies`` changes, decided from diagnose's facts and findings.
+
+Pure functions, no I/O. ``plan_cookies(facts, findings, options)`` returns a ``PolicyPlan``: the
+``_changes.RegValue`` changes for the write path, the extra known-empty keys it plans values in,
+and notes for people (docs/remediation.md):
+
+- THIRD_PARTY_COOKIES_BLOCKED / COOKIES_BLOCKED_BY_DEFAULT (for a browser listed in
+  ``browsers``): add ``[*.]localhost`` to the browser's ``CookiesAllowedForUrls`` in machine
+  policy (``scope: machine``) or in each signed-in user's policy (``scope: user``), at the next
+  free value name; nothing when an entry of that list already covers localhost on every port.
+  Firefox (only when listed): ``http://localhost`` in ``Cookies\\Allow``.
+- ``allow_all_third_party_cookies``: also ``BlockThirdPartyCookies`` = 0 where the list goes
+  (for THIRD_PARTY_COOKIES_BLOCKED only).
+- LOCALHOST_COOKIES_BLOCKED with ``remove_localhost_block``: delete the very entries of
+  ``CookiesBlockedForUrls`` (Firefox: ``Cookies\\Block``) that block localhost, where they are;
+  other entries keep their names. Without the option: a note, nothing changed.
+
+Policy precedence is diagnose's (``_browser_policy``), not re-implemented here.
+"""
+
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within the nhs_cm.remediation collection
+# and may not remain stable to outside uses. Changes may be made in ANY release, even a bugfix release.
+# See also: https://github.com/ansible/community/issues/539#issuecomment-780839686
+# Please open an issue if you have questions about this.
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass, field
+
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._browser_policy import (
+    chromium_cookies,
+    chromium_policy,
+    firefox_cookies,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import ID
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import RegValue
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import (
+    BROWSER_NAMES,
+    CHROMIUM_KEYS,
+    FIREFOX_COOKIES_KEY,
+    Hive,
+    exists,
+    subkey,
+    value,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix import (
+    Triple,
+    absent_subkey,
+    finding_ids,
+    is_numeric_name,
+    next_free_name,
+    writable_users,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns import (
+    covers_localhost_any_port,
+    firefox_covers_localhost_any_port,
+    parse_firefox_origin,
+    parse_pattern_pair,
+)
+
+HANDLED = (ID.THIRD_PARTY_COOKIES_BLOCKED, ID.COOKIES_BLOCKED_BY_DEFAULT, ID.LOCALHOST_COOKIES_BLOCKED)
+BROWSERS = ("chrome", "edge", "firefox")
+CHROMIUM_ENTRY = "[*.]localhost"
+FIREFOX_ENTRY = "http://localhost"
+ALLOW_LIST = "CookiesAllowedForUrls"
+DEFAULTS: dict[str, t.Any] = {
+    "browsers": ["chrome", "edge"],
+    "scope": "machine",
+    "allow_all_third_party_cookies": False,
+    "remove_localhost_block": False,
+    "override_gpo": False,
+    "skip_ids": [],
+}
+_NEEDS_ALLOW = (ID.THIRD_PARTY_COOKIES_BLOCKED, ID.COOKIES_BLOCKED_BY_DEFAULT)
+_STRINGS = ("REG_SZ", "REG_EXPAND_SZ")
+
+
+@dataclass
+class PolicyPlan:
+    changes: list[RegValue] = field(default_factory=list)
+    extra_nodes: list[Triple] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _string_entries(node: dict[str, t.Any] | None) -> dict[str, str]:
+    """Numbered string values of a list key: name -> data."""
+    if not exists(node):
+        return {}
+    return {name: item["data"] for name, item in ((node or {}).get("values") or {}).items()
+            if is_numeric_name(name) and isinstance(item, dict) and item.get("type") in _STRINGS
+            and isinstance(item.get("data"), str)}
+
+
+def chromium_entry_covers(data: str) -> bool:
+    """An allow entry that covers http://localhost on every port, under every top-level site."""
+    pair = parse_pattern_pair(data)
+    return pair.valid and pair.secondary is None and covers_localhost_any_port(pair.primary.text)
+
+
+def _all_names(node: dict[str, t.Any] | None) -> list[str]:
+    return list(((node or {}).get("values") or {}).keys()) if exists(node) else []
+
+
+def _targets(facts: dict[str, t.Any], scope: str) -> list[Hive]:
+    if scope == "machine":
+        return [Hive("machine")]
+    return [Hive("user", user) for user in writable_users(facts)]
+
+
+def _chromium_allow(facts: dict[str, t.Any], hive: Hive, browser: str, out: PolicyPlan) -> None:
+    key = CHROMIUM_KEYS[browser]
+    node, error = hive.node(facts, f"{key}\\{ALLOW_LIST}")
+    where = hive.path(f"{key}\\{ALLOW_LIST}")
+    if error:
+        out.notes.append(f"{BROWSER_NAMES[browser]}: {error}; nothing added there")
+        return
+    policy_node, _error = hive.node(facts, key)
+    if not exists(node) and value(policy_node, ALLOW_LIST) is not None:
+        out.notes.append(f"{BROWSER_NAMES[browser]}: {hive.path(key)} holds {ALLOW_LIST} as one JSON value; add "
+                         f"{CHROMIUM_ENTRY} to it by hand (a {ALLOW_LIST} key would hide it)")
+        return
+    if any(chromium_entry_covers(data) for data in _string_entries(node).values()):
+        out.notes.append(f"{BROWSER_NAMES[browser]}: {where} already covers localhost; diagnose's finding comes "
+                         "from another policy source")
+        return
+    out.changes.append(RegValue(where, next_free_name(_all_names(node)), "REG_SZ", CHROMIUM_ENTRY, list_key=True))
+
+
+def _firefox_allow(facts: dict[str, t.Any], hive: Hive, out: PolicyPlan) -> None:
+    node, error = hive.node(facts, FIREFOX_COOKIES_KEY)
+    if error:
+        out.notes.append(f"Firefox: {error}; nothing added there")
+        return
+    allow = subkey(node, "Allow")
+    entries = _string_entries(allow)
+    if any(firefox_covers_localhost_any_port(parse_firefox_origin(data)) for data in entries.values()):
+        out.notes.append(f"Firefox: {hive.path(FIREFOX_COOKIES_KEY)}\\Allow already covers localhost")
+        return
+    out.extra_nodes += absent_subkey(facts, hive, FIREFOX_COOKIES_KEY, "Allow")
+    out.changes.append(RegValue(hive.path(f"{FIREFOX_COOKIES_KEY}\\Allow"), next_free_name(_all_names(allow)),
+                                "REG_SZ", FIREFOX_ENTRY, list_key=True))
+
+
+def _views(facts: dict[str, t.Any]) -> list[dict[str, t.Any] | None]:
+    return [None, *writable_users(facts)]
+
+
+def _block_removals(facts: dict[str, t.Any], browser: str) -> list[RegValue]:
+    """The block entries that block localhost, in every view diagnose judges, where they are."""
+    found: dict[tuple[str, str], RegValue] = {}
+    for user in _views(facts):
+        if browser == "firefox":
+            items = [(e.value.path, e.value.name) for e in firefox_cookies(facts, user).blocking]
+        else:
+            rules = chromium_cookies(chromium_policy(facts, browser, user)).localhost.blocking
+            items = [(r.entry.value.path, r.entry.value.name) for r in rules
+                     if r.entry.value.path.casefold().endswith("\\cookiesblockedforurls")]
+        for path, name in items:
+            found.setdefault((path.casefold(), name.casefold()), RegValue(path, name, None, list_key=True))
+    return list(found.values())
+
+
+def plan_cookies(facts: dict[str, t.Any], findings: list[dict[str, t.Any]], options: dict[str, t.Any]) -> PolicyPlan:
+    """The value changes that fix the cookie findings for the listed browsers."""
+    out = PolicyPlan()
+    targets = _targets(facts, options["scope"])
+    if options["scope"] == "user" and not targets:
+        out.notes.append("scope user: nobody is signed in, so no user's hive can be written")
+    for browser in options["browsers"]:
+        ids = finding_ids(findings, options["skip_ids"], browser)
+        if ids & set(_NEEDS_ALLOW):
+            for hive in targets:
+                if browser == "firefox":
+                    _firefox_allow(facts, hive, out)
+                    continue
+                _chromium_allow(facts, hive, browser, out)
+                if options["allow_all_third_party_cookies"] and ID.THIRD_PARTY_COOKIES_BLOCKED in ids:
+                    out.changes.append(RegValue(hive.path(CHROMIUM_KEYS[browser]), "BlockThirdPartyCookies",
+                                                "REG_DWORD", 0))
+        if ID.LOCALHOST_COOKIES_BLOCKED in ids:
+            if options["remove_localhost_block"]:
+                out.changes += _block_removals(facts, browser)
+            else:
+                out.notes.append(f"{BROWSER_NAMES[browser]}: LOCALHOST_COOKIES_BLOCKED left alone; set "
+                                 "remove_localhost_block to remove the localhost entries of its block list")
+    return out
