@@ -16,6 +16,7 @@ Puts back exactly what a backup saved on the host recorded: three runner calls.
 
 from __future__ import annotations
 
+import re
 import typing as t
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -38,6 +39,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._gpo_policies i
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import ProtocolError, RequestError
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._write_action import WriteAction
 
+_BACKUP_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")  # as the runner's backup_load accepts (_protocol.py)
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "backup_id": {"type": "str", "required": True},
 }
@@ -48,7 +50,11 @@ def validate_options(args: dict[str, t.Any]) -> tuple[dict[str, t.Any] | None, s
     messages = [f"unsupported parameter(s): {e}" if isinstance(e, UnsupportedError) else str(e) for e in result.errors]
     if messages:
         return None, "; ".join(messages)
-    return {"backup_id": result.validated_parameters["backup_id"]}, None
+    backup_id = result.validated_parameters["backup_id"]
+    if backup_id != "latest" and not _BACKUP_ID.match(backup_id):
+        return None, (f"backup_id must be 'latest' or a backup id as a remediation returned it (1 to 80 letters, "
+                      f"digits, '_' or '-'), not {backup_id!r}")
+    return {"backup_id": backup_id}, None
 
 
 def current_reads(backup: dict[str, t.Any]) -> list[dict[str, t.Any]]:

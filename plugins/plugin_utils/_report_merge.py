@@ -61,9 +61,15 @@ def normalise(report: Any, where: str = "report") -> dict[str, Any]:
             raise ReportError(f"{where}.hosts.{name}.status must be 'ok' or 'failed'")
         full = {**_ENTRY_DEFAULTS, "audited": generated, **entry}
         parse_time(full["audited"], f"{where}.hosts.{name}.audited")
+        findings = full["findings"]
+        if not isinstance(findings, list) or not all(isinstance(f, Mapping) for f in findings):
+            raise ReportError(f"{where}.hosts.{name}.findings must be a list of finding objects")
         full["faults"] = faults_of(full["findings"]) if full["status"] == "ok" else []
         entries[str(name)] = full
-    return {"generated": generated, "checks": list(report.get("checks") or []), "hosts": entries}
+    checks = report.get("checks") or []
+    if not isinstance(checks, list) or not all(isinstance(check, str) for check in checks):
+        raise ReportError(f"{where}.checks must be a list of finding ids")
+    return {"generated": generated, "checks": list(checks), "hosts": entries}
 
 
 def _newest_key(entry: Mapping[str, Any]) -> tuple[_dt.datetime, str]:

@@ -27,6 +27,12 @@ DEFAULT_AUTH = ["basic", "ntlm"]
 DEFAULT_USERS = {"ansible": "Passw0rd!"}
 AUTH_KINDS = ("basic", "ntlm")
 DEFAULT_BEHAVIOUR = {"starts_on_logon_task": True, "port_service_start_fails": False, "port_service_ports": [43487]}
+#: Optional fault behaviours for reliability tests (emulator/README.md, "Fault behaviours"); kept
+#: out of a host's state unless a scenario gives them, so that existing files round-trip unchanged.
+#: ``garbage_reply: true``: the runner answers a line that is not JSON and runs nothing.
+#: ``gp_refresh: {after_writes: N, registry: {...}}``: once the host has made N writes, a Group
+#: Policy refresh (one the collection cannot see, like a Preferences item) writes ``registry`` once.
+OPTIONAL_BEHAVIOUR = ("garbage_reply", "gp_refresh")
 FAIL_KINDS = ("refuse", "auth", "http500", "timeout", "drop")
 DEFAULT_FAIL_SECONDS = 60.0  # as the server's DEFAULT_HOLD_SECONDS: longer than a client's 30 s read timeout
 SESSION_STATES = ("active", "disconnected", "connected", "connectquery", "shadow", "idle", "listen", "reset",
@@ -255,7 +261,7 @@ def normalise_host(raw: Any, source: str, index: int) -> dict[str, Any]:
         "processes": processes,
         "files": _files(raw.get("files"), where),
         "group_policy": _registry(raw.get("group_policy"), where, "group_policy", profiles),
-        "behaviour": _behaviour(raw.get("behaviour"), where),
+        "behaviour": _behaviour(raw.get("behaviour"), where, profiles),
         "transport": {"fail": _transport(raw.get("transport"), where)},
         "backups": _backups(raw.get("backups"), where),
     }
@@ -474,9 +480,21 @@ def _files(raw: Any, where: Where) -> list[dict[str, Any]]:
     return out
 
 
-def _behaviour(raw: Any, where: Where) -> dict[str, Any]:
+def _gp_refresh(raw: Any, where: Where, profiles: list[dict[str, Any]]) -> dict[str, Any]:
+    data = _mapping(raw, where, "behaviour.gp_refresh")
+    _known_fields(data, ("after_writes", "registry"), where, "behaviour.gp_refresh")
+    after = data.get("after_writes", 1)
+    if isinstance(after, bool) or not isinstance(after, int) or after < 1:
+        where.fail("behaviour.gp_refresh.after_writes", f"expected an integer 1 or more, found {after!r}")
+    return {"after_writes": after,
+            "registry": _registry(data.get("registry"), where, "behaviour.gp_refresh.registry", profiles)}
+
+
+def _behaviour(raw: Any, where: Where, profiles: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     data = _mapping(raw, where, "behaviour")
-    _known_fields(data, tuple(DEFAULT_BEHAVIOUR), where, "behaviour")
+    _known_fields(data, tuple(DEFAULT_BEHAVIOUR) + OPTIONAL_BEHAVIOUR, where, "behaviour")
+    if "garbage_reply" in data and not isinstance(data["garbage_reply"], bool):
+        where.fail("behaviour.garbage_reply", f"expected true or false, found {_kind(data['garbage_reply'])}")
     out: dict[str, Any] = {}
     for key in ("starts_on_logon_task", "port_service_start_fails"):
         value = data.get(key, DEFAULT_BEHAVIOUR[key])
@@ -486,6 +504,10 @@ def _behaviour(raw: Any, where: Where) -> dict[str, Any]:
     ports = data.get("port_service_ports")
     out["port_service_ports"] = list(DEFAULT_BEHAVIOUR["port_service_ports"]) if ports is None else \
         _ports(ports, where, "behaviour.port_service_ports")
+    if data.get("garbage_reply"):
+        out["garbage_reply"] = True
+    if data.get("gp_refresh") is not None:
+        out["gp_refresh"] = _gp_refresh(data["gp_refresh"], where, profiles or [])
     return out
 
 
