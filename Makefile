@@ -148,3 +148,10 @@ test-windows:
 clean-molecule:
 	rm -rf $(MOL_VENV)
 clean: clean-molecule
+# The molecule scenarios' playbooks and tests pass the same linters as the rest (part of `make lint`).
+.PHONY: lint-molecule
+lint-molecule: install qa-install
+	@$(GATE) ruff-molecule $(VENV)/bin/ruff check molecule
+	@$(GATE) ansible-lint-molecule env ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg \
+		$(QA_VENV)/bin/ansible-lint --profile production --strict molecule
+lint: lint-molecule
