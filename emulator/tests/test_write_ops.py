@@ -201,6 +201,21 @@ def test_restart_uses_the_behaviour_ports() -> None:
     assert host.services[0].listens == [44213] and 44213 in host.listeners()
 
 
+def test_service_set_with_a_listen_wait_listens_at_once(host: HostState) -> None:
+    result = one(host, op="service_set", name="NHSPortService", state="started",
+                 listen_ports=[43487, 44213], listen_wait_ms=10000)
+    assert result["state"] == "running" and 43487 in host.listeners()
+
+
+@pytest.mark.parametrize(("field", "value"), [("listen_ports", [0]), ("listen_ports", "43487"),
+                                              ("listen_ports", [True]), ("listen_wait_ms", -1),
+                                              ("listen_wait_ms", 120001)])
+def test_service_set_refuses_a_bad_listen_field(host: HostState, field: str, value: Any) -> None:
+    result = one(host, op="service_set", name="NHSPortService", state="started", **{field: value})
+    assert result["error"] == "invalid_request" and field in result["message"]
+    assert host.services[0].state == "stopped"
+
+
 def test_service_set_unknown_service_is_not_found(host: HostState) -> None:
     assert one(host, op="service_set", name="NoSuchService", state="started")["error"] == "not_found"
 

@@ -46,6 +46,7 @@ OWN_SPEC: dict[str, dict[str, t.Any]] = {
     "start_identity_agent": {"type": "bool", "default": DEFAULTS["start_identity_agent"]},
     "reconnect": {"type": "bool", "default": DEFAULTS["reconnect"]},
     "wait_ms": {"type": "int", "default": DEFAULTS["wait_ms"]},
+    "listen_wait_ms": {"type": "int", "default": DEFAULTS["listen_wait_ms"]},
 }
 #: diagnose's options that this module passes on (what CM, the Port Service and the IA are).
 DIAGNOSE_OPTIONS = ("cm_process_names", "port_service_display_name", "prs_ports", "probe_timeout_ms", "ers_report",
@@ -73,6 +74,8 @@ def validate_options(args: dict[str, t.Any]) -> tuple[dict[str, t.Any] | None, d
     own = {name: result.validated_parameters[name] for name in OWN_SPEC}
     if not 0 <= own["wait_ms"] <= 120000:
         return None, None, f"wait_ms must be from 0 to 120000, not {own['wait_ms']}"
+    if not 0 <= own["listen_wait_ms"] <= 120000:
+        return None, None, f"listen_wait_ms must be from 0 to 120000, not {own['listen_wait_ms']}"
     problems = [p for p in (_path_problem("cm_executable", own["cm_executable"]),
                             _path_problem("ia_executable", own["ia_executable"])) if p]
     if own["ia_executable"] and own["ia_executable"][1:3] != ":\\":
@@ -85,6 +88,7 @@ def validate_options(args: dict[str, t.Any]) -> tuple[dict[str, t.Any] | None, d
         return None, None, error
     own["cm_process_names"] = diagnose.get("cm_process_names") or []
     own["ia_process_names"] = diagnose.get("ia_process_names") or []
+    own["prs_ports"] = list(diagnose.get("prs_ports") or [])
     return own, diagnose, None
 
 

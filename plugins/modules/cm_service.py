@@ -74,6 +74,13 @@ options:
     description: How long to wait for a started program to appear in its session, 0 to 120000 ms.
     type: int
     default: 15000
+  listen_wait_ms:
+    description:
+      - After starting or restarting the NHS Port Service, how long to wait (polling) for it to listen
+        on one of O(prs_ports) before reading it back, 0 to 120000 ms; 0 does not wait.
+      - A service that still does not listen then is reported by the read-back, not as a failure of the start.
+    type: int
+    default: 10000
   cm_process_names:
     description: File names of CM processes, as for M(nhs_cm.remediation.diagnose).
     type: list

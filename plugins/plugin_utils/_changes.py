@@ -83,13 +83,17 @@ class RegValue:
 @dataclass(frozen=True)
 class ServiceWant:
     """A service as it should be: ``start_mode`` (None: leave), ``state`` running/stopped (None:
-    leave); ``restart``: restart it even though it runs (it runs but does not listen)."""
+    leave); ``restart``: restart it even though it runs (it runs but does not listen);
+    ``listen_ports``/``listen_wait_ms``: after a (re)start, wait up to that long for a listener on
+    one of these ports before the read-back (0 or no ports: no wait)."""
 
     name: str
     display_name: str = ""
     start_mode: str | None = None
     state: str | None = None
     restart: bool = False
+    listen_ports: tuple[int, ...] = ()
+    listen_wait_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,9 @@ def _service_planned(want: ServiceWant, service: dict[str, t.Any]) -> Planned | 
                             "state": new_state or ("started" if running else "stopped")}
     if new_mode is not None:
         op["start_mode"] = new_mode
+    if new_state in ("started", "restarted") and want.listen_ports and want.listen_wait_ms > 0:
+        op["listen_ports"] = list(want.listen_ports)
+        op["listen_wait_ms"] = want.listen_wait_ms
     entry = {"kind": "service", "name": op["name"], "display_name": service.get("display_name") or want.display_name,
              "state": "running" if running else "stopped", "start_mode": start_mode}
     after_state = "running" if new_state in ("started", "restarted") else ("stopped" if new_state else state)

@@ -69,6 +69,7 @@ DEFAULTS: dict[str, t.Any] = {
     "start_identity_agent": True,
     "reconnect": True,
     "wait_ms": 15000,
+    "listen_wait_ms": 10000,
 }
 
 Process = dict[str, t.Any]
@@ -231,7 +232,9 @@ def _service_changes(result: CmPlan, facts: dict[str, t.Any], ids: set[str], opt
         result.changes.append(ServiceWant(port["name"], port.get("display_name") or "",
                                           start_mode="auto" if automatic else None,
                                           state="running" if start else None,
-                                          restart=start and ID.PORT_SERVICE_NOT_LISTENING in ids))
+                                          restart=start and ID.PORT_SERVICE_NOT_LISTENING in ids,
+                                          listen_ports=tuple(options.get("prs_ports") or ()),
+                                          listen_wait_ms=int(options.get("listen_wait_ms") or 0)))
         fixed = ({ID.PORT_SERVICE_STOPPED, ID.PORT_SERVICE_NOT_LISTENING} if start else set()) | \
             ({ID.PORT_SERVICE_NOT_AUTOMATIC} if automatic else set())
         result.fixes.update((check, None) for check in fixed & ids)

@@ -320,6 +320,10 @@ WRITE_OPERATIONS: dict[str, dict[str, t.Any]] = {
             "state": _f("str", "wanted state; started/stopped do nothing when it is already so", required=True,
                         choices=("started", "stopped", "restarted")),
             "timeout_ms": _f("int", "how long to wait for the state", default=30000, minimum=1000, maximum=120000),
+            "listen_ports": _f("list[int]", "after a start/restart, wait for a listener on one of these ports",
+                               default=None),
+            "listen_wait_ms": _f("int", "how long to wait (polling) for that listener; on timeout the op "
+                                 "still succeeds and the read-back tells", default=0, minimum=0, maximum=120000),
         },
         "reply": {
             "name": _r("str", "service name"),
@@ -597,6 +601,7 @@ _VALUE_CHECKS: dict[tuple[str, str], t.Callable[[t.Any], str | None]] = {
     ("http_get", "url"): _check_url,
     ("file_info", "paths"): _check_paths,
     ("tcp_listeners", "ports"): _check_ports,
+    ("service_set", "listen_ports"): _check_ports,
     ("user_hives_read", "paths"): _check_path_depths,
     ("gpo_registry_settings", "key_prefixes"): _check_key_prefixes,
 }

@@ -1252,6 +1252,23 @@ function Set-ServiceState {
     }
 }
 
+function Wait-PortListener {
+    # Polls (every 250 ms) until something listens on one of $Ports or $WaitMs has passed; $true when it does.
+    param([int[]]$Ports, [int]$WaitMs)
+    $deadline = [DateTime]::UtcNow.AddMilliseconds($WaitMs)
+    while ($true) {
+        foreach ($listener in (Get-AllListeners)) {
+            if ($Ports -contains [int]$listener.port) {
+                return $true
+            }
+        }
+        if ([DateTime]::UtcNow -ge $deadline) {
+            return $false
+        }
+        Start-Sleep -Milliseconds 250
+    }
+}
+
 function Get-SessionProcessIds {
     # Ids of the processes of one session whose image is $Image.
     param([string]$Image, [int]$Session)
@@ -1642,6 +1659,13 @@ $Operations = @{
         $state = Get-ChoiceField -Name 'state' -Value $Req.state -Choices @('started', 'stopped', 'restarted') -Default ''
         Assert-Request -Condition ($state -ne '') -Message "field 'state' is required"
         $timeout = Get-IntField -Name 'timeout_ms' -Value $Req.timeout_ms -Minimum 1000 -Maximum 120000 -Default 30000
+        $listenPorts = Get-ListField -Name 'listen_ports' -Value $Req.listen_ports -Required $false -ItemType 'int'
+        $listenWait = Get-IntField -Name 'listen_wait_ms' -Value $Req.listen_wait_ms -Minimum 0 -Maximum 120000 -Default 0
+        if ($null -ne $listenPorts) {
+            foreach ($port in $listenPorts) {
+                Assert-Request -Condition ($port -ge 1 -and $port -le 65535) -Message "field 'listen_ports' must hold ports from 1 to 65535"
+            }
+        }
         $service = Get-AllowedService -Name $name
         $previousState = ConvertTo-ServiceState -State ([string]$service.State)
         $previousStartMode = ([string]$service.StartMode).ToLowerInvariant()
@@ -1649,6 +1673,9 @@ $Operations = @{
             Set-Service -Name ([string]$service.Name) -StartupType (ConvertTo-StartupType -Mode $startMode)
         }
         Set-ServiceState -Name ([string]$service.Name) -State $state -TimeoutMs $timeout
+        if ($state -ne 'stopped' -and $null -ne $listenPorts -and $listenPorts.Count -gt 0 -and $listenWait -gt 0) {
+            $null = Wait-PortListener -Ports $listenPorts -WaitMs $listenWait
+        }
         $after = Get-ServiceRecord -Name ([string]$service.Name)
         return @{ ok = $true; name = [string]$after.Name; display_name = [string]$after.DisplayName; state = (ConvertTo-ServiceState -State ([string]$after.State)); start_mode = ([string]$after.StartMode).ToLowerInvariant(); previous_state = $previousState; previous_start_mode = $previousStartMode }
     }
@@ -1753,7 +1780,7 @@ $RequestFields = @{
     'backup_save' = @('id', 'entries')
     'backup_load' = @('id')
     'backup_list' = @()
-    'service_set' = @('name', 'start_mode', 'state', 'timeout_ms')
+    'service_set' = @('name', 'start_mode', 'state', 'timeout_ms', 'listen_ports', 'listen_wait_ms')
     'task_run' = @('name', 'user', 'session', 'command', 'arguments', 'wait_ms')
     'process_stop' = @('pid', 'image')
     'file_list' = @('dir', 'pattern')

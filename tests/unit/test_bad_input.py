@@ -113,7 +113,7 @@ def test_every_module_has_a_bad_input_case() -> None:
 
 
 @pytest.mark.parametrize(("module", "args", "says"), MODULE_CASES,
-                         ids=[f"{m}-{'-'.join(a) or 'none'}" for m, a, _ in MODULE_CASES])
+                         ids=[f"{case[0]}-{'-'.join(case[1]) or 'none'}" for case in MODULE_CASES])
 def test_a_module_refuses_bad_input_before_contacting_the_host(module: str, args: dict[str, t.Any], says: list[str],
                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # report and report_merge would write under ./reports
@@ -134,8 +134,8 @@ WAIVER_CASES: list[tuple[dict[str, t.Any], list[str]]] = [
 ]
 
 
-@pytest.mark.parametrize(("change", "says"), WAIVER_CASES, ids=[next(iter(c)) + str(i) for i, (c, _) in
-                                                                 enumerate(WAIVER_CASES)])
+@pytest.mark.parametrize(("change", "says"), WAIVER_CASES,
+                         ids=[next(iter(case[0])) + str(i) for i, case in enumerate(WAIVER_CASES)])
 def test_a_bad_waiver_is_refused_naming_the_entry_and_the_field(change: dict[str, t.Any], says: list[str]) -> None:
     message, connection = run_module("waivers", {"today": "2026-11-25"}, {"nhs_cm_waivers": [{**WAIVER, **change}]})
     for fragment in says:
@@ -186,7 +186,8 @@ def test_every_role_has_a_bad_input_case() -> None:
     assert set(ROLES) == {case[0] for case in ROLE_CASES}
 
 
-@pytest.mark.parametrize(("role", "values", "says"), ROLE_CASES, ids=[f"{r}-{'-'.join(v)}" for r, v, _ in ROLE_CASES])
+@pytest.mark.parametrize(("role", "values", "says"), ROLE_CASES,
+                         ids=[f"{case[0]}-{'-'.join(case[1])}" for case in ROLE_CASES])
 def test_a_role_refuses_bad_variables(role: str, values: dict[str, t.Any], says: list[str]) -> None:
     message = role_errors(role, values)
     if not says:

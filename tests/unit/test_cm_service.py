@@ -120,10 +120,24 @@ def test_port_service_findings_make_one_service_change() -> None:
                 ("PORT_SERVICE_STOPPED", "PORT_SERVICE_NOT_AUTOMATIC")]
     result = plan_cm_service(facts(port_state="stopped"), findings, OPTIONS)
     assert result.changes == [ServiceWant("NHSPortService", "NHS Port Service", start_mode="auto",
-                                          state="running", restart=False)]
+                                          state="running", restart=False, listen_wait_ms=10000)]
     not_listening = plan_cm_service(facts(), [make_finding("PORT_SERVICE_NOT_LISTENING", machine_scope(), [])],
                                     OPTIONS)
-    assert not_listening.changes == [ServiceWant("NHSPortService", "NHS Port Service", state="running", restart=True)]
+    assert not_listening.changes == [ServiceWant("NHSPortService", "NHS Port Service", state="running", restart=True,
+                                                 listen_wait_ms=10000)]
+
+
+@pytest.mark.parametrize(("wait", "expected"), [
+    (5000, {"listen_ports": [43487, 44213], "listen_wait_ms": 5000}),
+    (0, {}),
+])
+def test_a_port_service_restart_waits_for_a_listener_on_a_prs_port(wait: int, expected: dict[str, t.Any]) -> None:
+    options = {**OPTIONS, "prs_ports": [43487, 44213], "listen_wait_ms": wait}
+    result = plan_cm_service(facts(), [make_finding("PORT_SERVICE_NOT_LISTENING", machine_scope(), [])], options)
+    ops = [op for change in plan(result.changes, services=[facts()["services"]["port_service"]]).planned
+           for op in change.ops]
+    assert ops == [{"op": "service_set", "name": "NHSPortService", "state": "restarted", **expected}]
+    validate_ops(ops)
 
 
 def test_options_switch_fixes_off() -> None:

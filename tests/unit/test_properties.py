@@ -40,7 +40,8 @@ runner_like = st.fixed_dictionaries(
               "error": st.sampled_from(["access_denied", "failed", "invalid_request"]) | json_values,
               "message": json_values,
               "results": st.lists(json_values | st.fixed_dictionaries({"ok": st.booleans()},
-                                                                     optional={"error": json_values}), max_size=3)
+                                                                      optional={"error": json_values}),
+                                  max_size=3)
               | json_values},
 )
 stdout_texts = st.one_of(
@@ -48,7 +49,7 @@ stdout_texts = st.one_of(
     st.text(max_size=200),
     json_values.map(json.dumps),
     runner_like.map(json.dumps),
-    st.tuples(st.text(max_size=40), runner_like.map(json.dumps)).map(lambda parts: "\r\n".join(parts)),
+    st.tuples(st.text(max_size=40), runner_like.map(json.dumps)).map("\r\n".join),
 )
 stderr_texts = st.none() | st.binary(max_size=100) | st.text(max_size=100) | st.sampled_from([
     "#< CLIXML\r\n<Objs Version=\"1.1.0.1\"><S S=\"Error\">Access is denied_x000D__x000A_</S></Objs>",

@@ -82,7 +82,7 @@ REQUEST_FIELDS: dict[str, tuple[str, ...]] = {
     "backup_save": ("id", "entries"),
     "backup_load": ("id",),
     "backup_list": (),
-    "service_set": ("name", "start_mode", "state", "timeout_ms"),
+    "service_set": ("name", "start_mode", "state", "timeout_ms", "listen_ports", "listen_wait_ms"),
     "task_run": ("name", "user", "session", "command", "arguments", "wait_ms"),
     "process_stop": ("pid", "image"),
     "file_list": ("dir", "pattern"),
@@ -438,6 +438,16 @@ def op_backup_list(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
 # -- services -----------------------------------------------------------------------------------
 
 
+def _listen_ports(op: dict[str, Any]) -> list[int]:
+    value = op.get("listen_ports")
+    if value is None:
+        return []
+    if not isinstance(value, list) or any(isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 65535
+                                          for p in value):
+        raise _invalid("service_set", "listen_ports", f"expected a list of ports 1..65535, found {value!r}")
+    return value
+
+
 def _service(host: HostState, name: str) -> tuple[int, Service]:
     if not re.match(r"^[A-Za-z0-9 _.$-]{1,256}$", name):
         raise _invalid("service_set", "name", "must be a service name")
@@ -478,6 +488,8 @@ def op_service_set(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
     if state is None:
         raise _invalid("service_set", "state", "missing")
     _int(op, "timeout_ms", 1000, 120000, 30000)
+    _listen_ports(op)
+    _int(op, "listen_wait_ms", 0, 120000, 0)  # the emulated service listens at once: nothing to wait for
     index, service = _service(host, name)
     if service.name not in SERVICE_NAMES and service.display_name not in SERVICE_DISPLAY_NAMES:
         raise _forbidden(f"service '{service.name}' ({service.display_name}) is not one this collection manages "
