@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible.module_utils.common.json import AnsibleJSONEncoder
-from ansible.plugins.action import ActionBase
 
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import ControllerAction, play_hosts
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import EVALUATORS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import (
     build_report,
@@ -74,18 +74,14 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Collect every host's registered diagnose and waivers results and write the report files."""
-
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
-        names = args["hosts"] or list(task_vars.get("ansible_play_hosts_all") or [])
+        names = play_hosts(args["hosts"], task_vars)
         hostvars = task_vars.get("hostvars") or {}
         # nhs_cm.remediation.waivers runs once for all hosts (run_once): its result is here already.
         shared = _plain(_per_host(task_vars.get(args["waivers_var"]), None)) or {}

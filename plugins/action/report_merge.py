@@ -8,8 +8,7 @@ import glob
 import os
 from typing import Any
 
-from ansible.plugins.action import ActionBase
-
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import ControllerAction
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import report_result
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report_formats import (
     FORMATS,
@@ -42,12 +41,8 @@ def report_files(sources: list[str]) -> list[str]:
     return files
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Read report.json files, keep the newest result per host, write the merged report."""
-
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)

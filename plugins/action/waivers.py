@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible.module_utils.common.json import AnsibleJSONEncoder
-from ansible.plugins.action import ActionBase
 
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import ControllerAction, play_hosts
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._waivers import (
     EXPIRED_POLICIES,
     check_waivers,
@@ -35,12 +35,8 @@ def host_sources(host_vars: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _plain(host_vars[name]) for name in waiver_variables(host_vars)}
 
 
-class ActionModule(ActionBase):
+class ActionModule(ControllerAction):
     """Validate the waiver variables of every host of the play at once; never contacts a host."""
-
-    TRANSFERS_FILES = False
-    _requires_connection = False
-    _supports_check_mode = True
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
@@ -50,7 +46,7 @@ class ActionModule(ActionBase):
             today = parse_today(args["today"])
         except ValueError as exc:
             return dict(result, failed=True, msg=f"nhs_cm.remediation.waivers: {exc}")
-        names = args["hosts"] or list(task_vars.get("ansible_play_hosts_all") or [])
+        names = play_hosts(args["hosts"], task_vars)
         hostvars = task_vars.get("hostvars") or {}
         checked = {name: check_waivers(host_sources(hostvars.get(name, {})), today, args["expired"])
                    for name in names}  # each host's variables are read once

@@ -115,22 +115,18 @@ options:
     elements: str
     default: [IdentityAgent.exe]
 attributes:
+  # check_mode is the fragment's too; it stands here so that check_mode comes before diff_mode.
   check_mode:
     support: full
     description: Reads the host and reports what would change; writes nothing.
   diff_mode:
     support: full
     description: Each service and session, before and after.
-  platform:
-    support: full
-    platforms: windows
-    description: Windows hosts over the winrm connection (psrp and ssh with the powershell shell are untested).
 notes:
   - Runner calls per host - one to read, one more only when CM's install folder must be listed, one to back
     up, change and read back, and one more only to put values back after a failure.
-seealso:
-  - module: nhs_cm.remediation.diagnose
-  - module: nhs_cm.remediation.restore
+extends_documentation_fragment:
+  - nhs_cm.remediation.write_path
 author:
   - NHS CM remediation maintainers (!UNKNOWN)
 """

@@ -195,6 +195,19 @@ options:
         readers are not listed there).
     type: bool
     default: true
+  return_facts:
+    description:
+      - Also return RV(facts), everything that was read, normalised (about 14 KB per host, nine tenths of the
+        result).
+      - Off by default because nothing else needs them - the findings carry their own evidence, and the report,
+        the remediation roles and the playbooks of this collection read only RV(findings), RV(unknown),
+        RV(product), RV(reported_fault) and RV(reported_port). Every host's result crosses from its worker to
+        Ansible's main process, which cleans, copies and keeps it until the play ends, so the facts cost the
+        controller CPU and memory on every host (docs/performance.md).
+      - Turn it on to look at what was read, or for the report's C(include_facts).
+    type: bool
+    default: false
+    version_added: 0.2.0
 attributes:
   check_mode:
     support: full
@@ -364,7 +377,7 @@ unknown:
   sample: []
 facts:
   description: The normalised facts the findings were made from (what was read, in one runner call).
-  returned: success
+  returned: success, when O(return_facts=true)
   type: dict
   contains:
     products:

@@ -31,8 +31,8 @@ description:
     revert it.
   - Before any change it saves the previous state of every value it touches (including "did not exist") on
     the host and returns RV(backup_id); C(playbooks/rollback.yml -e backup_id=<id>) restores it exactly.
-  - The default profile (users who sign in later) is not changed - the write path cannot load
-    C(C:\Users\Default\NTUSER.DAT) for writing; use O(scope=machine) for them.
+  - With O(include_default_profile=true) it also fixes the default profile (C(<ProfileList Default>\NTUSER.DAT),
+    the template of the profiles of users who sign in later), with either O(scope); see O(include_default_profile).
 options:
   scope:
     description: C(machine) (machine policy, every user) or C(user) (each signed-in user's hive).
@@ -45,39 +45,28 @@ options:
         Intranet zone, NHS's setting) or C(0) (automatic logon with current user name and password).
     type: int
     default: 131072
-  override_gpo:
-    description: Write values that domain Group Policy sets (the next Group Policy refresh reverts them).
+  include_default_profile:
+    description:
+      - Also fix the default profile's hive, loaded by the runner for the read call and the write call
+        (and unloaded at the end of each, even on failure). Diagnose does not read it, so it is judged on its
+        own, for every id above that O(skip_ids) does not list (not C(AUTH_ALLOWLIST_EXCLUDES_LOCALHOST)) - as
+        for a user whose hive is that file and whom no machine setting decides.
+      - Each value goes where O(scope=user) puts it for a user whose hive has no policy - the hive's own
+        C(Software\Microsoft\Windows\CurrentVersion\Internet Settings\{ZoneMap,Zones\1}), or the hive's
+        C(Software\Policies\...) value when that hive sets it there.
+      - Diff, RV(changes) and the backup show these values under C(HKU\.DEFAULT_PROFILE\...), never under the
+        temporary mount point, so a rollback loads the hive afresh.
+      - With O(scope=machine) the machine policy already decides for users who sign in later; this keeps their
+        own settings right too, should that policy be removed.
     type: bool
     default: false
-  skip_ids:
-    description: Finding ids not to fix (waived findings).
-    type: list
-    elements: str
-    default: []
-  cm_required:
-    description:
-      - As for M(nhs_cm.remediation.diagnose) - the checks apply only where NHS Credential Management is
-        installed unless this is true.
-    type: bool
-    default: true
-attributes:
-  check_mode:
-    support: full
-    description: Reads the host and reports what would change; writes nothing.
-  diff_mode:
-    support: full
-    description: Each registry value before and after.
-  platform:
-    support: full
-    platforms: windows
-    description: Windows hosts over the winrm connection (psrp and ssh with the powershell shell are untested).
 notes:
   - Runner calls per host - one to read, one to back up, write and read back (with diagnose's reads, for
     RV(still_reported)), and one more only to put values back after a failure.
   - Browsers read zone mappings and policies when they start - restart them afterwards.
-seealso:
-  - module: nhs_cm.remediation.diagnose
-  - module: nhs_cm.remediation.restore
+extends_documentation_fragment:
+  - nhs_cm.remediation.write_path
+  - nhs_cm.remediation.write_path.policy_options
 author:
   - NHS CM remediation maintainers (!UNKNOWN)
 """
@@ -87,9 +76,10 @@ EXAMPLES = r"""
   nhs_cm.remediation.intranet_zone:
   register: zone
 
-- name: Fix each signed-in user's own settings instead
+- name: Fix each signed-in user's own settings instead, and the default profile for users who sign in later
   nhs_cm.remediation.intranet_zone:
     scope: user
+    include_default_profile: true
 """
 
 RETURN = r"""

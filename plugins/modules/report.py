@@ -75,19 +75,16 @@ options:
     description:
       - Also copy what M(nhs_cm.remediation.diagnose) read (its C(facts)) into each host's entry
         of C(report.json). Makes the file several times larger.
+      - diagnose returns C(facts) only with its option C(return_facts=true); a host whose diagnose ran
+        without it gets C(facts) null.
     type: bool
     default: false
 attributes:
   check_mode:
     support: full
     description: Writes the report on the controller in check mode too; changes nothing on hosts.
-  diff_mode:
-    support: none
-    description: Nothing to show as a diff.
-  platform:
-    support: full
-    platforms: all
-    description: Runs on the controller.
+extends_documentation_fragment:
+  - nhs_cm.remediation.controller
 seealso:
   - module: nhs_cm.remediation.diagnose
   - module: nhs_cm.remediation.waivers

@@ -55,38 +55,12 @@ options:
     description: Remove the entries of the block list that block localhost (C(LOCALHOST_COOKIES_BLOCKED)).
     type: bool
     default: false
-  override_gpo:
-    description: Write values that domain Group Policy sets (the next Group Policy refresh reverts them).
-    type: bool
-    default: false
-  skip_ids:
-    description: Finding ids not to fix (waived findings).
-    type: list
-    elements: str
-    default: []
-  cm_required:
-    description:
-      - As for M(nhs_cm.remediation.diagnose) - the checks apply only where NHS Credential Management is
-        installed unless this is true.
-    type: bool
-    default: true
-attributes:
-  check_mode:
-    support: full
-    description: Reads the host and reports what would change; writes nothing.
-  diff_mode:
-    support: full
-    description: Each registry value before and after.
-  platform:
-    support: full
-    platforms: windows
-    description: Windows hosts over the winrm connection (psrp and ssh with the powershell shell are untested).
 notes:
   - Runner calls per host - one to read, one to back up, write and read back (with diagnose's reads, for
     RV(still_reported)), and one more only to put values back after a failure.
-seealso:
-  - module: nhs_cm.remediation.diagnose
-  - module: nhs_cm.remediation.restore
+extends_documentation_fragment:
+  - nhs_cm.remediation.write_path
+  - nhs_cm.remediation.write_path.policy_options
 author:
   - NHS CM remediation maintainers (!UNKNOWN)
 """

@@ -57,13 +57,8 @@ attributes:
   check_mode:
     support: full
     description: Only reads variables; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Nothing to show as a diff.
-  platform:
-    support: full
-    platforms: all
-    description: Runs on the controller.
+extends_documentation_fragment:
+  - nhs_cm.remediation.controller
 seealso:
   - module: nhs_cm.remediation.report
 notes:

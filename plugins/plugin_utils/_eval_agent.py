@@ -51,7 +51,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate impor
     _cm_entries,
     _cm_matcher,
     _install_dirs,
-    _service_evidence,
+    _service_finding,
     evaluator,
     found,
     unknown,
@@ -211,14 +211,23 @@ def _ia_versions(facts: Facts, options: Options) -> list[tuple[dict[str, t.Any],
     return versions
 
 
-@evaluator(ID.IA_VERSION_RETIRED)
-def check_ia_version_retired(facts: Facts, options: Options) -> Outcome:
-    gate = _legacy(facts, ID.IA_VERSION_RETIRED)
+def _installed_gate(facts: Facts, options: Options, check_id: str) -> Outcome | None:
+    """None when ``check_id`` applies (the host's set-up has the Identity Agent and it is
+    installed); otherwise what to return (nothing, or unknown when it cannot be told)."""
+    gate = _legacy(facts, check_id)
     if gate is not None:
         return gate
     present, reason = _ia_installed(facts, options)
     if not present:
-        return unknown(ID.IA_VERSION_RETIRED, reason) if reason else Outcome()
+        return unknown(check_id, reason) if reason else Outcome()
+    return None
+
+
+@evaluator(ID.IA_VERSION_RETIRED)
+def check_ia_version_retired(facts: Facts, options: Options) -> Outcome:
+    gate = _installed_gate(facts, options, ID.IA_VERSION_RETIRED)
+    if gate is not None:
+        return gate
     minimum = parse_version(options["ia_min_version"])
     if minimum is None:
         return unknown(ID.IA_VERSION_RETIRED, f"option ia_min_version {options['ia_min_version']!r} is not a version")
@@ -241,12 +250,9 @@ def check_ia_version_retired(facts: Facts, options: Options) -> Outcome:
 
 @evaluator(ID.IA_NOT_RUNNING)
 def check_ia_not_running(facts: Facts, options: Options) -> Outcome:
-    gate = _legacy(facts, ID.IA_NOT_RUNNING)
+    gate = _installed_gate(facts, options, ID.IA_NOT_RUNNING)
     if gate is not None:
         return gate
-    present, reason = _ia_installed(facts, options)
-    if not present:
-        return unknown(ID.IA_NOT_RUNNING, reason) if reason else Outcome()
     views, outcome = _sessions_with_cm(facts, options, ID.IA_NOT_RUNNING)
     if outcome is not None:
         return outcome
@@ -312,42 +318,41 @@ def _report_evidence(facts: Facts, report: dict[str, t.Any], view: SessionView) 
     return evidence
 
 
-@evaluator(ID.CM_NOT_CONNECTED)
-def check_cm_not_connected(facts: Facts, options: Options) -> Outcome:
-    views, report, outcome = _reported(facts, options, 2, ID.CM_NOT_CONNECTED, need_cm=True)
+def _per_reported_session(facts: Facts, options: Options, fault: int, check_id: str, need_cm: bool,
+                          texts: t.Callable[[dict[str, t.Any]], tuple[str, str]]) -> Outcome:
+    """One finding of ``check_id`` per session a report of ``fault`` is about; ``texts`` gives a
+    session's (summary, action)."""
+    views, report, outcome = _reported(facts, options, fault, check_id, need_cm=need_cm)
     if outcome is not None or report is None:
         return outcome or Outcome()
     result = Outcome()
     for view in views:
-        session = view[0]
+        summary, action = texts(view[0])
         result.findings.append(make_finding(
-            ID.CM_NOT_CONNECTED, _session_scope(session), _report_evidence(facts, report, view),
-            port=report.get("port"),
-            summary=f"e-RS reports that NHS Credential Management is not connected, while it and the Identity "
-                    f"Agent both run in {_label(session)}",
-            action=f"Restart the Identity Agent and NHS Credential Management in {_label(session)} once; if "
-                   "the fault persists, escalate to the National Service Desk",
+            check_id, _session_scope(view[0]), _report_evidence(facts, report, view),
+            port=report.get("port"), summary=summary, action=action,
         ))
     return result
+
+
+@evaluator(ID.CM_NOT_CONNECTED)
+def check_cm_not_connected(facts: Facts, options: Options) -> Outcome:
+    def texts(session: dict[str, t.Any]) -> tuple[str, str]:
+        return (f"e-RS reports that NHS Credential Management is not connected, while it and the Identity "
+                f"Agent both run in {_label(session)}",
+                f"Restart the Identity Agent and NHS Credential Management in {_label(session)} once; if "
+                "the fault persists, escalate to the National Service Desk")
+    return _per_reported_session(facts, options, 2, ID.CM_NOT_CONNECTED, True, texts)
 
 
 @evaluator(ID.USER_NOT_LOGGED_IN)
 def check_user_not_logged_in(facts: Facts, options: Options) -> Outcome:
-    views, report, outcome = _reported(facts, options, 3, ID.USER_NOT_LOGGED_IN, need_cm=False)
-    if outcome is not None or report is None:
-        return outcome or Outcome()
-    result = Outcome()
-    for view in views:
-        session = view[0]
-        result.findings.append(make_finding(
-            ID.USER_NOT_LOGGED_IN, _session_scope(session), _report_evidence(facts, report, view),
-            port=report.get("port"),
-            summary=f"e-RS reports that NHS Credential Management cannot log in; the Identity Agent runs in "
-                    f"{_label(session)}, but whether the user is logged in to it cannot be read remotely",
-            action=f"Ask {session.get('user')} to insert their smartcard and enter their passcode "
-                   f"(session {session.get('id')})",
-        ))
-    return result
+    def texts(session: dict[str, t.Any]) -> tuple[str, str]:
+        return (f"e-RS reports that NHS Credential Management cannot log in; the Identity Agent runs in "
+                f"{_label(session)}, but whether the user is logged in to it cannot be read remotely",
+                f"Ask {session.get('user')} to insert their smartcard and enter their passcode "
+                f"(session {session.get('id')})")
+    return _per_reported_session(facts, options, 3, ID.USER_NOT_LOGGED_IN, False, texts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,10 +377,8 @@ def check_smartcard_service_stopped(facts: Facts, options: Options) -> Outcome:
         ))
     if service.get("state") == "running":
         return Outcome()
-    return found(make_finding(
-        ID.SMARTCARD_SERVICE_STOPPED, machine_scope(), [_service_evidence(service)],
-        summary=f"The Smart Card service ({service.get('name')}) is {service.get('state')}, not running",
-    ))
+    return _service_finding(ID.SMARTCARD_SERVICE_STOPPED, service,
+                            f"The Smart Card service ({service.get('name')}) is {service.get('state')}, not running")
 
 
 @evaluator(ID.NO_SMARTCARD_READER)

@@ -179,6 +179,19 @@ def _uncovered_text(cookies: ChromiumCookies) -> str:
     return f"no allow-list entry covers http://localhost on every port (only on {', '.join(covered)})"
 
 
+def _cookie_setting_verdict(name: str, view: ChromiumPolicy, cookies: ChromiumCookies, setting: Effective,
+                            winner_evidence: dict[str, t.Any], blocks: str, value_text: str) -> Verdict:
+    """The verdict on a cookie setting of browser ``name`` that blocks localhost's cookies (no
+    allow-list entry covers localhost); the fix is the same allow-list entry."""
+    return Verdict(
+        summary=f"{name} policy {blocks} and {_uncovered_text(cookies)} ({value_text} from {_where(setting)})",
+        evidence=[winner_evidence, *setting.ignored, *_cookie_lists_evidence(view, cookies)],
+        action=f"Add {LOCALHOST_ALLOW_ENTRY} to {name}'s CookiesAllowedForUrls "
+               f"({_allow_target(view, cookies)}), then restart {name}",
+        deciding=[(setting.winner.path, setting.winner.name), *_list_keys(cookies)],
+        user_decided=setting.from_user or _lists_from_user(cookies))
+
+
 def _third_party_judge(facts: Facts, browser: str) -> t.Callable[[dict[str, t.Any] | None], Verdict | None]:
     name = BROWSER_NAMES[browser]
 
@@ -190,15 +203,8 @@ def _third_party_judge(facts: Facts, browser: str) -> t.Callable[[dict[str, t.An
             return None
         level = " (recommended: the user may have changed it)" if block.source and block.source.level == \
             "recommended" else ""
-        evidence = [block.winner.evidence(), *block.ignored, *_cookie_lists_evidence(view, cookies)]
-        return Verdict(
-            summary=f"{name} policy blocks third-party cookies{level} and {_uncovered_text(cookies)} "
-                    f"(BlockThirdPartyCookies=1 from {_where(block)})",
-            evidence=evidence,
-            action=f"Add {LOCALHOST_ALLOW_ENTRY} to {name}'s CookiesAllowedForUrls "
-                   f"({_allow_target(view, cookies)}), then restart {name}",
-            deciding=[(block.winner.path, block.winner.name), *_list_keys(cookies)],
-            user_decided=block.from_user or _lists_from_user(cookies))
+        return _cookie_setting_verdict(name, view, cookies, block, block.winner.evidence(),
+                                       f"blocks third-party cookies{level}", "BlockThirdPartyCookies=1")
     return judge
 
 
@@ -218,16 +224,9 @@ def _default_judge(facts: Facts, browser: str) -> t.Callable[[dict[str, t.Any] |
         default = cookies.default_setting
         if default.value != 2 or cookies.localhost.covered or default.winner is None:
             return None
-        evidence = [default.winner.evidence(note="2 = block all cookies"), *default.ignored,
-                    *_cookie_lists_evidence(view, cookies)]
-        return Verdict(
-            summary=f"{name} policy blocks all cookies by default and {_uncovered_text(cookies)} "
-                    f"(DefaultCookiesSetting=2 from {_where(default)})",
-            evidence=evidence,
-            action=f"Add {LOCALHOST_ALLOW_ENTRY} to {name}'s CookiesAllowedForUrls "
-                   f"({_allow_target(view, cookies)}), then restart {name}",
-            deciding=[(default.winner.path, default.winner.name), *_list_keys(cookies)],
-            user_decided=default.from_user or _lists_from_user(cookies))
+        return _cookie_setting_verdict(name, view, cookies, default,
+                                       default.winner.evidence(note="2 = block all cookies"),
+                                       "blocks all cookies by default", "DefaultCookiesSetting=2")
     return judge
 
 

@@ -77,6 +77,16 @@ def _shown(value: int | None) -> str:
     return "absent" if value is None else str(value)
 
 
+def _zone_verdict(facts: Facts, setting: ZoneValue, summary: str, action: str) -> Verdict:
+    """The verdict on one zone setting that is wrong: decided by the value that won, if any."""
+    return Verdict(
+        summary=summary,
+        evidence=[*_machine_only_evidence(facts), *setting.evidence],
+        action=action,
+        deciding=[(setting.winner.path, setting.winner.name)] if setting.winner else [],
+        user_decided=setting.decided_by == "user")
+
+
 def _flag_judge(facts: Facts, check_id: str) -> Judge:
     name, required, label = FLAG_CHECKS[check_id]
 
@@ -90,12 +100,10 @@ def _flag_judge(facts: Facts, check_id: str) -> Judge:
         else:
             where = _WHERE.get(setting.winner.source, setting.winner.source) if setting.winner else "the registry"
             shown = f"= {_shown(setting.value)} in {where}"
-        return Verdict(
+        return _zone_verdict(
+            facts, setting,
             summary=f"Local intranet Sites: '{label}' is {state} (ZoneMap {name} {shown}; NHS requires {required})",
-            evidence=[*_machine_only_evidence(facts), *setting.evidence],
-            action=f"Set {name} to {required} (REG_DWORD) in {_target(setting)}",
-            deciding=[(setting.winner.path, setting.winner.name)] if setting.winner else [],
-            user_decided=setting.decided_by == "user")
+            action=f"Set {name} to {required} (REG_DWORD) in {_target(setting)}")
     return judge
 
 
@@ -104,12 +112,10 @@ def _logon_judge(facts: Facts) -> Judge:
         setting = logon_action(facts, user)
         if setting.value in LOGON_AUTOMATIC:
             return None
-        return Verdict(
+        return _zone_verdict(
+            facts, setting,
             summary=f"Local intranet zone Logon is {logon_text(setting.value)}, not automatic (Zones\\1 1A00)",
-            evidence=[*_machine_only_evidence(facts), *setting.evidence],
-            action=f"Set 1A00 to 0x20000 (automatic logon only in Intranet zone) in {_target(setting)}",
-            deciding=[(setting.winner.path, setting.winner.name)] if setting.winner else [],
-            user_decided=setting.decided_by == "user")
+            action=f"Set 1A00 to 0x20000 (automatic logon only in Intranet zone) in {_target(setting)}")
     return judge
 
 

@@ -123,6 +123,11 @@ def _service_evidence(service: dict[str, t.Any]) -> dict[str, t.Any]:
             "image": service.get("image")}
 
 
+def _service_finding(check_id: str, service: dict[str, t.Any], summary: str) -> Outcome:
+    """A machine-wide finding of ``check_id`` about ``service``, with the service as evidence."""
+    return found(make_finding(check_id, machine_scope(), [_service_evidence(service)], summary=summary))
+
+
 def _port_service(facts: Facts, options: Options, check_id: str) -> tuple[dict[str, t.Any] | None, Outcome | None]:
     """(the Port Service, None) when the check applies; (None, outcome) when it does not or
     cannot be made."""
@@ -245,30 +250,27 @@ def check_port_service_missing(facts: Facts, options: Options) -> Outcome:
     ))
 
 
-@evaluator(ID.PORT_SERVICE_STOPPED)
-def check_port_service_stopped(facts: Facts, options: Options) -> Outcome:
-    service, outcome = _port_service(facts, options, ID.PORT_SERVICE_STOPPED)
+def _port_service_field(facts: Facts, options: Options, check_id: str, name: str, wanted: str, fault: str) -> Outcome:
+    """A finding of ``check_id`` when the Port Service's ``name`` field is not ``wanted``; ``fault``
+    says what it is instead, with ``{}`` for the field's value."""
+    service, outcome = _port_service(facts, options, check_id)
     if service is None:
         return outcome or Outcome()
-    if service.get("state") == "running":
+    if service.get(name) == wanted:
         return Outcome()
-    return found(make_finding(
-        ID.PORT_SERVICE_STOPPED, machine_scope(), [_service_evidence(service)],
-        summary=f"The NHS Port Service ({service.get('name')}) is {service.get('state')}, not running",
-    ))
+    return _service_finding(check_id, service,
+                            f"The NHS Port Service ({service.get('name')}) {fault.format(service.get(name))}")
+
+
+@evaluator(ID.PORT_SERVICE_STOPPED)
+def check_port_service_stopped(facts: Facts, options: Options) -> Outcome:
+    return _port_service_field(facts, options, ID.PORT_SERVICE_STOPPED, "state", "running", "is {}, not running")
 
 
 @evaluator(ID.PORT_SERVICE_NOT_AUTOMATIC)
 def check_port_service_not_automatic(facts: Facts, options: Options) -> Outcome:
-    service, outcome = _port_service(facts, options, ID.PORT_SERVICE_NOT_AUTOMATIC)
-    if service is None:
-        return outcome or Outcome()
-    if service.get("start_mode") == "auto":
-        return Outcome()
-    return found(make_finding(
-        ID.PORT_SERVICE_NOT_AUTOMATIC, machine_scope(), [_service_evidence(service)],
-        summary=f"The NHS Port Service ({service.get('name')}) starts {service.get('start_mode')}, not automatically",
-    ))
+    return _port_service_field(facts, options, ID.PORT_SERVICE_NOT_AUTOMATIC, "start_mode", "auto",
+                               "starts {}, not automatically")
 
 
 @evaluator(ID.PORT_SERVICE_NOT_LISTENING)
