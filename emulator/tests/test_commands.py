@@ -244,6 +244,47 @@ def test_field_tables_match_the_collection() -> None:
     assert protocol.SERVICE_STATES == scenario.SERVICE_STATES
     assert protocol.SERVICE_START_MODES == scenario.START_MODES
     assert ops.USER_SID.pattern == protocol.USER_SID_PATTERN
+    assert protocol.REPLY_GZIP_PREFIX.encode("ascii") == ops.REPLY_GZIP_PREFIX
+
+
+@needs_collection
+@pytest.mark.parametrize("compress_reply", [True, False])
+def test_the_reply_is_compressed_when_the_collection_asks(host: HostState, compress_reply: bool) -> None:
+    protocol = _protocol()
+    request = [{"op": "os_info"}, {"op": "reg_read", "key": "HKLM\\SOFTWARE\\Nope"}]
+    stdin = protocol.build_stdin(RUNNER_PS1.read_text(), request, compress_reply=compress_reply)
+    out, err, code = host.execute(*split(SHELL._encode_script(protocol.BOOTSTRAP)), stdin)
+    assert (err, code) == (b"", 0) and out.endswith(b"\r\n") and out.count(b"\n") == 1
+    assert out.startswith(ops.REPLY_GZIP_PREFIX) is compress_reply
+    if compress_reply:
+        packed = base64.b64decode(out[len(ops.REPLY_GZIP_PREFIX):].rstrip(), validate=True)
+        assert json.loads(gzip.decompress(packed))["ok"] is True
+    results = protocol.parse_reply(out, err, code, request)
+    assert results[0]["computer_name"] == "pc-cmd" and results[1] == {"ok": True, "exists": False, "values": {},
+                                                                       "subkeys": {}}
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_a_request_with_a_bad_compress_field_is_refused(host: HostState, value: object) -> None:
+    out, _, code = run_encoded(host, BOOTSTRAP, runner_stdin({**REQUEST, "compress": value}))
+    assert code == 1 and not out.startswith(ops.REPLY_GZIP_PREFIX)
+    assert json.loads(out)["message"] == "the request field 'compress' must be true or false"
+
+
+def test_a_refused_request_is_answered_in_plain_json_even_with_compress(host: HostState) -> None:
+    out, _, code = run_encoded(host, BOOTSTRAP, runner_stdin({**REQUEST, "compress": True, "write_errors": "maybe"}))
+    assert code == 1 and json.loads(out)["error"] == "invalid_request"
+
+
+@needs_collection
+def test_every_runner_the_collection_sends_is_recognised(host: HostState) -> None:
+    protocol = _protocol()
+    for name in protocol.OPERATIONS:
+        runner = protocol.runner_for_ops(RUNNER_PS1.read_text(), frozenset({name}))
+        assert len(runner) < len(RUNNER_PS1.read_text()) / 2
+        stdin = runner.encode() + b"\n\0\0\0\0\n" + json.dumps({"protocol": 1, "ops": [], "compress": True}).encode()
+        out, err, code = host.execute(*split(SHELL._encode_script(protocol.BOOTSTRAP)), stdin)
+        assert (err, code) == (b"", 0) and protocol.parse_reply(out, err, code, []) == [], name
 
 
 @needs_collection

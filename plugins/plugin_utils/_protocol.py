@@ -19,10 +19,13 @@ The PowerShell runner (``nhs_cm_runner.ps1``) and the emulator are tested agains
 from __future__ import annotations
 
 import base64
+import binascii
+import functools
 import gzip
 import json
 import re
 import typing as t
+import zlib
 from urllib.parse import urlsplit
 
 PROTOCOL = 1
@@ -31,49 +34,53 @@ RUNNER_MARKER = "# NHS-CM-RUNNER v1"
 BOOTSTRAP_MARKER = "# NHS-CM-BOOTSTRAP v1"
 #: The line that separates the runner text from the request JSON on standard input.
 SEPARATOR = "\0\0\0\0"
+#: The start of the reply line when the request asked for a compressed reply (``compress``):
+#: the rest of the line is the reply JSON, gzipped, in base64.
+REPLY_GZIP_PREFIX = "NHS-CM-GZIP:"
 #: ``forbidden``: the runner's write allow-list refused the target; ``skipped``: a write operation
 #: not run because an earlier write of the same request failed (request ``write_errors: stop``).
 ERROR_KINDS = ("access_denied", "not_found", "invalid_request", "timeout", "failed", "forbidden", "skipped")
 
 #: The command-line script. It reads all of standard input the way ansible's bootstrap_wrapper
-#: does (``$input``, one string per line), splits it at the first ``\0\0\0\0`` line, makes a
-#: script block of part one (the runner) and invokes it with part two (the request JSON). Its
-#: own failures are answered in the reply format with exit code 1. It stays small: ansible's
-#: ``_encode_script`` makes it about 2.7 times longer on the command line (limit 8,191).
+#: does (``$input``, one string per line), unpacks it when it is one line of base64 (gzip), splits
+#: it at the first ``\0\0\0\0`` line, makes a script block of part one (the runner) and invokes it
+#: with part two (the request JSON). Its own failures (not FullLanguage, bad base64 or gzip, no
+#: separator, a runner that does not parse) are answered in the reply format, ASCII only, with
+#: exit code 1. It is sent on every call and ansible's ``_encode_script`` makes it about 2.7 times
+#: longer on the command line, so it is written short: no indentation, short names, but still one
+#: statement per line, no aliases, and safe under ``Set-StrictMode -Version Latest``.
 BOOTSTRAP = r"""# NHS-CM-BOOTSTRAP v1
 $ErrorActionPreference = 'Stop'
-$ProgressPreference = 'SilentlyContinue'
-function Exit-Bootstrap([string]$Kind, [string]$Message) {
-    $reply = @{ runner = 'nhs_cm'; protocol = 1; ok = $false; error = $Kind; message = $Message; results = @() }
-    $json = ConvertTo-Json -Compress -InputObject $reply
-    [Console]::Out.Write([regex]::Replace($json, '[^\x00-\x7F]', { param($m) '\u{0:x4}' -f [int][char]$m.Value }))
-    exit 1
+function Exit-Bootstrap($Kind, $Message) {
+$reply = @{runner='nhs_cm';protocol=1;ok=$false;error=$Kind;results=@()
+message=($Message -replace '[^ -~]', '?')}
+[Console]::Out.Write((ConvertTo-Json -Compress -InputObject $reply))
+exit 1
 }
 $mode = $ExecutionContext.SessionState.LanguageMode
 if ($mode -ne 'FullLanguage') {
-    Exit-Bootstrap 'failed' "PowerShell runs in $mode mode; the runner needs FullLanguage"
+Exit-Bootstrap failed "PowerShell runs in $mode mode; the runner needs FullLanguage"
 }
 $text = @($input) -join "`n"
-$at = $text.IndexOf("`n`0`0`0`0`n")
-if ($at -lt 0 -and $text -match '^[A-Za-z0-9+/=]+$') {
-    try {
-        $packed = [IO.MemoryStream]::new([Convert]::FromBase64String($text))
-        $gzip = [IO.Compression.GZipStream]::new($packed, [IO.Compression.CompressionMode]::Decompress)
-        $text = [IO.StreamReader]::new($gzip, [Text.Encoding]::UTF8).ReadToEnd()
-    }
-    catch {
-        Exit-Bootstrap 'invalid_request' "stdin is not base64 gzip: $($_.Exception.Message)"
-    }
-    $at = $text.IndexOf("`n`0`0`0`0`n")
-}
-if ($at -lt 0) {
-    Exit-Bootstrap 'invalid_request' 'standard input has no separator line after the runner'
-}
+if ($text -match '^[A-Za-z0-9+/=]+$') {
 try {
-    $runner = [ScriptBlock]::Create($text.Substring(0, $at))
+$packed = [IO.MemoryStream]::new([Convert]::FromBase64String($text))
+$gzip = [IO.Compression.GZipStream]::new($packed, [IO.Compression.CompressionMode]::Decompress)
+$text = [IO.StreamReader]::new($gzip).ReadToEnd()
 }
 catch {
-    Exit-Bootstrap 'failed' "the runner does not parse: $($_.Exception.Message)"
+Exit-Bootstrap invalid_request "stdin is not base64 gzip: $_"
+}
+}
+$at = $text.IndexOf("`n`0`0`0`0`n")
+if ($at -lt 0) {
+Exit-Bootstrap invalid_request 'standard input has no separator line after the runner'
+}
+try {
+$runner = [ScriptBlock]::Create($text.Substring(0, $at))
+}
+catch {
+Exit-Bootstrap failed "the runner does not parse: $_"
 }
 & $runner $text.Substring($at + 6)
 exit $LASTEXITCODE
@@ -114,7 +121,8 @@ OPERATIONS: dict[str, dict[str, t.Any]] = {
     "reg_read": {
         "description": "Read one registry key's values and, to depth, its subkeys.",
         "request": {
-            "key": _f("str", "HKLM\\... or HKU\\... (HKCU is refused); case-insensitive; no trailing backslash",
+            "key": _f("str", "HKLM\\... or HKU\\... (HKCU is refused); case-insensitive; no trailing backslash; "
+                      "HKU\\.DEFAULT_PROFILE\\... is the default profile's hive, loaded for the request",
                       required=True),
             "view": _f("str", "registry view", default="64", choices=("64", "32")),
             "depth": _f("int", "levels of subkeys to read", default=0, minimum=0, maximum=4),
@@ -378,6 +386,35 @@ WRITE_OPERATIONS: dict[str, dict[str, t.Any]] = {
     },
 }
 OPERATIONS.update(WRITE_OPERATIONS)
+
+#: The sections of nhs_cm_runner.ps1 (``# region: <name>`` ... ``# endregion``) each operation
+#: needs; every registry operation needs ``user_hives`` (a key ``HKU\.DEFAULT_PROFILE\...`` loads
+#: the default profile's hive there). A request's runner is the common part (every line outside
+#: a region), the sections of its operations and their entries of ``$Operations`` (region ``op:<name>``); see
+#: ``runner_for_ops``. tests/unit/test_runner_ps1.py checks that every operation is listed here
+#: and that its sections define every function and script variable its code uses.
+RUNNER_SECTIONS: dict[str, tuple[str, ...]] = {
+    "reg_read": ("registry", "user_hives"),
+    "process_list": ("processes", "file_version"),
+    "service_query": ("service_state",),
+    "tcp_listeners": ("listeners",),
+    "http_get": ("http",),
+    "file_info": ("file_version",),
+    "session_list": ("sessions",),
+    "os_info": (),
+    "user_hives_read": ("registry", "user_hives"),
+    "gpo_registry_settings": ("rsop",),
+    "reg_write": ("registry", "user_hives", "write_allow", "reg_write"),
+    "reg_delete": ("registry", "user_hives", "write_allow", "reg_write"),
+    "reg_delete_key": ("registry", "user_hives", "write_allow", "reg_write"),
+    "backup_save": ("registry", "user_hives", "write_allow", "reg_write", "backup"),
+    "backup_load": ("write_allow", "backup"),
+    "backup_list": ("write_allow", "backup"),
+    "service_set": ("write_allow", "service_state", "listeners", "service_write"),
+    "task_run": ("write_allow", "task"),
+    "process_stop": ("write_allow",),
+    "file_list": ("file_version",),
+}
 #: The request field ``write_errors``: ``continue`` (default: every operation runs) or ``stop``.
 WRITE_ERRORS = ("continue", "stop")
 
@@ -654,36 +691,140 @@ def validate_ops(ops: t.Any) -> list[dict[str, t.Any]]:
 # ---------------------------------------------------------------------------------------------
 # Standard input
 
-def build_request(ops: list[dict[str, t.Any]], write_errors: str = "continue") -> str:
+def build_request(ops: list[dict[str, t.Any]], write_errors: str = "continue", compress_reply: bool = True) -> str:
     """The request JSON (ASCII only) for already validated operations.
 
     ``write_errors="stop"`` asks the runner to skip every write operation after a failed one;
-    the field is sent only then, so read-only requests stay as they were.
+    the field is sent only then, so read-only requests stay as they were. ``compress_reply``
+    sends ``compress: true``: the runner then answers gzip + base64 (``REPLY_GZIP_PREFIX``).
     """
     if write_errors not in WRITE_ERRORS:
         raise RequestError(f"write_errors must be one of {', '.join(WRITE_ERRORS)}, not {write_errors!r}")
     request: dict[str, t.Any] = {"protocol": PROTOCOL, "ops": ops}
     if write_errors != "continue":
         request["write_errors"] = write_errors
+    if compress_reply:
+        request["compress"] = True
     return json.dumps(request, ensure_ascii=True, separators=(",", ":"))
 
 
-def build_stdin(runner_text: str, ops: list[dict[str, t.Any]], compress: bool = True,
-                write_errors: str = "continue") -> bytes:
-    """Validate ``ops`` and return the runner's standard input: runner, separator line, request.
+_REGION_START = "# region: "
+_REGION_END = "# endregion"
+_HERE_STRING_OPEN = re.compile(r"@['\"]\s*$")
 
-    With ``compress`` (the default) that text is sent gzipped, in base64 on one line, which the
-    bootstrap unpacks: about a quarter of the bytes on the wire (docs/performance.md).
+
+def _runner_lines(runner: str) -> list[tuple[str, str | None, bool]]:
+    """(line, its region or None, inside a here-string) for each line of the runner text.
+
+    Regions are ``# region: <name>`` ... ``# endregion`` lines, not nested; a here-string
+    (``@'`` or ``@"`` at the end of a line up to ``'@`` or ``"@`` at the start of one) is
+    never looked into.
     """
-    validate_ops(ops)
+    found: list[tuple[str, str | None, bool]] = []
+    region: str | None = None
+    closer = ""
+    for number, line in enumerate(runner.split("\n"), start=1):
+        if closer:
+            inside = not line.startswith(closer)
+            closer = closer if inside else ""
+            found.append((line, region, inside))
+            continue
+        code = line.strip()
+        if code.startswith(_REGION_START):
+            if region is not None:
+                raise RunnerError(f"runner line {number}: region {code[len(_REGION_START):]!r} starts inside "
+                                  f"region {region!r}")
+            region = code[len(_REGION_START):].strip()
+            found.append((line, region, False))
+            continue
+        if code == _REGION_END:
+            if region is None:
+                raise RunnerError(f"runner line {number}: '# endregion' without '# region: <name>'")
+            found.append((line, region, False))
+            region = None
+            continue
+        if not code.startswith("#") and _HERE_STRING_OPEN.search(code):
+            closer = code.rstrip()[-1] + "@"
+        found.append((line, region, False))
+    if region is not None or closer:
+        raise RunnerError(f"the runner text ends inside {'a here-string' if closer else f'region {region!r}'}")
+    return found
+
+
+def runner_regions(runner: str) -> set[str]:
+    """The names of the runner's regions."""
+    return {region for _line, region, _inside in _runner_lines(runner) if region is not None}
+
+
+def sections_for(names: t.Iterable[str]) -> frozenset[str]:
+    """The runner regions the operations ``names`` need: their sections and ``op:<name>`` entries."""
+    regions: set[str] = set()
+    for name in names:
+        if name not in RUNNER_SECTIONS:
+            raise RequestError(f"operation {name!r} has no runner sections (RUNNER_SECTIONS in _protocol.py)")
+        regions.update(RUNNER_SECTIONS[name])
+        regions.add(f"op:{name}")
+    return frozenset(regions)
+
+
+def assemble_runner(runner: str, regions: t.Collection[str], minify: bool = True) -> str:
+    """The common part of ``runner`` and the given regions, in file order.
+
+    With ``minify``, lines outside here-strings lose their indentation, and blank and
+    comment-only lines (the region markers too) are dropped; the first line (``RUNNER_MARKER``)
+    stays, and here-strings are kept byte for byte.
+    """
+    kept: list[str] = []
+    for index, (line, region, inside) in enumerate(_runner_lines(runner)):
+        if region is not None and region not in regions:
+            continue
+        if minify and not inside and index > 0:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+        kept.append(line.rstrip() if not inside else line)
+    return "\n".join(kept)
+
+
+@functools.lru_cache(maxsize=64)
+def runner_for_ops(runner_text: str, names: frozenset[str]) -> str:
+    """The runner text sent for a request of the operations ``names``: its sections, minified.
+
+    Cached: built once per process and set of operations.
+    """
     runner = runner_text.replace("\r\n", "\n").rstrip("\n")
     if not runner.startswith(RUNNER_MARKER):
         raise RunnerError(f"the runner text does not start with the marker line {RUNNER_MARKER!r}")
     if f"\n{SEPARATOR}\n" in f"\n{runner}\n":
         raise RunnerError("the runner text contains the separator line")
-    plain = f"{runner}\n{SEPARATOR}\n{build_request(ops, write_errors)}".encode()
-    # Level 6: 1 % larger than level 9 and ten times faster (about 2 ms against 20 ms per call).
-    return base64.b64encode(gzip.compress(plain, compresslevel=6, mtime=0)) if compress else plain
+    return assemble_runner(runner, sections_for(names))
+
+
+@functools.lru_cache(maxsize=64)
+def _packed_runner(runner_text: str, names: frozenset[str]) -> tuple[bytes, t.Any]:
+    """The gzip stream so far and its compressor, after the runner and the separator line."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip format; level 9, paid once
+    head = packer.compress(f"{runner_for_ops(runner_text, names)}\n{SEPARATOR}\n".encode())
+    return head, packer
+
+
+def build_stdin(runner_text: str, ops: list[dict[str, t.Any]], compress: bool = True,
+                write_errors: str = "continue", compress_reply: bool = True) -> bytes:
+    """Validate ``ops`` and return the runner's standard input: runner, separator line, request.
+
+    The runner is only what the operations need, minified (``runner_for_ops``). With
+    ``compress`` (the default) that text is sent gzipped, in base64 on one line, which the
+    bootstrap unpacks (docs/runner-protocol.md). The compressed runner is cached per set of
+    operations; each call only compresses its request.
+    """
+    validate_ops(ops)
+    names = frozenset(op["op"] for op in ops)
+    request = build_request(ops, write_errors, compress_reply)
+    if not compress:
+        return f"{runner_for_ops(runner_text, names)}\n{SEPARATOR}\n{request}".encode()
+    head, packer = _packed_runner(runner_text, names)
+    packer = packer.copy()
+    return base64.b64encode(head + packer.compress(request.encode()) + packer.flush())
 
 
 def split_stdin(stdin: bytes) -> tuple[str, dict[str, t.Any]]:
@@ -732,6 +873,28 @@ def decode_stderr(stderr: str | bytes | None) -> str:
 
 _ACCESS_DENIED_RE = re.compile(r"access (is )?denied|UnauthorizedAccess|requires elevat", re.IGNORECASE)
 _ADMIN_HINT = "connect with an account in the host's local Administrators group"
+
+
+def _unpack_reply(stdout: str) -> str:
+    """The reply JSON of a compressed reply; else ``stdout``.
+
+    The reply is the last line that starts with ``REPLY_GZIP_PREFIX`` or ``{"``: stray lines
+    before it (a profile's banner, even one that starts with the prefix) are ignored.
+    """
+    for line in reversed(stdout.splitlines()):
+        line = line.strip()
+        if line.startswith('{"'):
+            return stdout
+        if line.startswith(REPLY_GZIP_PREFIX):
+            break
+    else:
+        return stdout
+    packed = line[len(REPLY_GZIP_PREFIX):]
+    try:
+        return gzip.decompress(base64.b64decode(packed, validate=True)).decode("ascii")
+    except (binascii.Error, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise RunnerError(f"the runner's compressed reply cannot be unpacked ({_one_line(str(exc), 120)}): "
+                          f"{packed[:80]!r}") from None
 
 
 def _load_reply(stdout: str) -> t.Any:
@@ -802,7 +965,7 @@ def parse_reply(
             return _raise(f"the runner failed with exit code {rc} and no output{detail}{hint}")
         return _raise(f"the runner returned no output (exit code 0){detail}")
     try:
-        reply = _load_reply(out)
+        reply = _load_reply(_unpack_reply(out))
     except ValueError:
         detail = f"; stderr: {err}" if err else ""
         return _raise(f"the runner's reply is not JSON (exit code {rc}): {out.strip()[:200]!r}{detail}")

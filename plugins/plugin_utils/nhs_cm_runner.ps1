@@ -7,6 +7,12 @@
 # the reply fields listed in OPERATIONS (_protocol.py); tests/unit/test_runner_ps1.py checks
 # that by parsing this file, so keep one hashtable literal per return statement.
 # Windows PowerShell 5.1; ASCII only; no aliases.
+# Sections: '# region: <name>' ... '# endregion' (not nested) mark what only some operations
+# need; each $Operations entry is its own region 'op:<name>'. A request carries the lines outside
+# any region, its operations' regions (RUNNER_SECTIONS in _protocol.py) and their entries, with
+# indentation, blank and comment lines removed (here-strings are kept as they are). So keep
+# every helper of an operation inside a region it lists, and write multi-line text only as a
+# here-string; tests/unit/test_runner_ps1.py checks both.
 param([string]$RequestJson)
 
 Set-StrictMode -Version Latest
@@ -17,6 +23,9 @@ $RunnerProtocol = 1
 $ServiceStates = @('running', 'stopped', 'start_pending', 'stop_pending', 'continue_pending', 'pause_pending', 'paused', 'unknown')
 $LoopbackHosts = @('localhost', '127.0.0.1', '[::1]')
 $FileVersionCache = @{}
+# What operations leave to do at the end of the request, even after a failure (unload a hive they
+# loaded): script blocks returning $null or why they failed; run by Invoke-RequestCleanup.
+$RequestCleanup = New-Object -TypeName System.Collections.Generic.List[scriptblock]
 
 # ---------------------------------------------------------------------------------------------
 # Errors: an operation throws New-OpException for an error of a known kind; anything else is
@@ -147,6 +156,7 @@ function Get-ListField {
     return ,$items.ToArray()
 }
 
+# region: user_hives
 function Get-BoolField {
     param([string]$Name, $Value, [bool]$Default)
     if ($null -eq $Value) {
@@ -175,10 +185,12 @@ function Get-PathDepthField {
     }
     return ,$pairs.ToArray()
 }
+# endregion
 
 # ---------------------------------------------------------------------------------------------
 # Registry
 
+# region: registry
 function Split-RegistryKey {
     param([string]$Key)
     Assert-Request -Condition ($Key -match '^(?<hive>[^\\]+)(\\[^\\]+)*$') -Message "field 'key' must be HKLM\<path> or HKU\<path> without a trailing backslash"
@@ -188,6 +200,10 @@ function Split-RegistryKey {
     $subPath = ''
     if ($Key.Length -gt $hive.Length) {
         $subPath = $Key.Substring($hive.Length + 1)
+    }
+    if ($hive -eq 'HKU') {
+        # HKU\.DEFAULT_PROFILE\... is the default profile's hive, mounted for this request.
+        $subPath = Resolve-DefaultProfilePath -SubPath $subPath
     }
     $registryHive = [Microsoft.Win32.RegistryHive]::Users
     if ($hive -eq 'HKLM') {
@@ -300,10 +316,12 @@ function Read-RegistryNode {
     }
     return @{ values = (Read-RegistryValues -Key $Key -Names $Names); subkeys = $subkeys }
 }
+# endregion
 
 # ---------------------------------------------------------------------------------------------
 # Files and processes
 
+# region: file_version
 function Get-FileVersion {
     param([string]$Path)
     if ([string]::IsNullOrEmpty($Path)) {
@@ -326,7 +344,9 @@ function Get-FileVersion {
     $FileVersionCache[$Path] = $version
     return $version
 }
+# endregion
 
+# region: processes
 function Get-ProcessImageMap {
     # One CIM query gives every image path (also of 32-bit processes); Process.Path reads the
     # main module of each process instead and is the fallback.
@@ -380,10 +400,12 @@ function Get-AllProcesses {
         return ,@(Get-Process)
     }
 }
+# endregion
 
 # ---------------------------------------------------------------------------------------------
 # Services, listeners, HTTP
 
+# region: service_state
 function ConvertTo-ServiceState {
     param([string]$State)
     $normal = $State.ToLowerInvariant().Replace(' ', '_')
@@ -392,7 +414,9 @@ function ConvertTo-ServiceState {
     }
     return 'unknown'
 }
+# endregion
 
+# region: listeners
 function Get-ListenersFromNetstat {
     # Fallback for Windows 7 / Server 2008 R2, which lack Get-NetTCPConnection. A listening
     # socket is recognised by its foreign address (0.0.0.0:0 or [::]:0), not by the localised
@@ -434,7 +458,9 @@ function Get-AllListeners {
     }
     return ,$found.ToArray()
 }
+# endregion
 
+# region: http
 function Test-LoopbackUrl {
     param([string]$Url)
     $uri = $null
@@ -490,6 +516,7 @@ function Get-NoAnswerReason {
     }
     return "$status ($($WebError.Message))"
 }
+# endregion
 
 # ---------------------------------------------------------------------------------------------
 # Sessions
@@ -500,6 +527,7 @@ function Get-NoAnswerReason {
 # state, the user and the domain independently of the display language. The cost is one
 # Add-Type (a C# compile of about a second), done only when session_list is requested.
 
+# region: sessions
 $WtsSource = @'
 using System;
 using System.Collections.Generic;
@@ -623,6 +651,7 @@ function Resolve-AccountSid {
         return $null
     }
 }
+# endregion
 
 # ---------------------------------------------------------------------------------------------
 # User hives
@@ -635,6 +664,7 @@ function Resolve-AccountSid {
 # `finally`, after every handle is closed and the finalizers have run (a handle left open makes
 # the unload fail), with a few retries.
 
+# region: user_hives
 $UserSidPattern = '^S-1-(5-21|12-1)-\d+-\d+-\d+-\d+$'
 $ProfileListKey = 'HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList'
 $RegExe = Join-Path -Path $env:SystemRoot -ChildPath 'System32\reg.exe'
@@ -826,6 +856,89 @@ function Read-OfflineHive {
     return $result
 }
 
+# The default profile (the template of the profiles of users who sign in later) is the hive
+# <ProfileList value 'Default', expanded>\NTUSER.DAT, resolved here, never a path the controller
+# sends. A key HKU\.DEFAULT_PROFILE[\...] of any registry operation stands for it: on first use in
+# a request the hive is loaded under a unique HKU\nhs_cm_<12 hex> mount point and the key is
+# mapped there (Split-RegistryKey); Invoke-RequestCleanup unloads it at the end of the request,
+# even after a failure. Replies and backups keep the HKU\.DEFAULT_PROFILE form, so a rollback
+# later mounts the hive afresh.
+$DefaultProfileRoot = '.DEFAULT_PROFILE'
+$DefaultProfileState = @{ Mount = $null; Kind = $null; Error = $null }
+
+function Get-DefaultProfileFile {
+    $list = Open-RegistryKey -Key $ProfileListKey -View '64'
+    if ($null -eq $list) {
+        throw (New-OpException -Kind 'not_found' -Message "$ProfileListKey does not exist")
+    }
+    try {
+        $raw = $list.GetValue('Default', $null, [Microsoft.Win32.RegistryValueOptions]::DoNotExpandEnvironmentNames)
+    }
+    finally {
+        $list.Close()
+    }
+    if ([string]::IsNullOrEmpty($raw)) {
+        throw (New-OpException -Kind 'not_found' -Message "$ProfileListKey has no value 'Default' (the default profile's folder)")
+    }
+    $folder = [System.Environment]::ExpandEnvironmentVariables([string]$raw)
+    return Join-Path -Path $folder -ChildPath 'NTUSER.DAT'
+}
+
+function Mount-DefaultProfile {
+    # Load the default profile's hive under a new mount point; throws not_found or failed.
+    $file = Get-DefaultProfileFile
+    if (-not [System.IO.File]::Exists($file)) {
+        throw (New-OpException -Kind 'not_found' -Message ('the default profile hive {0} does not exist' -f $file))
+    }
+    $mount = 'nhs_cm_{0}' -f [System.Guid]::NewGuid().ToString('N').Substring(0, 12)
+    $problem = Invoke-RegExe -Arguments @('load', ('HKU\{0}' -f $mount), $file)
+    if ($null -ne $problem) {
+        throw (New-OpException -Kind 'failed' -Message ('cannot load the default profile hive {0}: {1}' -f $file, $problem))
+    }
+    return $mount
+}
+
+function Dismount-DefaultProfile {
+    # Unload the default profile's hive if this request loaded it: $null, or why it failed.
+    $mount = $DefaultProfileState['Mount']
+    if ($null -eq $mount) {
+        return $null
+    }
+    $problem = Dismount-UserHive -Mount $mount
+    if ($null -ne $problem) {
+        return ('the default profile hive stays loaded as HKU\{0}: {1}' -f $mount, $problem)
+    }
+    $DefaultProfileState['Mount'] = $null
+    return $null
+}
+
+function Resolve-DefaultProfilePath {
+    # A path below HKU: .DEFAULT_PROFILE[\...] becomes <mount point>[\...] (loaded on first use;
+    # a load that failed fails every later use in the request the same way); others unchanged.
+    param([string]$SubPath)
+    $first = $SubPath.Split('\')[0]
+    if (-not $first.Equals($DefaultProfileRoot, [System.StringComparison]::OrdinalIgnoreCase)) {
+        return $SubPath
+    }
+    if ($null -ne $DefaultProfileState['Error']) {
+        throw (New-OpException -Kind $DefaultProfileState['Kind'] -Message $DefaultProfileState['Error'])
+    }
+    if ($null -eq $DefaultProfileState['Mount']) {
+        try {
+            $mount = Mount-DefaultProfile
+        }
+        catch {
+            $DefaultProfileState['Kind'] = Get-ErrorKind -Exception $_.Exception
+            $DefaultProfileState['Error'] = Get-ErrorMessage -Exception $_.Exception
+            throw
+        }
+        $DefaultProfileState['Mount'] = $mount
+        $RequestCleanup.Add({ Dismount-DefaultProfile })
+    }
+    return $DefaultProfileState['Mount'] + $SubPath.Substring($first.Length)
+}
+# endregion
+
 # ---------------------------------------------------------------------------------------------
 # Group Policy: Resultant Set of Policy
 # RSoP logging keeps what Group Policy applied in WMI: root\rsop\computer for the computer and
@@ -834,6 +947,7 @@ function Read-OfflineHive {
 # effect. RSOP_GPO maps the GPO id to its display name. Group Policy Preferences are not
 # registry policy and are not listed.
 
+# region: rsop
 $RsopUserNamespacePattern = '^S_1_(5_21|12_1)(_\d+){4}$'
 
 function Get-RsopGpoNames {
@@ -896,6 +1010,7 @@ function Get-RsopUserSids {
     }
     return ,$sids.ToArray()
 }
+# endregion
 
 # ---------------------------------------------------------------------------------------------
 # Writes and their allow-list
@@ -907,23 +1022,24 @@ function Get-RsopUserSids {
 # A key must be printable ASCII, at most 512 characters, without '/', empty, '.' or '..' parts.
 # emulator/src/nhs_cm_emulator/write_ops.py holds the same patterns; a test checks that.
 
+# region: write_allow
 $WriteKeyPatterns = @(
     '^HKLM\\SOFTWARE\\Policies\\(Google\\Chrome|Microsoft\\Edge|Mozilla\\Firefox)(\\[^\\]+)*$',
     '^HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1|ZoneMapKey)$',
-    '^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Policies\\(Google\\Chrome|Microsoft\\Edge|Mozilla\\Firefox)(\\[^\\]+)*$',
-    '^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1|ZoneMapKey)$',
-    '^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1)$'
+    '^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\Policies\\(Google\\Chrome|Microsoft\\Edge|Mozilla\\Firefox)(\\[^\\]+)*$',
+    '^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1|ZoneMapKey)$',
+    '^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1)$'
 )
 $DeleteKeyPatterns = @(
     '^HKLM\\SOFTWARE\\Policies\\(Google|Mozilla|Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|Microsoft\\Windows\\CurrentVersion\\Internet Settings|Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones)$',
-    '^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Policies\\(Google|Mozilla|Microsoft|Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|Microsoft\\Windows\\CurrentVersion\\Internet Settings|Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones)$'
+    '^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\Policies\\(Google|Mozilla|Microsoft|Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|Microsoft\\Windows\\CurrentVersion\\Internet Settings|Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones)$',
+    '^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones$'
 )
 $WriteServiceNames = @('SCardSvr')
 $WriteServiceDisplayNames = @('NHS Port Service')
 $TaskNamePattern = '^nhs_cm_[A-Za-z0-9_-]{1,64}$'
 $BackupIdPattern = '^[A-Za-z0-9_-]{1,80}$'
 $WriteRegTypes = @('REG_SZ', 'REG_EXPAND_SZ', 'REG_MULTI_SZ', 'REG_DWORD', 'REG_QWORD', 'REG_BINARY')
-$WriteOperations = @('reg_write', 'reg_delete', 'reg_delete_key', 'backup_save', 'service_set', 'task_run', 'process_stop')
 $BackupFolder = Join-Path -Path $env:ProgramData -ChildPath 'nhs_cm\backups'
 
 function Assert-Allowed {
@@ -1000,7 +1116,9 @@ function Test-ProgramPath {
     }
     return $null
 }
+# endregion
 
+# region: reg_write
 function Get-RegistryView {
     param([string]$View)
     if ($View -eq '32') {
@@ -1085,7 +1203,9 @@ function ConvertTo-WriteValue {
     }
     return @{ Data = $bytes; Kind = [Microsoft.Win32.RegistryValueKind]::Binary }
 }
+# endregion
 
+# region: backup
 function Get-EntriesField {
     # A backup's entries: a list of objects, each with kind 'reg' (key, name) or 'service' (name).
     param([string]$Name, $Value)
@@ -1184,7 +1304,9 @@ function Get-BackupDocuments {
     $sorted = @($found | Sort-Object -Property @{ Expression = { [string]$_.Item2.saved_at } }, @{ Expression = { [string]$_.Item2.id } })
     return ,$sorted
 }
+# endregion
 
+# region: service_write
 function Get-ServiceRecord {
     # The Win32_Service of one service name; not_found when there is none.
     param([string]$Name)
@@ -1268,7 +1390,9 @@ function Wait-PortListener {
         Start-Sleep -Milliseconds 250
     }
 }
+# endregion
 
+# region: task
 function Get-SessionProcessIds {
     # Ids of the processes of one session whose image is $Image.
     param([string]$Image, [int]$Session)
@@ -1319,12 +1443,14 @@ function Remove-OneOffTask {
     $left = Get-ScheduledTask -TaskName $Name -TaskPath '\' -ErrorAction SilentlyContinue
     return ($null -eq $left)
 }
+# endregion
 
 # ---------------------------------------------------------------------------------------------
 # The operations. Each takes the request as a hashtable ($Req) and returns one hashtable
 # literal with exactly the reply fields.
 
 $Operations = @{
+    # region: op:reg_read
     'reg_read' = {
         param($Req)
         $key = Get-StringField -Name 'key' -Value $Req.key -Required $true -Default ''
@@ -1343,7 +1469,9 @@ $Operations = @{
         }
         return @{ ok = $true; exists = $true; values = $node['values']; subkeys = $node['subkeys'] }
     }
+    # endregion
 
+    # region: op:process_list
     'process_list' = {
         param($Req)
         $processes = New-Object -TypeName System.Collections.Generic.List[object]
@@ -1358,7 +1486,9 @@ $Operations = @{
         }
         return @{ ok = $true; processes = $processes.ToArray() }
     }
+    # endregion
 
+    # region: op:service_query
     'service_query' = {
         param($Req)
         $names = Get-ListField -Name 'names' -Value $Req.names -Required $false -ItemType 'string'
@@ -1379,7 +1509,9 @@ $Operations = @{
         }
         return @{ ok = $true; services = $services.ToArray() }
     }
+    # endregion
 
+    # region: op:tcp_listeners
     'tcp_listeners' = {
         param($Req)
         $ports = Get-ListField -Name 'ports' -Value $Req.ports -Required $false -ItemType 'int'
@@ -1391,7 +1523,9 @@ $Operations = @{
         }
         return @{ ok = $true; listeners = $listeners.ToArray() }
     }
+    # endregion
 
+    # region: op:http_get
     'http_get' = {
         param($Req)
         $url = Get-StringField -Name 'url' -Value $Req.url -Required $true -Default ''
@@ -1428,7 +1562,9 @@ $Operations = @{
         }
         return @{ ok = $true; status = $status; body = $body; error = $null }
     }
+    # endregion
 
+    # region: op:file_info
     'file_info' = {
         param($Req)
         $paths = Get-ListField -Name 'paths' -Value $Req.paths -Required $true -ItemType 'string'
@@ -1446,7 +1582,9 @@ $Operations = @{
         }
         return @{ ok = $true; files = $files.ToArray() }
     }
+    # endregion
 
+    # region: op:session_list
     'session_list' = {
         param($Req)
         $sessions = New-Object -TypeName System.Collections.Generic.List[object]
@@ -1462,7 +1600,9 @@ $Operations = @{
         }
         return @{ ok = $true; sessions = $sessions.ToArray() }
     }
+    # endregion
 
+    # region: op:os_info
     'os_info' = {
         param($Req)
         $os = Get-CimInstance -ClassName Win32_OperatingSystem -OperationTimeoutSec 60
@@ -1476,7 +1616,9 @@ $Operations = @{
         }
         return @{ ok = $true; product = $product; version = [string]$os.Version; computer_name = $computerName; emulated = $false }
     }
+    # endregion
 
+    # region: op:user_hives_read
     'user_hives_read' = {
         param($Req)
         $paths = Get-PathDepthField -Name 'paths' -Value $Req.paths
@@ -1501,7 +1643,9 @@ $Operations = @{
         }
         return @{ ok = $true; profiles = $profiles.ToArray() }
     }
+    # endregion
 
+    # region: op:gpo_registry_settings
     'gpo_registry_settings' = {
         param($Req)
         $prefixes = Get-ListField -Name 'key_prefixes' -Value $Req.key_prefixes -Required $false -ItemType 'string'
@@ -1530,7 +1674,9 @@ $Operations = @{
         }
         return @{ ok = $true; settings = $settings.ToArray(); errors = $errors.ToArray() }
     }
+    # endregion
 
+    # region: op:reg_write
     'reg_write' = {
         param($Req)
         $key = Get-StringField -Name 'key' -Value $Req.key -Required $true -Default ''
@@ -1555,7 +1701,9 @@ $Operations = @{
         }
         return @{ ok = $true; previous = $previous; created_key = (-not $existed) }
     }
+    # endregion
 
+    # region: op:reg_delete
     'reg_delete' = {
         param($Req)
         $key = Get-StringField -Name 'key' -Value $Req.key -Required $true -Default ''
@@ -1578,7 +1726,9 @@ $Operations = @{
         }
         return @{ ok = $true; existed = $existed }
     }
+    # endregion
 
+    # region: op:reg_delete_key
     'reg_delete_key' = {
         param($Req)
         $key = Get-StringField -Name 'key' -Value $Req.key -Required $true -Default ''
@@ -1610,7 +1760,9 @@ $Operations = @{
         }
         return @{ ok = $true; deleted = $deleted; reason = $reason }
     }
+    # endregion
 
+    # region: op:backup_save
     'backup_save' = {
         param($Req)
         $id = Get-StringField -Name 'id' -Value $Req.id -Required $true -Default ''
@@ -1623,7 +1775,9 @@ $Operations = @{
         Write-BackupFile -Path $path -Document $document
         return @{ ok = $true; id = $id; path = $path; missing_keys = $missing }
     }
+    # endregion
 
+    # region: op:backup_load
     'backup_load' = {
         param($Req)
         $id = Get-StringField -Name 'id' -Value $Req.id -Required $true -Default ''
@@ -1642,7 +1796,9 @@ $Operations = @{
         }
         return @{ ok = $true; backup = (Read-BackupFile -Path $path) }
     }
+    # endregion
 
+    # region: op:backup_list
     'backup_list' = {
         param($Req)
         $backups = New-Object -TypeName System.Collections.Generic.List[object]
@@ -1651,7 +1807,9 @@ $Operations = @{
         }
         return @{ ok = $true; backups = $backups.ToArray() }
     }
+    # endregion
 
+    # region: op:service_set
     'service_set' = {
         param($Req)
         $name = Get-StringField -Name 'name' -Value $Req.name -Required $true -Default ''
@@ -1679,7 +1837,9 @@ $Operations = @{
         $after = Get-ServiceRecord -Name ([string]$service.Name)
         return @{ ok = $true; name = [string]$after.Name; display_name = [string]$after.DisplayName; state = (ConvertTo-ServiceState -State ([string]$after.State)); start_mode = ([string]$after.StartMode).ToLowerInvariant(); previous_state = $previousState; previous_start_mode = $previousStartMode }
     }
+    # endregion
 
+    # region: op:task_run
     'task_run' = {
         param($Req)
         $name = Get-StringField -Name 'name' -Value $Req.name -Required $true -Default ''
@@ -1719,7 +1879,9 @@ $Operations = @{
         }
         return @{ ok = $true; started = ($null -ne $processId); pid = $processId; last_result = $lastResult; deleted = $deleted }
     }
+    # endregion
 
+    # region: op:process_stop
     'process_stop' = {
         param($Req)
         $processId = Get-IntField -Name 'pid' -Value $Req.pid -Minimum 1 -Maximum 2147483647 -Default 0
@@ -1739,7 +1901,9 @@ $Operations = @{
         $left = Get-Process -Id $processId -ErrorAction SilentlyContinue
         return @{ ok = $true; found = $true; stopped = ($null -eq $left) }
     }
+    # endregion
 
+    # region: op:file_list
     'file_list' = {
         param($Req)
         $dir = Get-StringField -Name 'dir' -Value $Req.dir -Required $true -Default ''
@@ -1756,12 +1920,16 @@ $Operations = @{
         }
         return @{ ok = $true; files = $files.ToArray() }
     }
+    # endregion
 }
 
 # ---------------------------------------------------------------------------------------------
 # Dispatch and reply
 # The request fields each operation accepts (OPERATIONS in _protocol.py; checked by a test).
 # Any other field is refused with invalid_request.
+
+# The write operations: with write_errors 'stop', each one after a failed one is skipped.
+$WriteOperations = @('reg_write', 'reg_delete', 'reg_delete_key', 'backup_save', 'service_set', 'task_run', 'process_stop')
 
 $RequestFields = @{
     'reg_read' = @('key', 'view', 'depth', 'names')
@@ -1829,8 +1997,17 @@ function ConvertTo-AsciiJson {
 }
 
 function Write-Reply {
-    param($Reply)
+    # With $Compress (request field compress: true) the line is NHS-CM-GZIP: and the JSON gzipped, in base64.
+    param($Reply, [bool]$Compress)
     $line = ConvertTo-AsciiJson -Value $Reply
+    if ($Compress) {
+        $bytes = [System.Text.Encoding]::ASCII.GetBytes($line)
+        $buffer = New-Object -TypeName System.IO.MemoryStream
+        $gzip = New-Object -TypeName System.IO.Compression.GZipStream -ArgumentList $buffer, ([System.IO.Compression.CompressionMode]::Compress)
+        $gzip.Write($bytes, 0, $bytes.Length)
+        $gzip.Close()
+        $line = 'NHS-CM-GZIP:' + [System.Convert]::ToBase64String($buffer.ToArray())
+    }
     if ($Host.Name -eq 'ConsoleHost') {
         [Console]::Out.Write($line)
         [Console]::Out.Flush()
@@ -1863,6 +2040,15 @@ function Read-Request {
     if ($null -eq $opsProperty -or $opsProperty.Value -isnot [array]) {
         throw (New-OpException -Kind 'invalid_request' -Message "the request must have a list 'ops'")
     }
+    # compress true: the reply is sent gzipped, in base64 (Write-Reply).
+    $compress = $false
+    $compressProperty = $request.PSObject.Properties['compress']
+    if ($null -ne $compressProperty) {
+        if ($compressProperty.Value -isnot [bool]) {
+            throw (New-OpException -Kind 'invalid_request' -Message "the request field 'compress' must be true or false")
+        }
+        $compress = $compressProperty.Value
+    }
     # write_errors 'stop': every write operation after a failed one is skipped (reads still run).
     $stopWrites = $false
     $modeProperty = $request.PSObject.Properties['write_errors']
@@ -1873,7 +2059,29 @@ function Read-Request {
         }
         $stopWrites = $modeProperty.Value -ceq 'stop'
     }
-    return @{ Ops = $opsProperty.Value; StopWrites = $stopWrites }
+    return @{ Ops = $opsProperty.Value; StopWrites = $stopWrites; Compress = $compress }
+}
+
+function Invoke-RequestCleanup {
+    # Run every action of $RequestCleanup once: $null, or their problems joined.
+    $problems = New-Object -TypeName System.Collections.Generic.List[string]
+    foreach ($action in @($RequestCleanup.ToArray())) {
+        $problem = $null
+        try {
+            $problem = & $action
+        }
+        catch {
+            $problem = Get-ErrorMessage -Exception $_.Exception
+        }
+        if (-not [string]::IsNullOrEmpty([string]$problem)) {
+            $problems.Add([string]$problem)
+        }
+    }
+    $RequestCleanup.Clear()
+    if ($problems.Count -eq 0) {
+        return $null
+    }
+    return ($problems -join '; ')
 }
 
 function Get-OpName {
@@ -1885,8 +2093,10 @@ function Get-OpName {
 }
 
 $exitCode = 0
+$compressReply = $false
 try {
     $request = Read-Request -Json $RequestJson
+    $compressReply = $request['Compress']
     $results = New-Object -TypeName System.Collections.Generic.List[object]
     $failedWrite = $null
     foreach ($op in $request['Ops']) {
@@ -1912,5 +2122,14 @@ catch {
     $reply = @{ runner = 'nhs_cm'; protocol = $RunnerProtocol; ok = $false; error = $kind; message = (Get-ErrorMessage -Exception $_.Exception); results = @() }
     $exitCode = 1
 }
-Write-Reply -Reply $reply
+finally {
+    $cleanupProblem = Invoke-RequestCleanup
+}
+if ($null -ne $cleanupProblem) {
+    # Every operation ran, but the host is left with a loaded hive: the request fails so that
+    # the controller says so (after a write call: roll back with backup_id=latest if needed).
+    $reply = @{ runner = 'nhs_cm'; protocol = $RunnerProtocol; ok = $false; error = 'failed'; message = ('the operations ran, but {0}' -f $cleanupProblem); results = @() }
+    $exitCode = 1
+}
+Write-Reply -Reply $reply -Compress $compressReply
 exit $exitCode

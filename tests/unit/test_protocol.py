@@ -25,6 +25,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol impor
 )
 
 RUNNER = "# NHS-CM-RUNNER v1\nparam([string]$RequestJson)\n'hello'\n"
+FULL_RUNNER = Path(P.__file__).with_name("nhs_cm_runner.ps1").read_text(encoding="utf-8")
 CMD_EXE_LIMIT = 8191
 
 CLIXML_ERROR = (
@@ -191,20 +192,83 @@ def test_stdin_is_runner_separator_request() -> None:
     assert separator and runner == RUNNER.rstrip("\n")
     assert "\r" not in runner
     assert "\n" not in request
-    assert json.loads(request) == {"protocol": 1, "ops": ops}
+    assert json.loads(request) == {"protocol": 1, "ops": ops, "compress": True}
     assert "\\u00e9" in request
-    assert split_stdin(stdin) == (runner, {"protocol": 1, "ops": ops})
+    assert split_stdin(stdin) == (runner, {"protocol": 1, "ops": ops, "compress": True})
+
+
+def test_the_reply_is_asked_compressed_unless_told_otherwise() -> None:
+    ops = [{"op": "os_info"}]
+    assert json.loads(P.build_request(ops)) == {"protocol": 1, "ops": ops, "compress": True}
+    assert json.loads(P.build_request(ops, compress_reply=False)) == {"protocol": 1, "ops": ops}
+    assert split_stdin(build_stdin(RUNNER, ops, compress_reply=False))[1] == {"protocol": 1, "ops": ops}
 
 
 def test_stdin_is_sent_gzipped_in_base64_by_default() -> None:
     ops = [{"op": "os_info"}, {"op": "process_list"}]
-    runner = Path(P.__file__).with_name("nhs_cm_runner.ps1").read_text(encoding="utf-8")
+    runner = FULL_RUNNER
     plain = build_stdin(runner, ops, compress=False)
     stdin = build_stdin(runner, ops)
     assert re.fullmatch(rb"[A-Za-z0-9+/]+=*", stdin), "one line of base64, as the bootstrap expects"
     assert gzip.decompress(base64.b64decode(stdin)) == plain
     assert len(stdin) < len(plain) / 2, "the runner travels compressed"
-    assert split_stdin(stdin) == split_stdin(plain) == (runner.rstrip("\n"), {"protocol": 1, "ops": ops})
+    sent = P.runner_for_ops(runner, frozenset({"os_info", "process_list"}))
+    assert split_stdin(stdin) == split_stdin(plain) == (sent, {"protocol": 1, "ops": ops, "compress": True})
+
+
+def test_each_call_compresses_only_its_request() -> None:
+    first = [{"op": "reg_read", "key": "HKLM\\SOFTWARE\\A"}]
+    second = [{"op": "reg_read", "key": "HKLM\\SOFTWARE\\B", "depth": 2}]
+    runner = FULL_RUNNER + "\n"  # a text of its own: a fresh cache entry
+    hits = P._packed_runner.cache_info().hits
+    assert split_stdin(build_stdin(runner, first))[1]["ops"] == first
+    assert split_stdin(build_stdin(runner, second))[1]["ops"] == second
+    assert P._packed_runner.cache_info().hits == hits + 1, "the compressed runner is built once per op set"
+
+
+def _runner_of(names: set[str]) -> str:
+    return P.runner_for_ops(FULL_RUNNER, frozenset(names))
+
+
+def test_a_read_request_carries_no_write_code() -> None:
+    reads = _runner_of({"reg_read", "process_list", "os_info", "user_hives_read"})
+    assert reads.splitlines()[0] == P.RUNNER_MARKER
+    for absent in ("function Assert-WriteKey", "$WriteKeyPatterns", "'reg_write' = {", "function Write-BackupFile",
+                   "Register-ScheduledTask", "'session_list' = {", "$WtsSource", "Get-NetTCPConnection"):
+        assert absent not in reads
+    for present in ("'reg_read' = {", "'user_hives_read' = {", "function Read-RegistryNode",
+                    "function Read-OfflineHive", "function Get-ProcessImageMap", "function Write-Reply"):
+        assert present in reads
+    writes = _runner_of({"reg_write", "backup_save"})
+    assert "function Assert-WriteKey" in writes and "function Write-BackupFile" in writes
+    assert "'process_list' = {" not in writes
+
+
+def test_the_runner_is_minified_but_here_strings_are_kept_exactly() -> None:
+    sent = _runner_of({"session_list"})
+    before_here_string = sent.split("$WtsSource = @'", maxsplit=1)[0].splitlines()
+    assert all(line == line.strip() and line for line in before_here_string)
+    assert not any(line.startswith("#") for line in before_here_string[1:])
+    source = FULL_RUNNER.split("$WtsSource = @'\n", 1)[1].split("\n'@\n", 1)[0]
+    assert "\n        {\n" in source, "the C# source is indented"
+    assert f"$WtsSource = @'\n{source}\n'@\n" in sent
+    assert len(_runner_of(set(OPERATIONS))) < len(FULL_RUNNER) * 0.8
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("# NHS-CM-RUNNER v1\n# region: a\n# region: b\n# endregion\n", "starts inside region 'a'"),
+    ("# NHS-CM-RUNNER v1\n# endregion\n", "without"),
+    ("# NHS-CM-RUNNER v1\n# region: a\n$x = 1\n", "ends inside region 'a'"),
+    ("# NHS-CM-RUNNER v1\n$x = @'\n# region: a\n", "ends inside a here-string"),
+])
+def test_bad_regions_are_refused(text: str, message: str) -> None:
+    with pytest.raises(RunnerError, match=message):
+        P.assemble_runner(text, set())
+
+
+def test_an_operation_without_sections_is_refused() -> None:
+    with pytest.raises(RequestError, match="RUNNER_SECTIONS"):
+        P.sections_for(["nope"])
 
 
 def test_stdin_refuses_invalid_ops_and_a_foreign_runner() -> None:
@@ -233,8 +297,42 @@ def test_an_error_result_is_returned_not_raised() -> None:
     assert parse_reply(_reply([OS, denied]), "", 0, OPS)[1] == denied
 
 
+def _packed(text: str) -> str:
+    return P.REPLY_GZIP_PREFIX + base64.b64encode(gzip.compress(text.encode("ascii"))).decode("ascii")
+
+
+def test_a_compressed_reply_is_unpacked() -> None:
+    packed = _packed(_reply([OS, LISTENERS]))
+    assert parse_reply(packed + "\r\n", "", 0, OPS) == [OS, LISTENERS]
+    assert parse_reply(("WARNING: something\r\n" + packed).encode(), b"", None, OPS) == [OS, LISTENERS]
+    refused = _packed(_reply([], ok=False, error="invalid_request", message="unknown op"))
+    with pytest.raises(RunnerError, match="refused the request \\(invalid_request\\): unknown op"):
+        parse_reply(refused, "", 1, OPS)
+
+
+@pytest.mark.parametrize("garbage", [
+    "NHS-CM-GZIP:not base64!",
+    "NHS-CM-GZIP:" + base64.b64encode(b"not gzip at all").decode(),
+    "NHS-CM-GZIP:" + base64.b64encode(gzip.compress(b"{not json", mtime=0)).decode(),
+    "NHS-CM-GZIP:" + base64.b64encode(gzip.compress(_reply([OS]).encode(), mtime=0)[:-12]).decode(),
+], ids=["not-base64", "not-gzip", "not-json", "truncated-gzip"])
+def test_a_garbled_compressed_reply_is_a_readable_runner_error(garbage: str) -> None:
+    with pytest.raises(RunnerError) as caught:
+        parse_reply(garbage + "\r\n", "", 0, OPS)
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 400
+    assert "compressed reply cannot be unpacked" in message or "not JSON" in message
+
+
 def test_stray_lines_before_the_reply_are_tolerated() -> None:
     assert parse_reply("WARNING: something\r\n" + _reply([OS, LISTENERS]), "", 0, OPS) == [OS, LISTENERS]
+
+
+def test_the_last_reply_line_decides_whether_it_is_compressed() -> None:
+    # A banner that happens to start with the prefix does not hide the plain reply after it ...
+    assert parse_reply("NHS-CM-GZIP:\n" + _reply([OS, LISTENERS]), "", 0, OPS) == [OS, LISTENERS]
+    # ... nor a stray JSON-looking line the compressed reply after it.
+    assert parse_reply('{"banner": 1}\r\n' + _packed(_reply([OS, LISTENERS])), "", 0, OPS) == [OS, LISTENERS]
 
 
 @pytest.mark.parametrize(("stdout", "stderr", "rc", "message"), [

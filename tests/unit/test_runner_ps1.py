@@ -11,11 +11,19 @@ import pytest
 import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import plan_reads
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
     BOOTSTRAP,
     ERROR_KINDS,
     OPERATIONS,
+    REPLY_GZIP_PREFIX,
     RUNNER_MARKER,
+    RUNNER_SECTIONS,
+    WRITE_OPERATIONS,
+    assemble_runner,
+    runner_for_ops,
+    runner_regions,
+    sections_for,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import RUNNER_PATH
 
@@ -240,8 +248,120 @@ def test_registry_reads_do_not_expand_environment_names() -> None:
     assert "OpenBaseKey" in text and "Registry32" in text and "Registry64" in text
 
 
+def test_a_compressed_reply_is_gzip_base64_after_the_protocol_prefix(runner: Script) -> None:
+    write_reply = runner.text(runner.functions()["Write-Reply"])
+    assert f"$line = '{REPLY_GZIP_PREFIX}' + [System.Convert]::ToBase64String($buffer.ToArray())" in write_reply
+    assert "System.IO.Compression.GZipStream" in write_reply and "CompressionMode]::Compress" in write_reply
+    read_request = runner.text(runner.functions()["Read-Request"])
+    assert "Properties['compress']" in read_request and "-isnot [bool]" in read_request
+    assert "Write-Reply -Reply $reply -Compress $compressReply" in RUNNER_PATH.read_text(encoding="utf-8")
+
+
 def test_the_reply_is_written_as_one_ascii_line() -> None:
     text = RUNNER_PATH.read_text(encoding="utf-8")
     assert "ConvertTo-Json -InputObject $Value -Compress -Depth 20" in text
     assert "[Console]::Out.Write($line)" in text
     assert "'[^\\x00-\\x7F]'" in text
+
+
+# -- sections: the runner a request carries ----------------------------------------------------
+# build_stdin sends the common part, the sections RUNNER_SECTIONS names and the ops' entries of
+# $Operations, minified. These tests make that safe without a Windows machine.
+
+def _sections_text(names: set[str], minify: bool) -> str:
+    return assemble_runner(RUNNER_PATH.read_text(encoding="utf-8"), sections_for(names), minify=minify)
+
+
+def test_every_operation_has_its_sections_and_its_own_entry() -> None:
+    text = RUNNER_PATH.read_text(encoding="utf-8")
+    regions = runner_regions(text)
+    assert set(RUNNER_SECTIONS) == set(OPERATIONS), "add the new operation to RUNNER_SECTIONS in _protocol.py"
+    used = {section for sections in RUNNER_SECTIONS.values() for section in sections}
+    assert used <= regions, f"RUNNER_SECTIONS names regions the runner lacks: {sorted(used - regions)}"
+    assert regions == used | {f"op:{name}" for name in OPERATIONS}, "a region no operation uses"
+    common = Script(assemble_runner(text, set(), minify=False))
+    assert common.entries(common.assigned_hash("$Operations")) == {}, "an $Operations entry outside its region"
+    for name in OPERATIONS:
+        alone = Script(assemble_runner(text, {f"op:{name}"}, minify=False))
+        assert set(alone.entries(alone.assigned_hash("$Operations"))) == {name}
+
+
+def _top_level_assignments(script: Script) -> set[str]:
+    """Variables assigned at script scope (outside functions and script blocks), lower case."""
+    found = set()
+    for node in walk(script.tree.root_node):
+        if node.type != "assignment_expression":
+            continue
+        parent, nested = node.parent, False
+        while parent is not None:
+            nested = nested or parent.type in ("function_statement", "script_block_expression")
+            parent = parent.parent
+        variable = first(node.children[0], "variable")
+        if not nested and variable is not None:
+            found.add(script.text(variable).lower())
+    return found
+
+
+def _script_statements(script: Script) -> list[Node]:
+    """The top-level statements that are not function definitions."""
+    (statements,) = [c for c in script.tree.root_node.children if c.type == "statement_list"]
+    return [c for c in statements.children if c.type != "function_statement"]
+
+
+@pytest.mark.parametrize("name", sorted(OPERATIONS))
+def test_the_sections_of_each_operation_define_what_its_code_uses(runner: Script, name: str) -> None:
+    sent = Script(_sections_text({name}, minify=False))
+    assert sent.problems() == []
+    defined, everywhere = sent.functions(), set(runner.functions())
+    seen: set[str] = set()
+    for statement in _script_statements(sent):  # the main code and the $Operations entries
+        _called_functions(sent, statement, defined, seen)
+    reached = seen | {command for statement in _script_statements(sent) for command in sent.commands(statement)}
+    for body in [defined[name] for name in seen]:
+        reached.update(sent.commands(body))
+    missing = {command for command in reached if command in everywhere and command not in defined}
+    assert not missing, f"{name} calls functions of sections it does not list: {sorted(missing)}"
+    script_variables = _top_level_assignments(runner)
+    used = {sent.text(n).lower() for n in walk(sent.tree.root_node) if n.type == "variable"}
+    unset = (used & script_variables) - _top_level_assignments(sent)
+    assert not unset, f"{name} uses script variables of sections it does not list: {sorted(unset)}"
+
+
+READS = {op["op"] for op in plan_reads()}
+#: The sets of operations the collection sends in one call: diagnose and the remediation modules'
+#: reads (plan_reads), their write call (backup_save, the writes, the read-backs and listings),
+#: restore's calls, and every operation alone.
+OP_SETS = {
+    "reads": READS,
+    "reads_offline": {op["op"] for op in plan_reads({"include_offline_profiles": True})},
+    "write_call": {"backup_save", "reg_write", "reg_delete", "service_set", "task_run", "process_stop",
+                   "reg_read", "user_hives_read", "service_query", "tcp_listeners", "session_list",
+                   "process_list", "file_list"},
+    "restore_call": {"reg_write", "reg_delete", "reg_delete_key", "service_set", "reg_read", "service_query"},
+    "restore_reads": {"backup_load", "backup_list", "reg_read", "service_query"},
+    "every_write": set(WRITE_OPERATIONS),
+    "everything": set(OPERATIONS),
+    **{name: {name} for name in OPERATIONS},
+}
+
+
+def _shape(script: Script, node: Node) -> Iterator[tuple[str, str]]:
+    """The syntax tree without comments: node types, and the text of leaves and strings."""
+    if node.type == "comment":
+        return
+    if node.child_count == 0 or "string" in node.type:
+        yield node.type, script.text(node)
+    else:
+        yield node.type, ""
+    for child in node.children:
+        yield from _shape(script, child)
+
+
+@pytest.mark.parametrize("names", OP_SETS.values(), ids=OP_SETS.keys())
+def test_the_minified_runner_parses_to_the_same_tree(names: set[str]) -> None:
+    minified = Script(runner_for_ops(RUNNER_PATH.read_text(encoding="utf-8"), frozenset(names)))
+    plain = Script(_sections_text(names, minify=False))
+    assert minified.problems() == []
+    assert list(_shape(minified, minified.tree.root_node)) == list(_shape(plain, plain.tree.root_node))
+    assert minified.text(minified.tree.root_node).splitlines()[0] == RUNNER_MARKER
+    assert set(minified.entries(minified.assigned_hash("$Operations"))) == names

@@ -12,7 +12,10 @@ What is understood:
   default of ``build_stdin``) is gunzipped first, as the bootstrap does. With no separator the reply is
   ``invalid_request`` with exit code 1, as the real bootstrap answers. Part one must contain the
   line ``# NHS-CM-RUNNER v1`` (else a PowerShell-style error on stderr, exit code 1); part two is
-  the request JSON (see ops.py).
+  the request JSON (see ops.py). A request with ``compress: true`` is answered with one line
+  ``NHS-CM-GZIP:<base64 of the gzipped reply JSON>``, as the runner's Write-Reply does. The
+  runner text may be any subset of the runner's sections, minified (``runner_for_ops`` of the
+  collection): only its marker line is looked for.
 - Ansible's module exec wrapper (``bootstrap_wrapper.ps1``): answered by the Python twins of a
   few ansible.windows modules in modules.py (win_ping, win_reg_stat, win_service_info, one
   win_shell command line); any other module fails with a JSON ``failed`` result.
@@ -160,7 +163,7 @@ def run_bootstrap(host: HostState, stdin: bytes) -> Result:
     if host.behaviour.get("garbage_reply"):  # fault behaviour (scenario.py OPTIONAL_BEHAVIOUR): nothing runs
         return b"Windows PowerShell\r\nCopyright (C) Microsoft Corporation.\r\n<profile banner, not JSON>\r\n", b"", 0
     reply, code = ops.handle_request(host, request)
-    return ops.encode_reply(reply), b"", code
+    return ops.encode_reply(reply, ops.wants_compressed_reply(request)), b"", code
 
 
 # -- one-liners -------------------------------------------------------------------------------
