@@ -38,17 +38,18 @@ $(COLL_LINK):
 demo: install
 	$(PY) tools/demo.py
 
-# `make bench [N=200] [FORKS=50] [BASELINE_HOSTS=M] [TRANSPORT=basic|ntlm] [SCALING=100,200,400]`:
+# `make bench [N=200] [FORKS=50] [BASELINE_HOSTS=M] [TRANSPORT=basic|ntlm] [SCALING=100,200,400] [REMEDIATE_HOSTS=30]`:
 # the audit against an ansible.windows baseline and a raw floor (benchmarks/README.md); not in `make test`.
 N ?= 200
 FORKS ?= 50
 BASELINE_HOSTS ?= 0
 TRANSPORT ?= basic
 SCALING ?= 100,200,400
+REMEDIATE_HOSTS ?= 30
 .PHONY: bench
 bench: install
 	$(PY) benchmarks/run.py --hosts $(N) --forks $(FORKS) --baseline-hosts $(BASELINE_HOSTS) \
-		--transport $(TRANSPORT) --scaling '$(SCALING)'
+		--transport $(TRANSPORT) --scaling '$(SCALING)' --remediate-hosts $(REMEDIATE_HOSTS)
 
 lint: ruff ansible-lint shellcheck
 

@@ -13,6 +13,8 @@ the same forks:
 For each it measures wall time, controller CPU (rusage of the waited-for ansible-playbook
 tree), peak RSS of the controller process tree (sampled from /proc every 50 ms) and of the
 emulator, and the WinRM shells, HTTP requests and bytes per host (the emulator's /stats).
+Then, on the same emulator, playbooks/remediate.yml runs once per role on hosts the audit found
+that role can fix, for the runner calls each role makes per host.
 Then it measures the audit's controller memory at several estate sizes, prints a table and
 the target checks, writes benchmarks/results/latest.json and regenerates the results section
 of docs/performance.md. Nothing here is part of `make test`.
@@ -39,6 +41,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 BIN = ROOT / ".venv" / "bin"
@@ -58,6 +62,14 @@ TARGETS = {"seconds_for_1000_hosts": 60.0, "speedup_vs_baseline": 10.0, "shells_
            "requests_per_host": 6, "kib_per_host": 30.0, "ratio_to_floor": 1.5}
 PLAYBOOKS = {"floor": BENCH / "floor.yml", "audit": ROOT / "playbooks" / "audit.yml",
              "baseline": BENCH / "baseline.yml"}
+REMEDIATE = ROOT / "playbooks" / "remediate.yml"
+#: The roles of remediate.yml (its nhs_cm_fixes), each measured on its own run.
+ROLES = ("cm_service", "third_party_cookies", "intranet_zone")
+#: The diagnose tasks remediate.yml runs on a host besides its roles: detect (before) and verify
+#: (after). Each costs what diagnose costs in the audit run (its commands_per_host_max).
+DIAGNOSE_RUNS_PER_REMEDIATION = 2
+#: The issue's target for a role fixing a host (issue 8).
+MAX_RUNNER_CALLS_PER_ROLE = 3
 
 
 # -- ansible.windows ---------------------------------------------------------------------------
@@ -240,13 +252,19 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def stats_delta(before: dict[str, Any], after: dict[str, Any], hosts: list[str]) -> dict[str, Any]:
-    """Per-host WinRM costs between two /stats answers, over the hosts the run targeted."""
-    per_host = []
+def host_deltas(before: dict[str, Any], after: dict[str, Any], hosts: list[str]) -> dict[str, dict[str, int]]:
+    """Each host's emulator counters between two /stats answers."""
+    deltas = {}
     for name in hosts:
         old, new = before["hosts"].get(name, {}), after["hosts"][name]
-        per_host.append({key: new.get(key, 0) - old.get(key, 0)
-                         for key in ("requests", "bytes_in", "bytes_out", "shells", "commands")})
+        deltas[name] = {key: new.get(key, 0) - old.get(key, 0)
+                        for key in ("requests", "bytes_in", "bytes_out", "shells", "commands", "writes")}
+    return deltas
+
+
+def stats_delta(before: dict[str, Any], after: dict[str, Any], hosts: list[str]) -> dict[str, Any]:
+    """Per-host WinRM costs between two /stats answers, over the hosts the run targeted."""
+    per_host = list(host_deltas(before, after, hosts).values())
     count = len(per_host)
 
     def mean(key: str) -> float:
@@ -255,7 +273,7 @@ def stats_delta(before: dict[str, Any], after: dict[str, Any], hosts: list[str])
     return {
         "hosts": count,
         "shells_per_host": round(mean("shells"), 2), "shells_per_host_max": max(e["shells"] for e in per_host),
-        "commands_per_host": round(mean("commands"), 2),
+        "commands_per_host": round(mean("commands"), 2), "commands_per_host_max": max(e["commands"] for e in per_host),
         "requests_per_host": round(mean("requests"), 2),
         "requests_per_host_max": max(e["requests"] for e in per_host),
         "kib_in_per_host": round(mean("bytes_in") / 1024, 2), "kib_out_per_host": round(mean("bytes_out") / 1024, 2),
@@ -312,6 +330,85 @@ def limit_args(hosts: list[str], count: int) -> tuple[list[str], list[str]]:
     return hosts[:count], ["--limit", f"windows[0:{count - 1}]"]
 
 
+# -- remediation: runner calls per faulty host and role -----------------------------------------
+
+
+def scenario_of_hosts(inventory: Path) -> dict[str, str]:
+    """host -> the scenario host it was made from (the inventory's nhs_cm_emulated_from)."""
+    hosts = yaml.safe_load(inventory.read_text())["windows"]["hosts"]
+    return {name: str(values.get("nhs_cm_emulated_from", name)) for name, values in hosts.items()}
+
+
+def fixable_by_role(report: dict[str, Any], scenarios: dict[str, str], per_role: int) -> dict[str, list[str]]:
+    """Per role, up to `per_role` audited hosts with an error or warning that the role fixes
+    (remedy.automatic), one host per scenario first so that every kind of fault is sampled."""
+    sample: dict[str, list[str]] = {}
+    for role in ROLES:
+        fqcn = f"nhs_cm.remediation.{role}"
+        faulty = sorted(name for name, entry in report["hosts"].items() if entry["status"] == "ok" and any(
+            f["severity"] in ("error", "warning") and f["remedy"].get("automatic") and f["remedy"].get("role") == fqcn
+            for f in entry["findings"]))
+        first, seen = [], set()
+        for name in faulty:
+            if scenarios.get(name, name) not in seen:
+                seen.add(scenarios.get(name, name))
+                first.append(name)
+        sample[role] = (first + [name for name in faulty if name not in first])[:per_role]
+    return sample
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP counters by host."""
+    return {host: {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", counters)}
+            for host, counters in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE)}
+
+
+def remediation(emulator: EmulatorProcess, sample: dict[str, list[str]], scenarios: dict[str, str],
+                forks: int, diagnose_calls: int) -> dict[str, Any]:
+    """Run playbooks/remediate.yml once per role (nhs_cm_fixes) on that role's sample and count,
+    per host, the runner calls (WinRM commands) the role made: the host's commands in the run
+    minus diagnose before and after (`diagnose_calls` each, as measured in the audit run)."""
+    around = DIAGNOSE_RUNS_PER_REMEDIATION * diagnose_calls
+    roles: dict[str, Any] = {}
+    for role, hosts in sample.items():
+        if not hosts:
+            roles[role] = {"hosts": 0, "per_host": []}
+            continue
+        log = WORK / f"remediate-{role}.log"
+        print(f"bench: remediate.yml, {role} only, on {len(hosts)} faulty hosts ...", flush=True)
+        before = emulator.stats()
+        started = time.monotonic()
+        with log.open("w", encoding="utf-8") as out:
+            code = subprocess.run(
+                [str(BIN / "ansible-playbook"), str(REMEDIATE), "-i", str(emulator.inventory), "-f", str(forks),
+                 "--limit", ",".join(hosts), "-e", json.dumps({"nhs_cm_fixes": [role]}),
+                 "-e", f"nhs_cm_report_dir={WORK / ('reports-remediate-' + role)}"],
+                cwd=ROOT, env=ansible_env(), stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+        wall = time.monotonic() - started
+        deltas = host_deltas(before, emulator.stats(), hosts)
+        counters = recap(log.read_text(encoding="utf-8"))
+        per_host = [{"host": name, "scenario": scenarios.get(name, name),
+                     "runner_calls": delta["commands"] - around,
+                     "runner_calls_with_diagnose": delta["commands"], "shells": delta["shells"],
+                     "writes": delta["writes"], "changed": bool(counters.get(name, {}).get("changed")),
+                     "failed": bool(counters.get(name, {}).get("failed") or counters.get(name, {}).get("unreachable"))}
+                    for name, delta in deltas.items()]
+        fixed = [entry["runner_calls"] for entry in per_host if not entry["failed"]]
+        roles[role] = {"hosts": len(hosts), "exit_code": code, "wall_s": round(wall, 2),
+                       "log": os.path.relpath(log, ROOT),
+                       "runner_calls_max": max(fixed) if fixed else None,
+                       "runner_calls_mean": round(sum(fixed) / len(fixed), 2) if fixed else None,
+                       "runner_calls_max_all": max(entry["runner_calls"] for entry in per_host),
+                       "with_diagnose_max": max(fixed) + around if fixed else None,
+                       "diagnose_calls_subtracted": around,
+                       "failed_hosts": sorted(entry["host"] for entry in per_host if entry["failed"]),
+                       "per_host": per_host}
+        print(f"  {role}: {roles[role]['runner_calls_max']} runner calls per host at most "
+              f"({roles[role]['runner_calls_mean']} mean) on the hosts fixed, "
+              f"{len(roles[role]['failed_hosts'])} failed, {wall:.1f} s (exit code {code})", flush=True)
+    return roles
+
+
 # -- the whole benchmark -----------------------------------------------------------------------
 
 
@@ -347,7 +444,29 @@ def ratios(audit: dict[str, Any], other: dict[str, Any]) -> dict[str, float | No
     return out
 
 
-def target_checks(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def remediation_check(remediated: dict[str, Any]) -> dict[str, Any]:
+    """The target row "remediating a faulty host costs at most 3 runner calls", per role."""
+    target = "remediating a faulty host costs at most 3 runner calls"
+    measured_roles = {role: outcome for role, outcome in remediated.items()
+                      if outcome.get("runner_calls_max") is not None}
+    if not measured_roles:
+        return {"target": target, "measured": "not measured (no faulty host sampled, or --remediate-hosts 0)",
+                "met": None}
+    worst = max(outcome["runner_calls_max"] for outcome in measured_roles.values())
+    parts = [f"{role} {outcome['runner_calls_max']} ({outcome['hosts']} hosts)"
+             for role, outcome in measured_roles.items()]
+    failed = sum(len(outcome["failed_hosts"]) for outcome in remediated.values())
+    text = f"{worst} per role and host (max; " + ", ".join(parts) + ")"
+    if failed:
+        worst_failed = max(entry["runner_calls"] for outcome in remediated.values() for entry in outcome["per_host"]
+                           if entry["failed"])
+        text += f"; up to {worst_failed} on the {failed} host(s) whose fix failed and was rolled back"
+    with_diagnose = max(outcome["with_diagnose_max"] for outcome in measured_roles.values())
+    text += f"; with diagnose before and after, a remediate.yml run of one role costs up to {with_diagnose}"
+    return {"target": target, "measured": text, "met": worst <= MAX_RUNNER_CALLS_PER_ROLE}
+
+
+def target_checks(runs: dict[str, dict[str, Any]], remediated: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     audit, floor, baseline = runs["audit"], runs["floor"], runs.get("baseline")
     per_1000 = audit["wall_s"] / audit["hosts"] * 1000
     checks = [
@@ -372,8 +491,7 @@ def target_checks(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         per_host = (baseline["wall_s"] / baseline["hosts"]) / (audit["wall_s"] / audit["hosts"])
         checks.insert(1, {"target": "at least 10 x faster than the baseline (wall time per host)",
                           "measured": f"{per_host:.1f} x", "met": per_host >= TARGETS["speedup_vs_baseline"]})
-    checks.append({"target": "remediating a faulty host costs at most 3 runner calls",
-                   "measured": "not measured: the remediation roles do not exist yet", "met": None})
+    checks.append(remediation_check(remediated or {}))
     return checks
 
 
@@ -449,6 +567,9 @@ def main() -> int:
     parser.add_argument("--transport", choices=["basic", "ntlm"], default="basic")
     parser.add_argument("--scaling", default="100,200,400",
                         help="estate sizes for the audit's memory scaling, comma-separated ('' to skip)")
+    parser.add_argument("--remediate-hosts", type=int, default=30,
+                        help="after the audit, run remediate.yml once per role on up to this many hosts that the "
+                             "role can fix, one per scenario first, and count runner calls (default 30; 0 to skip)")
     parser.add_argument("--no-profile", action="store_true", help="skip the tracemalloc profile runs")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/performance.md")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON file to write (default: %(default)s)")
@@ -476,6 +597,13 @@ def main() -> int:
             runs[name] = run_playbook(name, PLAYBOOKS[name], emulator, targeted, args.forks,
                                       limit + (audit_extra if name == "audit" else []), WORK / f"{name}.log")
             print_run(runs[name])
+        audit_report = WORK / "reports" / "report.json"
+        if args.remediate_hosts > 0 and audit_report.exists():
+            scenarios = scenario_of_hosts(inventory)
+            sample = fixable_by_role(json.loads(audit_report.read_text()), scenarios, args.remediate_hosts)
+            remediated = remediation(emulator, sample, scenarios, args.forks, runs["audit"]["commands_per_host_max"])
+        else:
+            remediated = {}
     finally:
         emulator.stop()
     sizes = sorted({int(size) for size in args.scaling.split(",") if size.strip()} | {args.hosts}) \
@@ -499,7 +627,8 @@ def main() -> int:
         "seed": args.seed, "transport": args.transport, "runs": runs,
         "ratios": {"audit_vs_baseline": ratios(runs["audit"], runs["baseline"]) if "baseline" in runs else None,
                    "audit_vs_floor": ratios(runs["audit"], runs["floor"])},
-        "targets": target_checks(runs), "memory_scaling": scaling, "profile": profile,
+        "targets": target_checks(runs, remediated), "remediation": remediated,
+        "memory_scaling": scaling, "profile": profile,
         "live_python_kib_per_host": live_kib_per_host(profile) if profile else None,
         "total_s": round(time.monotonic() - started, 1),
     }
@@ -513,6 +642,10 @@ def main() -> int:
     failed = [run for run in runs.values() if run["exit_code"] != 0]
     for run in failed:
         print(f"bench: {run['name']} exited with {run['exit_code']}: see {run['log']}", file=sys.stderr)
+    for role, outcome in remediated.items():
+        if outcome.get("failed_hosts"):
+            print(f"bench: remediate.yml ({role}) failed on {', '.join(outcome['failed_hosts'])}: see {outcome['log']}",
+                  file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -524,6 +657,8 @@ def command_line(args: argparse.Namespace) -> str:
         command += f" TRANSPORT={args.transport}"
     if args.baseline_hosts:
         command += f" BASELINE_HOSTS={args.baseline_hosts}"
+    if args.remediate_hosts != 30:
+        command += f" REMEDIATE_HOSTS={args.remediate_hosts}"
     return command
 
 
@@ -580,6 +715,20 @@ def markdown(result: dict[str, Any]) -> str:
         if check["met"] is not None and not check.get("final", True):
             met += " (projected)"
         lines.append(f"| {check['target']} | {check['measured']} | {met} |")
+    if result.get("remediation"):
+        lines += ["", "`playbooks/remediate.yml` after the audit, one run per role (`nhs_cm_fixes`) on hosts the audit "
+                      "found that role can fix (one per scenario first); runner calls are the host's WinRM commands in "
+                      "the run minus the two diagnose calls (detect, verify):", "",
+                  "| role | hosts | wall s | runner calls per host, max (mean) | with diagnose, max "
+                  "| writes per host, max | hosts failed |", "|---|---|---|---|---|---|---|"]
+        for role, outcome in result["remediation"].items():
+            if not outcome["hosts"]:
+                lines.append(f"| {role} | 0 | - | - | - | - | - |")
+                continue
+            lines.append(f"| {role} | {outcome['hosts']} | {outcome['wall_s']} | {outcome['runner_calls_max']} "
+                         f"({outcome['runner_calls_mean']}) | {outcome['with_diagnose_max']} "
+                         f"| {max(entry['writes'] for entry in outcome['per_host'])} "
+                         f"| {len(outcome['failed_hosts'])} |")
     if result["memory_scaling"]:
         lines += ["", "Audit alone at several estate sizes (one emulator each, same forks):", "",
                   "| hosts | wall s | controller CPU s | of it main process | main process peak RSS MiB "

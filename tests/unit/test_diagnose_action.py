@@ -21,7 +21,11 @@ from ansible.plugins.shell.sh import ShellModule as Sh
 
 from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import ARGUMENT_SPEC, ActionModule
 from ansible_collections.nhs_cm.remediation.plugins.modules import diagnose as module_doc
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import BOOTSTRAP, split_stdin
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
+    BOOTSTRAP,
+    runner_for_ops,
+    split_stdin,
+)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import runner_text
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -80,7 +84,7 @@ def diagnose(fixture: str, args: dict[str, t.Any] | None = None, check_mode: boo
 
 @pytest.mark.parametrize("check_mode", [False, True])
 def test_a_healthy_host(check_mode: bool) -> None:
-    result, connection = diagnose("healthy_win10", check_mode=check_mode)
+    result, connection = diagnose("healthy_win10", {"return_facts": True}, check_mode=check_mode)
     assert result["changed"] is False
     assert "failed" not in result
     assert (result["findings"], result["unknown"]) == ([], [])
@@ -94,6 +98,30 @@ def test_a_healthy_host(check_mode: bool) -> None:
     assert len(connection.calls) == 1, "diagnose must send ONE runner call"
 
 
+def test_the_facts_are_returned_only_when_asked() -> None:
+    fixture = "port_service_stopped_cm_missing_in_session2"
+    plain, _connection = diagnose(fixture, {"probe_timeout_ms": 500})
+    with_facts, _connection = diagnose(fixture, {"probe_timeout_ms": 500, "return_facts": True})
+    assert "facts" not in plain
+    assert with_facts["facts"]["services"]["port_service"]["state"] == "stopped"
+    assert plain == {name: value for name, value in with_facts.items() if name != "facts"}
+    assert plain["findings"] and plain["findings"][0]["evidence"], "the findings keep their evidence"
+    assert len(json.dumps(plain)) * 3 < len(json.dumps(with_facts)), "the facts are most of the result"
+
+
+def test_the_runner_is_compressed_once_before_ansible_forks_the_workers() -> None:
+    from ansible_collections.nhs_cm.remediation.plugins.action import diagnose as action
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _protocol
+
+    _protocol._packed_runner.cache_clear()
+    assert action.prepare_before_fork() is True  # what importing the plugin did in ansible's main process
+    misses = _protocol._packed_runner.cache_info().misses
+    assert misses == 1
+    _result, connection = diagnose("healthy_win10")
+    assert len(connection.calls) == 1
+    assert _protocol._packed_runner.cache_info().misses == misses, "a worker would compress the runner again"
+
+
 def test_the_command_is_the_encoded_bootstrap_and_stdin_carries_the_runner() -> None:
     _result, connection = diagnose("healthy_win10")
     ((cmd, in_data, sudoable),) = connection.calls
@@ -101,7 +129,8 @@ def test_the_command_is_the_encoded_bootstrap_and_stdin_carries_the_runner() -> 
     assert sudoable is False
     assert in_data is not None
     runner, request = split_stdin(in_data)
-    assert runner == runner_text().rstrip("\n")
+    assert runner == runner_for_ops(runner_text(), frozenset(op["op"] for op in request["ops"]))
+    assert "'process_list' = {" in runner and "'reg_write' = {" not in runner, "only what diagnose needs"
     assert request == load("healthy_win10")["request"]
 
 
@@ -114,7 +143,7 @@ def test_findings_from_a_broken_host() -> None:
 
 
 def test_reads_that_failed_are_unknown_never_healthy() -> None:
-    result, _connection = diagnose("reads_denied")
+    result, _connection = diagnose("reads_denied", {"return_facts": True})
     assert "failed" not in result
     assert result["findings"] == []
     # CM is in the unreadable 32-bit view: every check that depends on it is unknown.
@@ -181,7 +210,7 @@ def test_a_non_windows_shell_is_refused_before_anything_is_sent() -> None:
     ({"colour": "red"}, "unsupported parameter(s): colour. Supported parameters include: cm_process_names, "
                         "cm_required, ers_report, ia_min_version, ia_paths, ia_process_names, "
                         "include_offline_profiles, port_service_display_name, probe_timeout_ms, prs_ports, "
-                        "smartcard_reader_required."),
+                        "return_facts, smartcard_reader_required."),
     ({"probe_timeout_ms": 50}, "probe_timeout_ms must be from 100 to 30000, not 50"),
     ({"probe_timeout_ms": "soon"}, "argument 'probe_timeout_ms' is of type str and we were unable to convert to int"),
     ({"prs_ports": [43487, 0]}, "prs_ports must hold ports from 1 to 65535, not 0"),
@@ -219,5 +248,5 @@ def test_the_documentation_matches_the_argument_spec() -> None:
     assert set(returned["findings"]["contains"]) == {"id", "fault", "ers_message", "severity", "scope", "browser",
                                                      "summary", "evidence", "remedy", "escalation"}
     facts = load("healthy_win10")
-    result = make_action(FakeConnection(facts)).run(task_vars={})
+    result = make_action(FakeConnection(facts), {"return_facts": True}).run(task_vars={})
     assert set(returned["facts"]["contains"]) == set(result["facts"])

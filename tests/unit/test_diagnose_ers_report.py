@@ -69,7 +69,7 @@ def legacy_host() -> dict[str, t.Any]:
 def test_a_report_names_the_fault_and_port_and_its_findings_come_first(shown: list[str]) -> None:
     host = legacy_host()
     host["user_keys"] = {}  # the users' Local intranet zone is not as NHS wants it: fault 4 findings
-    result, connection = diagnose(host, ers_report=FAULT2)
+    result, connection = diagnose(host, ers_report=FAULT2, return_facts=True)
     assert len(connection.requests) == 1
     assert (result["reported_fault"], result["reported_port"], result["product"]) == (2, 43485, "cm1")
     faults = [f["fault"] for f in result["findings"]]
