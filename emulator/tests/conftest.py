@@ -7,8 +7,10 @@ one per line; the exit code is the number after `exit` (`execute("exit", ["3"], 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,12 @@ from nhs_cm_emulator.server import Emulator, ServeOptions
 
 USER = "ansible"
 PASSWORD = "Passw0rd!"
+
+# pytest runs with --import-mode=importlib, so the tests' own helper module (emulated_host) is
+# importable only with this folder on sys.path.
+TESTS = str(Path(__file__).resolve().parent)
+if TESTS not in sys.path:
+    sys.path.insert(1, TESTS)
 
 
 @dataclass

@@ -226,7 +226,9 @@ def test_the_library_has_the_files_asked_for() -> None:
                      "intranet-proxy-bypass-off", "intranet-unc-off", "intranet-logon-not-automatic",
                      "localhost-mapped-outside-intranet",
                      # remediation (cm_service): an RDS session without CM, a Port Service that cannot start
-                     "rds-three-sessions-one-without-cm", "port-service-start-fails"}
+                     "rds-three-sessions-one-without-cm", "port-service-start-fails",
+                     # intranet_zone include_default_profile: fault 4 in the default profile too
+                     "intranet-default-profile"}
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])

@@ -20,9 +20,9 @@ from ansible.executor.powershell.module_manifest import (
     _ScriptInfo,
 )
 from ansible.plugins.shell.powershell import ShellModule
+from emulated_host import host_from
 
 from nhs_cm_emulator import modules
-from nhs_cm_emulator.scenario import parse_document, parse_text
 from nhs_cm_emulator.state import HostState
 
 SID = "S-1-5-21-1004336348-1177238915-682003330-1001"
@@ -62,8 +62,7 @@ PREFIX = "ansible_collections.ansible.windows.plugins.modules."
 
 @pytest.fixture(scope="module")
 def host() -> HostState:
-    hosts, _ = parse_document(parse_text(SCENARIO, "modules.yml"), "modules.yml")
-    return HostState(hosts[0])
+    return host_from(SCENARIO, "modules.yml")
 
 
 def module_stdin(script: str, args: dict[str, Any], last_action: str = "module_wrapper.ps1") -> bytes:

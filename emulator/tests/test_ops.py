@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from emulated_host import host_from, run_op
 
 from nhs_cm_emulator import ops
 from nhs_cm_emulator.scenario import parse_document, parse_text
@@ -66,25 +67,18 @@ hosts:
 
 @pytest.fixture(scope="module")
 def host() -> HostState:
-    hosts, _ = parse_document(parse_text(HOST, "ops.yml"), "ops.yml")
-    return HostState(hosts[0])
-
-
-def run(host: HostState, **op: Any) -> dict[str, Any]:
-    reply, code = ops.handle_request(host, json.dumps({"protocol": 1, "ops": [op]}).encode())
-    assert code == 0 and reply["ok"] is True
-    return reply["results"][0]
+    return host_from(HOST, "ops.yml")
 
 
 def ok(host: HostState, **op: Any) -> dict[str, Any]:
-    result = run(host, **op)
+    result = run_op(host, **op)
     assert result["ok"] is True, result
     assert set(result) == {"ok", *ops.REPLY_FIELDS[op["op"]]}
     return result
 
 
 def error(host: HostState, kind: str, **op: Any) -> str:
-    result = run(host, **op)
+    result = run_op(host, **op)
     assert set(result) == {"ok", "error", "message"}
     assert result["ok"] is False and result["error"] == kind, result
     return result["message"]

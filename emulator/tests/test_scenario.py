@@ -255,7 +255,7 @@ def test_defaults() -> None:
         "files": [], "group_policy": {},
         "behaviour": {"starts_on_logon_task": True, "port_service_start_fails": False,
                       "port_service_ports": [43487]},
-        "transport": {"fail": None}, "backups": [],
+        "transport": {"fail": None}, "backups": [], "default_profile": {"registry": {}},
     }
     state = HostState(host)
     assert (state.auth, state.users, state.transport_fail, state.writes) == (

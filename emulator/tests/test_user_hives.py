@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
+from emulated_host import host_from, run_op
 
 from nhs_cm_emulator import ops
 from nhs_cm_emulator.registry import FILE_IN_USE, FILE_NOT_FOUND, HiveError
-from nhs_cm_emulator.scenario import parse_document, parse_text
 from nhs_cm_emulator.state import HostState
 
 ON = "S-1-5-21-1004336348-1177238915-682003330-1001"    # logged on, hive loaded
@@ -57,18 +56,11 @@ hosts:
 
 @pytest.fixture
 def host() -> HostState:
-    hosts, _ = parse_document(parse_text(HOST, "hives.yml"), "hives.yml")
-    return HostState(hosts[0])
-
-
-def run(host: HostState, **op: Any) -> dict[str, Any]:
-    reply, code = ops.handle_request(host, json.dumps({"protocol": 1, "ops": [op]}).encode())
-    assert code == 0 and reply["ok"] is True
-    return reply["results"][0]
+    return host_from(HOST, "hives.yml")
 
 
 def hives(host: HostState, paths: list[list[Any]], include_offline: bool = False) -> dict[str, dict[str, Any]]:
-    result = run(host, op="user_hives_read", paths=paths, include_offline=include_offline)
+    result = run_op(host, op="user_hives_read", paths=paths, include_offline=include_offline)
     assert result["ok"] is True and set(result) == {"ok", "profiles"}
     for profile in result["profiles"]:
         assert set(profile) == {"sid", "user", "path", "loaded", "mounted_as", "error", "keys"}
@@ -78,7 +70,7 @@ def hives(host: HostState, paths: list[list[Any]], include_offline: bool = False
 # -- user_hives_read ---------------------------------------------------------------------------------
 
 def test_lists_people_only_with_their_profile_folders(host: HostState) -> None:
-    result = run(host, op="user_hives_read", paths=[])
+    result = run_op(host, op="user_hives_read", paths=[])
     assert [p["sid"] for p in result["profiles"]] == sorted([ON, OFF, AAD])  # no service, system or _Classes hive
     by_sid = {p["sid"]: p for p in result["profiles"]}
     assert by_sid[OFF]["path"] == "D:\\Profiles\\akhan.NHS"  # from ProfileList, not C:\Users\<name>
@@ -181,7 +173,7 @@ def test_a_loaded_hive_cannot_be_loaded_twice(host: HostState) -> None:
     ({"op": "gpo_registry_settings", "key_prefixes": ["HKLM\\SOFTWARE"]}, "key_prefixes"),
 ])
 def test_invalid_requests_name_the_field(host: HostState, op: dict[str, Any], field: str) -> None:
-    result = run(host, **op)
+    result = run_op(host, **op)
     assert result["ok"] is False and result["error"] == "invalid_request"
     assert f"{op['op']}: {field}:" in result["message"]
 
@@ -189,7 +181,7 @@ def test_invalid_requests_name_the_field(host: HostState, op: dict[str, Any], fi
 # -- gpo_registry_settings ---------------------------------------------------------------------------
 
 def test_group_policy_by_scope_with_the_gpo_name(host: HostState) -> None:
-    result = run(host, op="gpo_registry_settings")
+    result = run_op(host, op="gpo_registry_settings")
     assert set(result) == {"ok", "settings", "errors"} and result["errors"] == []
     settings = {(s["scope"], s["sid"], s["key"], s["name"]) for s in result["settings"]}
     assert settings == {
@@ -203,9 +195,9 @@ def test_group_policy_by_scope_with_the_gpo_name(host: HostState) -> None:
 
 
 def test_group_policy_below_the_key_prefixes_only(host: HostState) -> None:
-    result = run(host, op="gpo_registry_settings", key_prefixes=["software\\policies\\microsoft\\edge"])
+    result = run_op(host, op="gpo_registry_settings", key_prefixes=["software\\policies\\microsoft\\edge"])
     assert sorted((s["key"], s["name"]) for s in result["settings"]) == [
         ("HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge", "BlockThirdPartyCookies"),
         ("HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge\\CookiesAllowedForUrls", "1"),
     ]  # not EdgeUpdate: a prefix matches whole key names
-    assert run(host, op="gpo_registry_settings", key_prefixes=[])["settings"] == []
+    assert run_op(host, op="gpo_registry_settings", key_prefixes=[])["settings"] == []

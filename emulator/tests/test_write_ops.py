@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from emulated_host import host_from
 
 from nhs_cm_emulator import ops, write_ops
-from nhs_cm_emulator.scenario import parse_document, parse_text
+from nhs_cm_emulator.scenario import parse_document
 from nhs_cm_emulator.state import HostState
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,9 +58,7 @@ hosts:
 
 
 def make_host(**behaviour: Any) -> HostState:
-    doc = parse_text(HOST, "write.yml")
-    doc["hosts"][0]["behaviour"] = behaviour
-    return HostState(parse_document(doc, "write.yml")[0][0])
+    return host_from(HOST, "write.yml", **behaviour)
 
 
 @pytest.fixture

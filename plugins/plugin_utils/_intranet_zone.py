@@ -18,6 +18,14 @@ Pure functions, no I/O. ``plan_intranet_zone(facts, findings, options)`` returns
   the intranet zone is set to zone 1 where it is, with its type; no other mapping is touched.
 - AUTH_ALLOWLIST_EXCLUDES_LOCALHOST: ``,localhost`` appended to the AuthServerAllowlist (or the
   legacy AuthServerWhitelist) value that is in force, where it is.
+- ``include_default_profile``: also the default profile's hive (``HKU\\.DEFAULT_PROFILE``, the
+  template of the profiles of users who sign in later; the runner loads it for the request),
+  with either scope. Diagnose does not read it, so it is judged on its own, for every id the role
+  handles that the play does not skip (Chrome's and Edge's AuthServerAllowlist excepted: a
+  machine or user policy): each value as for a user whose hive is that file and whom no machine
+  setting decides, written where the user scope writes it (the hive's own user policy when it
+  sets the value, else its own ``Internet Settings``). ``default_profile_reads`` are the reads,
+  ``default_profile_user`` turns their results into a pseudo-user "Default profile".
 
 Effective values and precedence are diagnose's (``_zones``, ``_browser_policy``).
 """
@@ -43,9 +51,13 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._eval_zones imp
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import (
     BROWSER_NAMES,
     CHROMIUM_KEYS,
+    INTERNET_SETTINGS,
+    INTERNET_SETTINGS_POLICY,
     INTRANET_ZONE,
     INTRANET_ZONE_POLICY,
     LOGON_ACTION,
+    READ_VALUE_NAMES,
+    USER_READS,
     ZONEMAP,
     ZONEMAP_POLICY,
     Hive,
@@ -59,6 +71,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._zones import (
     localhost_mappings,
     logon_action,
     zone_flag,
+    zone_read_errors,
 )
 
 HANDLED = (ID.INTRANET_AUTODETECT_ON, ID.INTRANET_LOCAL_SITES_OFF, ID.INTRANET_PROXY_BYPASS_OFF, ID.INTRANET_UNC_OFF,
@@ -68,9 +81,18 @@ LOGON_ACTIONS = LOGON_AUTOMATIC
 DEFAULTS: dict[str, t.Any] = {
     "scope": "machine",
     "logon_action": 0x20000,
+    "include_default_profile": False,
     "override_gpo": False,
     "skip_ids": [],
 }
+#: The default profile's hive in registry operations: the runner loads ``<ProfileList Default>\\NTUSER.DAT``
+#: for the request and maps this root to its mount point (docs/runner-protocol.md).
+DEFAULT_PROFILE_SID = ".DEFAULT_PROFILE"
+DEFAULT_PROFILE_LABEL = "Default profile"
+_ZONE_ROOTS = (INTERNET_SETTINGS.casefold(), INTERNET_SETTINGS_POLICY.casefold())
+#: (key below the hive root, depth) read in the default profile: diagnose's zone reads of a user's hive.
+DEFAULT_PROFILE_PATHS: list[tuple[str, int]] = [(path, depth) for path, depth in USER_READS
+                                                if path.casefold().startswith(_ZONE_ROOTS)]
 #: Where the runner may write (its allow-list, simplified): machine policy and users' hives.
 _WRITABLE = ("hklm\\software\\policies\\", "hku\\")
 
@@ -160,6 +182,81 @@ def _auth(facts: dict[str, t.Any], findings: list[dict[str, t.Any]], skip: list[
             _add(out, RegValue(winner.path, winner.name, winner.type, appended(winner.data)))
 
 
+def default_profile_reads() -> list[dict[str, t.Any]]:
+    """The reg_read operations of the default profile's keys (sent with diagnose's reads)."""
+    reads = []
+    for path, depth in DEFAULT_PROFILE_PATHS:
+        op: dict[str, t.Any] = {"op": "reg_read", "key": f"HKU\\{DEFAULT_PROFILE_SID}\\{path}"}
+        if depth:
+            op["depth"] = depth
+        if READ_VALUE_NAMES.get(path) is not None:
+            op["names"] = list(READ_VALUE_NAMES[path])
+        reads.append(op)
+    return reads
+
+
+def _subnode(node: t.Any) -> dict[str, t.Any] | None:
+    if not isinstance(node, dict):
+        return None
+    return {"exists": True, "values": dict(node.get("values") or {}),
+            "subkeys": {name: _subnode(child) for name, child in (node.get("subkeys") or {}).items()},
+            "error": node.get("error")}
+
+
+def _reply_node(result: dict[str, t.Any]) -> dict[str, t.Any]:
+    if not result.get("ok"):
+        return {"exists": False, "values": {}, "subkeys": {},
+                "error": f"{result.get('error') or 'failed'}: {result.get('message') or ''}".rstrip(": ")}
+    return {"exists": bool(result.get("exists")), "values": dict(result.get("values") or {}),
+            "subkeys": {name: _subnode(child) for name, child in (result.get("subkeys") or {}).items()},
+            "error": None}
+
+
+def default_profile_user(results: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+    """The default profile as a pseudo-user of the facts (``facts["default_profile"]``) from the
+    results of ``default_profile_reads()``, in order. ``error``: why it could not be read (the
+    hive could not be loaded: every read failed), else None."""
+    if len(results) != len(DEFAULT_PROFILE_PATHS):
+        raise ValueError(f"{len(results)} results for {len(DEFAULT_PROFILE_PATHS)} default profile reads")
+    keys = {path: _reply_node(result) for (path, _depth), result in zip(DEFAULT_PROFILE_PATHS, results, strict=True)}
+    errors = [node["error"] for node in keys.values() if node["error"]]
+    unreadable = bool(errors) and len(errors) == len(keys)
+    return {"sid": DEFAULT_PROFILE_SID, "user": DEFAULT_PROFILE_LABEL, "session": None, "source": "default_profile",
+            "hive": "unavailable" if unreadable else "loaded", "error": errors[0] if unreadable else None,
+            "keys": {} if unreadable else keys}
+
+
+def _default_profile(facts: dict[str, t.Any], options: dict[str, t.Any], out: PolicyPlan) -> None:
+    """The default profile's own values, judged on the hive alone (no machine setting counts)."""
+    profile = facts.get("default_profile")
+    if not isinstance(profile, dict):
+        return
+    alone = {**facts, "policy_keys": {}}  # as for a user whom no machine setting decides
+    problems = [profile["error"]] if profile.get("error") else zone_read_errors(alone, profile)
+    if problems:
+        out.notes.append(f"{DEFAULT_PROFILE_LABEL}: not changed, its hive cannot be read: {problems[0]}")
+        return
+    wanted = set(HANDLED) - set(options["skip_ids"])
+    checks: list[tuple[str, str, str, int]] = [  # (id, value name, own key, value)
+        (check_id, name, ZONEMAP, required) for check_id, (name, required, _label) in FLAG_CHECKS.items()]
+    checks.append((ID.INTRANET_LOGON_NOT_AUTOMATIC, LOGON_ACTION, INTRANET_ZONE, options["logon_action"]))
+    for check_id, name, own_key, data in checks:
+        if check_id not in wanted:
+            continue
+        setting = logon_action(alone, profile) if name == LOGON_ACTION else zone_flag(alone, profile, name)
+        if setting.value == data or (name == LOGON_ACTION and setting.value in LOGON_AUTOMATIC):
+            continue
+        target = _user_target(setting, profile, own_key, name, out)
+        if target is not None:
+            _add(out, RegValue(target, name, "REG_DWORD", data))
+    if ID.LOCALHOST_MAPPED_OUTSIDE_INTRANET in wanted:
+        for mapping in localhost_mappings(alone, profile).effective:
+            if mapping.zone in OUTSIDE_INTRANET:
+                reg = mapping.value
+                data: t.Any = "1" if reg.type in ("REG_SZ", "REG_EXPAND_SZ") else 1
+                _add(out, RegValue(reg.path, reg.name, reg.type if isinstance(data, str) else "REG_DWORD", data))
+
+
 def plan_intranet_zone(facts: dict[str, t.Any], findings: list[dict[str, t.Any]],
                        options: dict[str, t.Any]) -> PolicyPlan:
     """The value changes that fix the Local intranet zone findings (fault 4)."""
@@ -171,4 +268,6 @@ def plan_intranet_zone(facts: dict[str, t.Any], findings: list[dict[str, t.Any]]
     if ID.LOCALHOST_MAPPED_OUTSIDE_INTRANET in ids:
         _mappings(facts, out)
     _auth(facts, findings, options["skip_ids"], out)
+    if options.get("include_default_profile"):
+        _default_profile(facts, options, out)
     return out

@@ -76,6 +76,15 @@ class PolicyFixAction(WriteAction):
         del own
         return None
 
+    def extra_reads(self, own: dict[str, t.Any]) -> list[dict[str, t.Any]]:
+        """Reads the role needs besides diagnose's, sent in the same call (none by default)."""
+        del own
+        return []
+
+    def add_facts(self, facts: dict[str, t.Any], results: list[dict[str, t.Any]], own: dict[str, t.Any]) -> None:
+        """Put the results of ``extra_reads(own)`` into the facts the planner gets."""
+        del facts, results, own
+
     def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         result = super().run(tmp, task_vars)
         del tmp
@@ -93,7 +102,9 @@ class PolicyFixAction(WriteAction):
 
     def fix(self, own: dict[str, t.Any], diagnose: dict[str, t.Any]) -> dict[str, t.Any]:
         reads = plan_reads(diagnose)
-        facts = build_facts(self.run_ops(reads), diagnose)
+        results = self.run_ops(reads + self.extra_reads(own))  # ONE read call
+        facts = build_facts(results[:len(reads)], diagnose)
+        self.add_facts(facts, results[len(reads):], own)
         findings, _unknown = evaluate(facts, diagnose)
         policy_plan = self.planner(facts, findings, own)
         current = reg_current(read_nodes(facts) + policy_plan.extra_nodes)

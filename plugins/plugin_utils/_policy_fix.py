@@ -42,7 +42,8 @@ def read_nodes(facts: dict[str, t.Any]) -> list[Triple]:
     out: list[Triple] = []
     for path, node in (facts.get("policy_keys") or {}).items():
         _walk(path, node, out)
-    for user in users(facts):
+    profile = facts.get("default_profile")  # intranet_zone's include_default_profile (a pseudo-user)
+    for user in [*users(facts), *([profile] if isinstance(profile, dict) else [])]:
         for relative, node in (user.get("keys") or {}).items():
             _walk(f"HKU\\{user.get('sid')}\\{relative}", node, out)
     return out

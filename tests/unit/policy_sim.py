@@ -4,13 +4,21 @@
 ``reg_read`` would (a node with ``exists``, ``values``, ``subkeys`` to the declared depth) and
 returns the facts shape that ``_facts.build_facts`` gives the evaluators:
 ``facts["policy_keys"]``, ``facts["users"]``, ``facts["gpo"]``. Key paths are case-insensitive.
+
+``planned_fix(planner, defaults, facts, **options)`` plans a policy fix as its action plugin does
+(diagnose's findings, the planner, the write plan) and ``applied(registry, plan)`` is the registry
+after the plan's writes, for checking that the findings go away.
 """
 
 from __future__ import annotations
 
 import typing as t
 
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import Plan, plan, reg_current
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import evaluate
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import MACHINE_READS, USER_READS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix import read_nodes
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import PolicyPlan
 
 Registry = dict[str, dict[str, dict[str, t.Any]]]
 
@@ -111,3 +119,28 @@ def facts_for(registry: Registry, users: list[dict[str, t.Any]] | None = None,
                 "settings": list(gpo or [])},
         "read_errors": {},
     }
+
+
+Planner = t.Callable[[dict[str, t.Any], list[dict[str, t.Any]], dict[str, t.Any]], PolicyPlan]
+
+
+def planned_fix(planner: Planner, defaults: dict[str, t.Any], the_facts: dict[str, t.Any],
+                **options: t.Any) -> tuple[PolicyPlan, Plan]:
+    """What a policy action plugin plans for ``the_facts``: diagnose's findings (CM required), the
+    planner's changes with ``options`` over ``defaults``, and the write plan against the values read."""
+    findings, _unknown = evaluate(the_facts, {"cm_required": True})
+    policy = planner(the_facts, findings, {**defaults, **options})
+    current = reg_current(read_nodes(the_facts) + policy.extra_nodes)
+    return policy, plan(policy.changes, current, facts=the_facts, override_gpo=options.get("override_gpo", False))
+
+
+def applied(registry: Registry, the_plan: Plan) -> Registry:
+    """The registry after the plan's writes (what the runner would do)."""
+    result = {key: dict(values) for key, values in registry.items()}
+    for op in the_plan.write_ops:
+        values = result.setdefault(op["key"], {})
+        if op["op"] == "reg_write":
+            values[op["name"]] = {"type": op["type"], "data": op["data"]}
+        else:
+            values.pop(op["name"], None)
+    return result

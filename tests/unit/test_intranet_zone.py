@@ -7,9 +7,23 @@ from __future__ import annotations
 import typing as t
 
 import pytest
-from policy_sim import EDGE, IS, IS_POLICY, SID_A, SID_B, USER_A, USER_B, dword, facts_for, good_zones, sz, user_key
+from policy_sim import (
+    EDGE,
+    IS,
+    IS_POLICY,
+    SID_A,
+    SID_B,
+    USER_A,
+    USER_B,
+    applied,
+    dword,
+    facts_for,
+    good_zones,
+    planned_fix,
+    sz,
+    user_key,
+)
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import plan, reg_current
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import evaluate
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._intranet_zone import (
     DEFAULTS,
@@ -17,7 +31,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._intranet_zone 
     appended,
     plan_intranet_zone,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix import read_nodes
 
 OPTIONS = {"cm_required": True}
 BASE: dict[str, t.Any] = {**good_zones(SID_A), **good_zones(SID_B)}
@@ -34,22 +47,7 @@ def zone_ids(registry: dict[str, t.Any], gpo: list[dict[str, t.Any]] | None = No
 
 
 def planned(registry: dict[str, t.Any], gpo: list[dict[str, t.Any]] | None = None, **options: t.Any):
-    the_facts = facts_for(registry, [USER_A, USER_B], gpo)
-    findings, _unknown = evaluate(the_facts, OPTIONS)
-    policy = plan_intranet_zone(the_facts, findings, {**DEFAULTS, **options})
-    current = reg_current(read_nodes(the_facts) + policy.extra_nodes)
-    return policy, plan(policy.changes, current, facts=the_facts, override_gpo=options.get("override_gpo", False))
-
-
-def applied(registry: dict[str, t.Any], the_plan: t.Any) -> dict[str, t.Any]:
-    result = {key: dict(values) for key, values in registry.items()}
-    for op in the_plan.write_ops:
-        values = result.setdefault(op["key"], {})
-        if op["op"] == "reg_write":
-            values[op["name"]] = {"type": op["type"], "data": op["data"]}
-        else:
-            values.pop(op["name"], None)
-    return result
+    return planned_fix(plan_intranet_zone, DEFAULTS, facts_for(registry, [USER_A, USER_B], gpo), **options)
 
 
 def writes(the_plan: t.Any) -> list[tuple[str, str, t.Any]]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from ansible.module_utils.common.yaml import yaml_load
+from module_docs import documentation
 
 from ansible_collections.nhs_cm.remediation.plugins.action import intranet_zone, third_party_cookies
 from ansible_collections.nhs_cm.remediation.plugins.modules import intranet_zone as intranet_zone_doc
@@ -22,7 +23,7 @@ MODULES = {"third_party_cookies": (third_party_cookies, third_party_cookies_doc)
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_the_documentation_matches_the_argument_spec(name: str) -> None:
     action, doc = MODULES[name]
-    options = yaml_load(doc.DOCUMENTATION)["options"]
+    options = documentation(doc)["options"]
     assert set(options) == set(action.ARGUMENT_SPEC)
     for option, field in action.ARGUMENT_SPEC.items():
         assert options[option]["type"] == field["type"], option

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from module_docs import documentation
 
 from ansible_collections.nhs_cm.remediation.plugins.action import cm_service, restore
 from ansible_collections.nhs_cm.remediation.plugins.modules import cm_service as cm_service_doc
@@ -22,7 +23,7 @@ CHROME = "HKLM\\SOFTWARE\\Policies\\Google\\Chrome"
 @pytest.mark.parametrize(("doc", "spec"), [(cm_service_doc, cm_service.ARGUMENT_SPEC),
                                            (restore_doc, restore.ARGUMENT_SPEC)])
 def test_the_documentation_matches_the_argument_spec(doc: t.Any, spec: dict[str, t.Any]) -> None:
-    options = yaml.safe_load(doc.DOCUMENTATION)["options"]
+    options = documentation(doc)["options"]
     assert set(options) == set(spec)
     for name, field in spec.items():
         assert options[name]["type"] == field["type"], name

@@ -7,11 +7,25 @@ from __future__ import annotations
 import typing as t
 
 import pytest
-from policy_sim import CHROME, EDGE, FIREFOX, SID_A, SID_B, USER_A, USER_B, dword, facts_for, good_zones, sz, user_key
+from policy_sim import (
+    CHROME,
+    EDGE,
+    FIREFOX,
+    SID_A,
+    SID_B,
+    USER_A,
+    USER_B,
+    applied,
+    dword,
+    facts_for,
+    good_zones,
+    planned_fix,
+    sz,
+    user_key,
+)
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import plan, reg_current
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix import next_free_name, read_nodes
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix import next_free_name
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import DEFAULTS, plan_cookies
 
 OPTIONS = {"cm_required": True}
@@ -30,23 +44,7 @@ def cookie_ids(the_facts: dict[str, t.Any]) -> set[str]:
 
 
 def planned(registry: dict[str, t.Any], gpo: list[dict[str, t.Any]] | None = None, **options: t.Any):
-    the_facts = facts(registry, gpo)
-    findings, _unknown = evaluate(the_facts, OPTIONS)
-    policy = plan_cookies(the_facts, findings, {**DEFAULTS, **options})
-    current = reg_current(read_nodes(the_facts) + policy.extra_nodes)
-    return policy, plan(policy.changes, current, facts=the_facts, override_gpo=options.get("override_gpo", False))
-
-
-def applied(registry: dict[str, t.Any], the_plan: t.Any) -> dict[str, t.Any]:
-    """The registry after the plan's writes (what the runner would do)."""
-    result = {key: dict(values) for key, values in registry.items()}
-    for op in the_plan.write_ops:
-        values = result.setdefault(op["key"], {})
-        if op["op"] == "reg_write":
-            values[op["name"]] = {"type": op["type"], "data": op["data"]}
-        else:
-            values.pop(op["name"], None)
-    return result
+    return planned_fix(plan_cookies, DEFAULTS, facts(registry, gpo), **options)
 
 
 @pytest.mark.parametrize(("names", "expected"), [

@@ -7,6 +7,8 @@ its request and answers ``invalid_request`` naming the field; operations never r
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import ntpath
 import re
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 
 PROTOCOL = 1
 RUNNER = "nhs_cm"
+#: The start of a compressed reply line (REPLY_GZIP_PREFIX of the collection's _protocol.py).
+REPLY_GZIP_PREFIX = b"NHS-CM-GZIP:"
 ERROR_KINDS = ("access_denied", "not_found", "invalid_request", "timeout", "failed", "forbidden", "skipped")
 MAX_DEPTH = 4
 MAX_BODY = 4096
@@ -106,14 +110,30 @@ def parse_request(data: bytes | str) -> dict[str, Any]:
     if not isinstance(request, dict):
         raise OpError("invalid_request", "the request must be a JSON object with 'protocol' and 'ops'")
     for key in request:
-        if key not in ("protocol", "ops", "write_errors"):
+        if key not in ("protocol", "ops", "write_errors", "compress"):
             raise OpError("invalid_request", f"unknown request field {key!r}")
     protocol = request.get("protocol")
     if isinstance(protocol, bool) or protocol != PROTOCOL:
         raise OpError("invalid_request", f"protocol: expected {PROTOCOL}, found {protocol!r}")
     if not isinstance(request.get("ops"), list):
         raise OpError("invalid_request", "ops: expected a list of operations")
+    if not isinstance(request.get("compress", False), bool):
+        raise OpError("invalid_request", "the request field 'compress' must be true or false")
     return request
+
+
+def wants_compressed_reply(data: bytes | str) -> bool:
+    """Whether a request asks for a compressed reply (``compress: true``).
+
+    False when the request is refused as a whole (as the runner, which learns ``compress`` only
+    from a request it accepted, answers those in plain JSON).
+    """
+    try:
+        request = parse_request(data)
+        write_ops.check_write_errors(request)
+    except OpError:
+        return False
+    return request.get("compress") is True
 
 
 def handle_request(host: HostState, data: bytes | str) -> tuple[dict[str, Any], int]:
@@ -130,9 +150,16 @@ def handle_request(host: HostState, data: bytes | str) -> tuple[dict[str, Any], 
     return {"runner": RUNNER, "protocol": PROTOCOL, "ok": True, "results": results}, 0
 
 
-def encode_reply(reply: dict[str, Any]) -> bytes:
-    """One line of compact ASCII JSON, ended as PowerShell ends output lines."""
-    return json.dumps(reply, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\r\n"
+def encode_reply(reply: dict[str, Any], compress: bool = False) -> bytes:
+    """One line of compact ASCII JSON, ended as PowerShell ends output lines.
+
+    With ``compress`` (request field ``compress: true``) the line is ``NHS-CM-GZIP:`` and the
+    JSON gzipped, in base64, as the runner's Write-Reply writes it.
+    """
+    line = json.dumps(reply, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    if compress:
+        line = REPLY_GZIP_PREFIX + base64.b64encode(gzip.compress(line, mtime=0))
+    return line + b"\r\n"
 
 
 def run_op(host: HostState, op: Any) -> dict[str, Any]:
@@ -187,12 +214,53 @@ def _required_str(op: dict[str, Any], field: str) -> str:
 # -- reg_read ---------------------------------------------------------------------------------
 
 
+DEFAULT_PROFILE_ROOT = ".DEFAULT_PROFILE"
+
+
+def default_profile_segments(host: HostState, hive: str, segments: list[str]) -> list[str]:
+    """``HKU\\.DEFAULT_PROFILE[\\...]`` -> ``HKU\\<mount point>[\\...]``, as the runner's
+    Resolve-DefaultProfilePath: the default profile's hive (``<ProfileList Default>\\NTUSER.DAT``)
+    is loaded under a new mount point on first use in a request and unloaded by
+    ``release_default_profile`` at its end; a load that failed fails every later use the same way.
+    Other paths are returned unchanged."""
+    if hive != "HKU" or not segments or segments[0].lower() != DEFAULT_PROFILE_ROOT.lower():
+        return segments
+    if host.default_profile_error is not None:
+        raise OpError(*host.default_profile_error)
+    if host.default_profile_mount is None:
+        file = host.default_profile_file()
+        mount = MOUNT_PREFIX + uuid.uuid4().hex[:12]
+        if file is None:
+            host.default_profile_error = ("not_found", "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\"
+                                          "ProfileList has no value 'Default' (the default profile's folder)")
+            raise OpError(*host.default_profile_error)
+        try:
+            host.registry.load_default_profile(mount)
+        except HiveError as exc:
+            host.default_profile_error = ("failed", f"cannot load the default profile hive {file}: "
+                                                    f"reg.exe load exited with 1: {exc}")
+            raise OpError(*host.default_profile_error) from None
+        host.hive_loads += 1
+        host.default_profile_mount = mount
+    return [host.default_profile_mount, *segments[1:]]
+
+
+def release_default_profile(host: HostState) -> None:
+    """Unload the default profile's hive if the request loaded it (the runner's Invoke-RequestCleanup)."""
+    if host.default_profile_mount is not None:
+        host.registry.unload_hive(host.default_profile_mount)
+        host.hive_unloads += 1
+    host.default_profile_mount = None
+    host.default_profile_error = None
+
+
 def op_reg_read(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
     key = _required_str(op, "key")
     try:
         hive, segments = split_key(key, strict=True)
     except KeyPathError as exc:
         raise _invalid("reg_read", "key", str(exc)) from exc
+    segments = default_profile_segments(host, hive, segments)
     view = _opt(op, "view")
     if view is None:
         view = "64"

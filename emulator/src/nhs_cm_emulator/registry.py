@@ -12,6 +12,10 @@ profile with ``loaded: false`` are kept aside in ``offline`` (that profile's NTU
 ``reg load HKU\\<mount> <profile>\\NTUSER.DAT`` does, until ``unload_hive``; a hive that is
 loaded already (its user is logged on, or it is mounted) cannot be loaded again. The keys a
 scenario denies in the hive stay denied under the mount point (the ACLs travel with the file).
+
+The default profile (``<ProfileList Default>\\NTUSER.DAT``, the template of new profiles) is one
+more such hive, ``default_profile``: ``load_default_profile`` shows it under a mount point until
+``unload_hive``; what is written there stays in it (the file).
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ class HiveError(Exception):
     """A hive cannot be loaded or unloaded; the message is what reg.exe would print."""
 
 
+#: What ``mounts`` records for the default profile's hive (no SID can look like it).
+DEFAULT_PROFILE_MARK = "<default profile>"
 FILE_IN_USE = "ERROR: The process cannot access the file because it is being used by another process."
 FILE_NOT_FOUND = "ERROR: The system cannot find the file specified."
 KEY_NOT_FOUND = "ERROR: The system was unable to find the specified registry key or value."
@@ -155,6 +161,17 @@ class Registry:
         self._denied: list[tuple[str, tuple[str, ...]]] = list(BUILTIN_DENIED)
         # mount point (lower case) -> (mount point as given, sid of the offline hive, lower case)
         self.mounts: dict[str, tuple[str, str]] = {}
+        #: The default profile's NTUSER.DAT (keys relative to its root); empty unless a scenario fills it.
+        self.default_profile = Key("Default")
+
+    def put_default_profile(self, segments: list[str], values: dict[str, tuple[str, Any]]) -> None:
+        """Add a key of the default profile's hive as a scenario gives it (explicit), with its values."""
+        node = self.default_profile
+        for name in segments:
+            node = node.ensure_child(name)
+        node.explicit = True
+        for name, (vtype, data) in values.items():
+            node.set_value(Value(name, vtype, data))
 
     # -- building ---------------------------------------------------------------------------
     def add_offline_hive(self, sid: str) -> None:
@@ -202,6 +219,10 @@ class Registry:
         for sid in SYSTEM_HIVES:
             for path in SYSTEM_HIVE_SKELETON:
                 self.ensure_key("HKU", (sid, *path))
+        for path in USER_HIVE_SKELETON:
+            node = self.default_profile
+            for name in path:
+                node = node.ensure_child(name)
         for profile in profiles:
             sid = profile["sid"]
             for path in USER_HIVE_SKELETON:
@@ -227,6 +248,27 @@ class Registry:
         for hive_name, denied in list(self._denied):
             if hive_name == "HKU" and denied[:1] == (wanted,):
                 self._denied.append(("HKU", (mount.lower(), *denied[1:])))
+
+    def load_default_profile(self, mount: str) -> None:
+        """Show the default profile's hive as ``HKU\\<mount>`` (``reg load`` of its NTUSER.DAT)."""
+        if not mount or "\\" in mount or mount.lower() in self.roots["HKU"].children:
+            raise HiveError(f"ERROR: HKU\\{mount} cannot be a mount point (it exists or is not one key name).")
+        if any(mounted == DEFAULT_PROFILE_MARK for _, mounted in self.mounts.values()):
+            raise HiveError(FILE_IN_USE)
+        hive = self.default_profile
+        self.roots["HKU"].children[mount.lower()] = Key(mount, values=hive.values, children=hive.children,
+                                                        explicit=hive.explicit)
+        self.mounts[mount.lower()] = (mount, DEFAULT_PROFILE_MARK)
+
+    def default_profile_dump(self) -> dict[str, dict[str, Any]]:
+        """The default profile's keys (relative to its root) and values, as a scenario gives them."""
+        out: dict[str, dict[str, Any]] = {}
+        for path, node in _walk(self.default_profile, []):
+            if path:
+                values = {v.name: v.as_reply() for v in node.values.values() if not v.synthetic}
+                if node.explicit or values:
+                    out["\\".join(path)] = values
+        return out
 
     def unload_hive(self, mount: str) -> None:
         """Remove the mount point ``HKU\\<mount>`` (``reg unload``); the hive stays in its file."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ntpath
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -56,7 +57,7 @@ PROCESS_PID_BASE = 5000
 RESERVED_PIDS = 2000
 
 HOST_FIELDS = ("name", "template", "os", "winrm", "sessions", "profiles", "registry", "denied", "services",
-               "processes", "files", "group_policy", "behaviour", "transport", "backups")
+               "processes", "files", "group_policy", "behaviour", "transport", "backups", "default_profile")
 
 
 class ScenarioError(Exception):
@@ -264,6 +265,7 @@ def normalise_host(raw: Any, source: str, index: int) -> dict[str, Any]:
         "behaviour": _behaviour(raw.get("behaviour"), where, profiles),
         "transport": {"fail": _transport(raw.get("transport"), where)},
         "backups": _backups(raw.get("backups"), where),
+        "default_profile": _default_profile(raw.get("default_profile"), where),
     }
 
 
@@ -304,10 +306,7 @@ def _winrm(raw: Any, where: Where) -> dict[str, Any]:
 def _profiles(raw: Any, where: Where) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     sids: dict[str, int] = {}
-    for i, item in enumerate(_list(raw, where, "profiles")):
-        field = f"profiles[{i}]"
-        data = _mapping(item, where, field, allow_none=False)
-        _known_fields(data, ("user", "sid", "path", "loaded"), where, field)
+    for i, field, data in _records(raw, where, "profiles", ("user", "sid", "path", "loaded")):
         user = _string(data.get("user"), where, f"{field}.user")
         sid = _sid(data.get("sid"), where, f"{field}.sid")
         if sid.upper() in SYSTEM_HIVES:
@@ -329,13 +328,7 @@ def _sessions(raw: Any, where: Where, profiles: list[dict[str, Any]]) -> list[di
     by_user = {p["user"].lower(): (i, p) for i, p in enumerate(profiles)}
     out: list[dict[str, Any]] = []
     ids: set[int] = set()
-    items = _list(raw, where, "sessions")
-    if len(items) > MAX_SESSIONS:
-        where.fail("sessions", f"at most {MAX_SESSIONS} sessions")
-    for i, item in enumerate(items):
-        field = f"sessions[{i}]"
-        data = _mapping(item, where, field, allow_none=False)
-        _known_fields(data, ("id", "user", "sid", "state"), where, field)
+    for i, field, data in _records(raw, where, "sessions", ("id", "user", "sid", "state"), MAX_SESSIONS):
         number = _int(data.get("id"), where, f"{field}.id", 0, 65535)
         if number == 0:
             where.fail(f"{field}.id", "session 0 is implicit (services); interactive sessions start at 1")
@@ -376,13 +369,8 @@ def _sessions(raw: Any, where: Where, profiles: list[dict[str, Any]]) -> list[di
 def _services(raw: Any, where: Where) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     names: dict[str, int] = {}
-    items = _list(raw, where, "services")
-    if len(items) > MAX_SERVICES:
-        where.fail("services", f"at most {MAX_SERVICES} services")
-    for i, item in enumerate(items):
-        field = f"services[{i}]"
-        data = _mapping(item, where, field, allow_none=False)
-        _known_fields(data, ("name", "display_name", "state", "start_mode", "image", "listens", "pid"), where, field)
+    fields = ("name", "display_name", "state", "start_mode", "image", "listens", "pid")
+    for i, field, data in _records(raw, where, "services", fields, MAX_SERVICES):
         name = _string(data.get("name"), where, f"{field}.name")
         if "\\" in name or "/" in name:
             where.fail(f"{field}.name", "a service name has no slashes")
@@ -410,10 +398,8 @@ def _services(raw: Any, where: Where) -> list[dict[str, Any]]:
 def _processes(raw: Any, where: Where, sessions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     users = {s["id"]: s["user"] for s in sessions}
     out: list[dict[str, Any]] = []
-    for i, item in enumerate(_list(raw, where, "processes")):
-        field = f"processes[{i}]"
-        data = _mapping(item, where, field, allow_none=False)
-        _known_fields(data, ("image", "name", "session", "user", "listens", "version", "pid"), where, field)
+    fields = ("image", "name", "session", "user", "listens", "version", "pid")
+    for _i, field, data in _records(raw, where, "processes", fields):
         image = data.get("image")
         if image is not None:
             image = _abs_path(image, where, f"{field}.image")
@@ -558,6 +544,40 @@ def _registry(raw: Any, where: Where, field: str, profiles: list[dict[str, Any]]
     return out
 
 
+def _default_profile(raw: Any, where: Where) -> dict[str, Any]:
+    """Extension of the scenario format: ``default_profile: {registry: {<key relative to the hive
+    root>: {<value>: {type, data}}}}``, the content of the default profile's NTUSER.DAT (the
+    folder ProfileList ``Default`` names); empty when not given."""
+    data = _mapping(raw, where, "default_profile")
+    _known_fields(data, ("registry",), where, "default_profile")
+    out: dict[str, dict[str, Any]] = {}
+    spelling: dict[str, str] = {}
+    for path, values in _mapping(data.get("registry"), where, "default_profile.registry").items():
+        kfield = f"default_profile.registry {_quoted(path)}"
+        segments = _relative_key(path, where, kfield)
+        display = spelling.setdefault("\\".join(segments).lower(), "\\".join(segments))
+        target = out.setdefault(display, {})
+        for name, value in _values(values, where, kfield).items():
+            if any(name.lower() == other.lower() for other in target):
+                where.fail(f"{kfield} value {name!r}", "is given twice (key and value names ignore case)")
+            target[name] = value
+    return {"registry": out}
+
+
+def _relative_key(path: Any, where: Where, field: str) -> list[str]:
+    """A key below a hive's root (``Software\\...``), without the hive's name."""
+    if not isinstance(path, str) or not path.strip():
+        where.fail(field, f"a key path must be a non-empty string, found {_kind(path)}")
+    text = path.strip()
+    text = text[:-1] if text.endswith("\\") else text
+    segments = text.split("\\")
+    if segments[0].upper() in ("HKLM", "HKU", "HKCU", "HKEY_LOCAL_MACHINE", "HKEY_USERS", "HKEY_CURRENT_USER"):
+        where.fail(field, "give the key relative to the default profile's hive root (Software\\...), no hive name")
+    if any(not segment for segment in segments):
+        where.fail(field, "empty key name in the path: no leading, trailing or doubled backslash")
+    return segments
+
+
 def _key_path(path: Any, where: Where, field: str) -> tuple[str, list[str]]:
     if not isinstance(path, str):
         where.fail(field, f"a key path must be a string, found {_kind(path)}")
@@ -634,10 +654,7 @@ def _backups(raw: Any, where: Where) -> list[dict[str, Any]]:
     """Backups the collection saved on the host (backup_save): optional, so that a dumped state
     loads again. Each is {id, saved_at, entries, missing_keys}."""
     out: list[dict[str, Any]] = []
-    for i, item in enumerate(_list(raw, where, "backups")):
-        field = f"backups[{i}]"
-        data = _mapping(item, where, field, allow_none=False)
-        _known_fields(data, ("id", "saved_at", "entries", "missing_keys"), where, field)
+    for _i, field, data in _records(raw, where, "backups", ("id", "saved_at", "entries", "missing_keys")):
         backup_id = _string(data.get("id"), where, f"{field}.id")
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", backup_id):
             where.fail(f"{field}.id", "1 to 80 letters, digits, '_' or '-'")
@@ -688,6 +705,20 @@ def _list(raw: Any, where: Where, field: str) -> list[Any]:
     if not isinstance(raw, list):
         where.fail(field, f"expected a list, found {_kind(raw)}")
     return raw
+
+
+def _records(raw: Any, where: Where, name: str, allowed: tuple[str, ...],
+             most: int | None = None) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """Each item of the list ``name`` as (index, its field, its mapping): a list (of at most
+    ``most`` items) of mappings with no field but ``allowed``."""
+    items = _list(raw, where, name)
+    if most is not None and len(items) > most:
+        where.fail(name, f"at most {most} {name}")
+    for i, item in enumerate(items):
+        field = f"{name}[{i}]"
+        data = _mapping(item, where, field, allow_none=False)
+        _known_fields(data, allowed, where, field)
+        yield i, field, data
 
 
 def _known_fields(data: dict[Any, Any], allowed: tuple[str, ...], where: Where, field: str) -> None:

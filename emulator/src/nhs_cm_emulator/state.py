@@ -24,7 +24,7 @@ from typing import Any
 
 from . import commands
 from .ops import normalise_path
-from .registry import Registry, split_key
+from .registry import PROFILE_LIST, Registry, split_key
 from .scenario import (
     CORE_PID_BASE,
     SYSTEM_PID,
@@ -41,6 +41,9 @@ from .scenario import (
 __all__ = ["Estate", "HostState", "ScenarioError", "load_estate"]
 
 SYSTEM_USER = "NT AUTHORITY\\SYSTEM"
+#: The environment variables a ProfileList folder may use, as on the emulated hosts.
+ENVIRONMENT = {"systemdrive": "C:", "systemroot": "C:\\Windows", "windir": "C:\\Windows",
+               "programdata": "C:\\ProgramData"}
 DEFAULT_SERVICE_IMAGE = r"C:\Windows\system32\svchost.exe -k netsvcs -p"
 SYSTEM32 = "C:\\Windows\\System32\\"
 
@@ -133,6 +136,9 @@ class HostState:
         # loading an offline hive to read it is not a registry write: counted apart
         self.hive_loads = 0
         self.hive_unloads = 0
+        # the default profile's hive while a request has it loaded (ops.default_profile_segments)
+        self.default_profile_mount: str | None = None
+        self.default_profile_error: tuple[str, str] | None = None
         self.registry = self._build_registry(data)
         self.services = [Service(s["name"], s["display_name"], s["state"], s["start_mode"], s["image"],
                                  s["listens"], None if s["state"] == "stopped" else s.get("pid", service_pid(i)))
@@ -153,6 +159,8 @@ class HostState:
             reg.put_values(hive, segments, {n: (v["type"], v["data"]) for n, v in values.items()})
         for path in data["denied"]:
             reg.add_denied(*split_key(path, strict=False))
+        for path, values in data.get("default_profile", {}).get("registry", {}).items():
+            reg.put_default_profile(path.split("\\"), {n: (v["type"], v["data"]) for n, v in values.items()})
         reg.add_synthetic(self.profiles)
         return reg
 
@@ -197,6 +205,9 @@ class HostState:
         """Every path that exists (files and their folders), lower-cased, with its file version."""
         known: dict[str, str | None] = {}
         paths: list[tuple[str, str | None]] = [(p["path"] + "\\NTUSER.DAT", None) for p in self.profiles]
+        default_file = self.default_profile_file()
+        if default_file is not None:
+            paths.append((default_file, None))
         paths += [(s.executable(), None) for s in self.services]
         paths += [(p.image, p.version) for p in self.processes if p.image]
         paths += [(f["path"], f["version"]) for f in self.files]
@@ -209,6 +220,16 @@ class HostState:
                 known[parent] = None
                 key, parent = parent, ntpath.dirname(parent)
         return known
+
+    def default_profile_file(self) -> str | None:
+        """``<ProfileList value Default, expanded>\\NTUSER.DAT``, where the default profile's hive
+        is (as the runner resolves it), or None when that value is missing or not a string."""
+        node = self.registry.lookup("HKLM", list(PROFILE_LIST))
+        value = node.value("Default") if node is not None else None
+        if value is None or not isinstance(value.data, str) or not value.data.strip():
+            return None
+        folder = re.sub(r"%([^%]+)%", lambda m: ENVIRONMENT.get(m.group(1).lower(), m.group(0)), value.data)
+        return folder.rstrip("\\") + "\\NTUSER.DAT"
 
     def listeners(self) -> dict[int, tuple[int, Service | Process]]:
         """port -> (pid, owner) for running services and processes."""
@@ -252,6 +273,7 @@ class HostState:
                 "behaviour": self.behaviour,
                 "transport": {"fail": self.transport_fail},
                 "backups": self.backups,
+                "default_profile": {"registry": self.registry.default_profile_dump()},
             })
 
     def __repr__(self) -> str:

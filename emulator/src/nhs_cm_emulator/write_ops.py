@@ -42,20 +42,23 @@ WRITE_KEY_PATTERNS = (
     r"^HKLM\\SOFTWARE\\Policies\\(Google\\Chrome|Microsoft\\Edge|Mozilla\\Firefox)(\\[^\\]+)*$",
     r"^HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1|"
     r"ZoneMapKey)$",
-    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Policies\\(Google\\Chrome|Microsoft\\Edge|"
-    r"Mozilla\\Firefox)(\\[^\\]+)*$",
-    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Policies\\Microsoft\\Windows\\CurrentVersion\\"
-    r"Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1|ZoneMapKey)$",
-    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Microsoft\\Windows\\CurrentVersion\\"
-    r"Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1)$",
+    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\Policies\\"
+    r"(Google\\Chrome|Microsoft\\Edge|Mozilla\\Firefox)(\\[^\\]+)*$",
+    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\Policies\\Microsoft\\"
+    r"Windows\\CurrentVersion\\Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1|ZoneMapKey)$",
+    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\Microsoft\\Windows\\"
+    r"CurrentVersion\\Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1)$",
 )
 DELETE_KEY_PATTERNS = (
     r"^HKLM\\SOFTWARE\\Policies\\(Google|Mozilla|Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|"
     r"Microsoft\\Windows\\CurrentVersion\\Internet Settings|"
     r"Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones)$",
-    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12})\\Software\\Policies\\(Google|Mozilla|Microsoft|"
-    r"Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|Microsoft\\Windows\\CurrentVersion\\Internet Settings|"
+    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\Policies\\"
+    r"(Google|Mozilla|Microsoft|Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|"
+    r"Microsoft\\Windows\\CurrentVersion\\Internet Settings|"
     r"Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones)$",
+    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\Microsoft\\Windows\\"
+    r"CurrentVersion\\Internet Settings\\Zones$",
 )
 SERVICE_NAMES = ("SCardSvr",)
 SERVICE_DISPLAY_NAMES = ("NHS Port Service",)
@@ -123,20 +126,23 @@ def run_request(host: HostState, request: dict[str, Any]) -> list[dict[str, Any]
     stop = request.get("write_errors") == "stop"
     results: list[dict[str, Any]] = []
     failed: str | None = None
-    for index, op in enumerate(request["ops"]):
-        name = op.get("op") if isinstance(op, dict) else None
-        is_write = name in WRITE_OPERATIONS
-        if is_write and failed is not None:
-            results.append({"ok": False, "error": "skipped",
-                            "message": f"not run: {failed} failed before it (write_errors: stop)"})
-            continue
-        result = ops.run_op(host, op)
-        if is_write and result.get("ok"):
-            host.writes += 1
-            _gp_refresh(host)
-        if is_write and stop and not result.get("ok"):
-            failed = f"ops[{index}] ({name})"
-        results.append(result)
+    try:
+        for index, op in enumerate(request["ops"]):
+            name = op.get("op") if isinstance(op, dict) else None
+            is_write = name in WRITE_OPERATIONS
+            if is_write and failed is not None:
+                results.append({"ok": False, "error": "skipped",
+                                "message": f"not run: {failed} failed before it (write_errors: stop)"})
+                continue
+            result = ops.run_op(host, op)
+            if is_write and result.get("ok"):
+                host.writes += 1
+                _gp_refresh(host)
+            if is_write and stop and not result.get("ok"):
+                failed = f"ops[{index}] ({name})"
+            results.append(result)
+    finally:
+        ops.release_default_profile(host)  # the runner unloads it at the end of the request
     return results
 
 
@@ -237,12 +243,12 @@ def program_path_problem(path: str) -> str | None:
 # -- registry -----------------------------------------------------------------------------------
 
 
-def _key_parts(op: dict[str, Any], key: str, view: str) -> tuple[str, list[str]]:
+def _key_parts(host: HostState, op: dict[str, Any], key: str, view: str) -> tuple[str, list[str]]:
     try:
         hive, segments = split_key(key, strict=True)
     except KeyPathError as exc:
         raise _invalid(op["op"], "key", str(exc)) from exc
-    return hive, host_view(hive, segments, view)
+    return hive, host_view(hive, ops.default_profile_segments(host, hive, segments), view)
 
 
 def host_view(hive: str, segments: list[str], view: str) -> list[str]:
@@ -296,7 +302,7 @@ def op_reg_write(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
     check_write_key(key)
     _check_value_name(name)
     data = _write_data(op, vtype, op.get("data"))
-    hive, segments = _key_parts(op, key, view)
+    hive, segments = _key_parts(host, op, key, view)
     _check_denied(host.registry, hive, segments, key)
     node, created = _ensure_key(host.registry, hive, segments, key)
     old = node.value(name)
@@ -310,7 +316,7 @@ def op_reg_delete(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
     name = _str(op, "name")
     check_write_key(key)
     _check_value_name(name)
-    hive, segments = _key_parts(op, key, view)
+    hive, segments = _key_parts(host, op, key, view)
     _check_denied(host.registry, hive, segments, key)
     node = host.registry.lookup(hive, segments)
     if node is None or node.value(name) is None:
@@ -323,7 +329,7 @@ def op_reg_delete_key(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
     key = _str(op, "key")
     view = _choice(op, "view", ("64", "32"), "64") or "64"
     check_write_key(key, for_key_delete=True)
-    hive, segments = _key_parts(op, key, view)
+    hive, segments = _key_parts(host, op, key, view)
     _check_denied(host.registry, hive, segments, key)
     node = host.registry.lookup(hive, segments)
     if node is None:
@@ -362,7 +368,7 @@ def _entries(op: dict[str, Any]) -> list[dict[str, Any]]:
     return value
 
 
-def _missing_keys(reg: Registry, entries: list[dict[str, Any]]) -> list[dict[str, str]]:
+def _missing_keys(host: HostState, entries: list[dict[str, Any]]) -> list[dict[str, str]]:
     seen: set[tuple[str, str]] = set()
     missing: list[dict[str, str]] = []
     for entry in entries:
@@ -371,7 +377,7 @@ def _missing_keys(reg: Registry, entries: list[dict[str, Any]]) -> list[dict[str
         view = "32" if entry.get("view") == "32" else "64"
         chain: list[str] = []
         key = entry["key"]
-        while "\\" in key and not _key_exists(reg, key, view):
+        while "\\" in key and not _key_exists(host, key, view):
             chain.insert(0, key)
             key = key.rsplit("\\", 1)[0]
         for item in chain:
@@ -381,12 +387,13 @@ def _missing_keys(reg: Registry, entries: list[dict[str, Any]]) -> list[dict[str
     return missing
 
 
-def _key_exists(reg: Registry, key: str, view: str) -> bool:
+def _key_exists(host: HostState, key: str, view: str) -> bool:
     try:
         hive, segments = split_key(key, strict=True)
     except KeyPathError:
         return False
-    return reg.lookup(hive, host_view(hive, segments, view)) is not None
+    segments = ops.default_profile_segments(host, hive, segments)
+    return host.registry.lookup(hive, host_view(hive, segments, view)) is not None
 
 
 def _path(backup_id: str) -> str:
@@ -408,7 +415,7 @@ def op_backup_save(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
     entries = _entries(op)
     if any(b["id"].lower() == backup_id.lower() for b in host.backups):
         raise _invalid("backup_save", "id", f"a backup with the id '{backup_id}' exists already")
-    missing = _missing_keys(host.registry, entries)
+    missing = _missing_keys(host, entries)
     host.backups.append({"id": backup_id, "saved_at": _stamp(host), "entries": entries, "missing_keys": missing})
     return {"id": backup_id, "path": _path(backup_id), "missing_keys": missing}
 
