@@ -12,6 +12,8 @@ e-RS configuration check), the findings that explain the fault it names come fir
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import typing as t
 
@@ -101,8 +103,35 @@ def report_warnings(report: ErsReport | None, text: str | None, generation: str 
     return []
 
 
+def _is_default(name: str, value: t.Any) -> bool:
+    """Whether an argument is exactly its default (same type and value): the same as not given."""
+    spec = ARGUMENT_SPEC.get(name)
+    return spec is not None and type(value) is type(spec["default"]) and value == spec["default"]
+
+
 def validate_options(args: dict[str, t.Any]) -> tuple[dict[str, t.Any] | None, str | None]:
-    """(options, None) or (None, one readable message naming the fields and what is allowed)."""
+    """(options, None) or (None, one readable message naming the fields and what is allowed).
+
+    Worked out once per process and set of arguments (arguments equal to their default left
+    out): the plugin validates the defaults before Ansible forks (``prepare_before_fork``), so a
+    host whose task passes the defaults, as the audit playbook's does, copies that result.
+    """
+    given = {name: value for name, value in args.items() if not _is_default(name, value)}
+    try:
+        key = json.dumps(given, sort_keys=True)
+    except (TypeError, ValueError):  # not JSON data: validate without the cache
+        return _validate_options(given)
+    options, error = _validate_options_json(key)
+    return (None, error) if options is None else (json.loads(options), None)
+
+
+@functools.lru_cache(maxsize=32)
+def _validate_options_json(key: str) -> tuple[str | None, str | None]:
+    options, error = _validate_options(json.loads(key))
+    return (None, error) if options is None else (json.dumps(options), None)
+
+
+def _validate_options(args: dict[str, t.Any]) -> tuple[dict[str, t.Any] | None, str | None]:
     result = ArgumentSpecValidator(ARGUMENT_SPEC).validate(dict(args))
     messages = [
         f"unsupported parameter(s): {error}" if isinstance(error, UnsupportedError) else str(error)
@@ -161,13 +190,17 @@ def prepare_before_fork() -> bool:
 
     Ansible imports this plugin in its main process and forks one worker per host and task; a
     worker inherits what the main process had computed, and whatever it computes itself is lost
-    when it exits. So the work that is the same for every host (reading the runner, cutting it
-    to diagnose's operations and compressing it, ``_protocol``'s caches) is done here once
-    instead of once per host: about 3 ms of controller CPU per host (docs/performance.md).
+    when it exits. So the work that is the same for every host (validating the default options,
+    planning the reads, reading the runner, cutting it to diagnose's operations and compressing
+    it with the request: the caches of ``validate_options``, ``_facts.planned_reads`` and
+    ``_protocol.build_stdin``) is done here once instead of once per host (docs/performance.md).
     Only an optimisation: when it fails, each call reports the problem itself. True when done.
     """
+    options, _error = validate_options({})
+    if options is None:  # pragma: no cover - the defaults are valid (tests/unit)
+        return False
     try:
-        build_stdin(runner_text(), plan_reads(dict(DEFAULT_OPTIONS)))
+        build_stdin(runner_text(), plan_reads(options))
     except (ProtocolError, OSError):
         return False
     return True

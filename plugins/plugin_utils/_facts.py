@@ -35,7 +35,9 @@ error: null or the error kind}`` at every level.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
 import ntpath
 import re
 import typing as t
@@ -202,9 +204,29 @@ def _listener_ports(opts: dict[str, t.Any]) -> list[int]:
 
 
 def planned_reads(options: dict[str, t.Any] | None = None) -> list[tuple[str, dict[str, t.Any]]]:
-    """(label, op) for every read of diagnose, in request order."""
+    """(label, op) for every read of diagnose, in request order.
+
+    A new list of new dicts on every call, but worked out once per process and set of options
+    (``_planned_reads_json``): diagnose's plugin does it before Ansible forks (``prepare_before_fork``),
+    so each host's fork copies it instead of planning again.
+    """
     opts = options_with_defaults(options)
     machine_reads, user_reads = declared_reads("MACHINE_READS"), declared_reads("USER_READS")
+    try:
+        key = json.dumps([opts, machine_reads, user_reads], sort_keys=True)
+    except (TypeError, ValueError):  # not JSON data (only a caller outside the plugins): no cache
+        return _plan(opts, machine_reads, user_reads)
+    return [(pair[0], pair[1]) for pair in json.loads(_planned_reads_json(key))]  # JSON pairs to tuples
+
+
+@functools.lru_cache(maxsize=32)
+def _planned_reads_json(key: str) -> str:
+    opts, machine_reads, user_reads = json.loads(key)
+    return json.dumps(_plan(opts, machine_reads, user_reads))
+
+
+def _plan(opts: dict[str, t.Any], machine_reads: list[t.Any], user_reads: list[t.Any]
+          ) -> list[tuple[str, dict[str, t.Any]]]:
     reads: list[tuple[str, dict[str, t.Any]]] = [
         ("uninstall_64", _reg(UNINSTALL_64, UNINSTALL_VALUE_NAMES, depth=1)),
         ("uninstall_32", _reg(UNINSTALL_32, UNINSTALL_VALUE_NAMES, depth=1)),

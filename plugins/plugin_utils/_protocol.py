@@ -815,8 +815,28 @@ def build_stdin(runner_text: str, ops: list[dict[str, t.Any]], compress: bool = 
     The runner is only what the operations need, minified (``runner_for_ops``). With
     ``compress`` (the default) that text is sent gzipped, in base64 on one line, which the
     bootstrap unpacks (docs/runner-protocol.md). The compressed runner is cached per set of
-    operations; each call only compresses its request.
+    operations; each call only compresses its request. The whole result is also kept for the
+    last few requests (``repr`` of the operations: types and values), so the same request again
+    (diagnose's, on every host, prepared before the forks) is neither validated nor compressed again.
     """
+    key = (runner_text, repr(ops), compress, write_errors, compress_reply)
+    cached = _STDIN_CACHE.get(key)
+    if cached is not None:
+        return cached
+    stdin = _build_stdin(runner_text, ops, compress, write_errors, compress_reply)
+    if len(_STDIN_CACHE) >= _STDIN_CACHE_SIZE:
+        _STDIN_CACHE.pop(next(iter(_STDIN_CACHE)))
+    _STDIN_CACHE[key] = stdin
+    return stdin
+
+
+#: build_stdin's results by (runner text, repr of the operations, flags); oldest dropped first.
+_STDIN_CACHE: dict[tuple[str, str, bool, str, bool], bytes] = {}
+_STDIN_CACHE_SIZE = 16
+
+
+def _build_stdin(runner_text: str, ops: list[dict[str, t.Any]], compress: bool, write_errors: str,
+                 compress_reply: bool) -> bytes:
     validate_ops(ops)
     names = frozenset(op["op"] for op in ops)
     request = build_request(ops, write_errors, compress_reply)

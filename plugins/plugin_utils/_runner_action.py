@@ -31,7 +31,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol impor
     RunnerError,
     build_stdin,
     parse_reply,
-    validate_ops,
 )
 
 RUNNER_PATH = pathlib.Path(__file__).with_name("nhs_cm_runner.ps1")
@@ -98,9 +97,8 @@ class RunnerAction(ActionBase):
         the host is then unreachable) when the command does not get through, and ``RunnerError``
         when the runner's reply is unusable. A failed op is an ``ok: false`` result.
         """
-        validate_ops(ops)
+        stdin = build_stdin(runner_text(), ops, write_errors=write_errors)  # validates ops first
         self._require_powershell()
-        stdin = build_stdin(runner_text(), ops, write_errors=write_errors)
         command = self._connection._shell._encode_script(BOOTSTRAP, as_list=False, strict_mode=False,
                                                          preserve_rc=False)
         try:

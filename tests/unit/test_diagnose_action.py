@@ -109,17 +109,62 @@ def test_the_facts_are_returned_only_when_asked() -> None:
     assert len(json.dumps(plain)) * 3 < len(json.dumps(with_facts)), "the facts are most of the result"
 
 
-def test_the_runner_is_compressed_once_before_ansible_forks_the_workers() -> None:
+def _clear_diagnose_caches() -> None:
     from ansible_collections.nhs_cm.remediation.plugins.action import diagnose as action
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _protocol
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _facts, _protocol
 
     _protocol._packed_runner.cache_clear()
+    _protocol._STDIN_CACHE.clear()
+    _facts._planned_reads_json.cache_clear()
+    action._validate_options_json.cache_clear()
+
+
+def test_the_default_request_is_prepared_once_before_ansible_forks_the_workers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ansible_collections.nhs_cm.remediation.plugins.action import diagnose as action
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _facts, _protocol
+
+    _clear_diagnose_caches()
     assert action.prepare_before_fork() is True  # what importing the plugin did in ansible's main process
-    misses = _protocol._packed_runner.cache_info().misses
-    assert misses == 1
-    _result, connection = diagnose("healthy_win10")
+    assert _protocol._packed_runner.cache_info().misses == 1
+    validated: list[int] = []
+    monkeypatch.setattr(_protocol, "validate_ops", lambda ops: validated.append(len(ops)) or ops)
+    # The audit playbook passes the defaults explicitly: the same as not passing them.
+    _result, connection = diagnose("healthy_win10", {"cm_required": True, "cm_process_names": [],
+                                                     "include_offline_profiles": False})
     assert len(connection.calls) == 1
-    assert _protocol._packed_runner.cache_info().misses == misses, "a worker would compress the runner again"
+    assert _protocol._packed_runner.cache_info().misses == 1, "a worker would compress the runner again"
+    assert validated == [], "a worker would validate the operations again"
+    assert _facts._planned_reads_json.cache_info().misses == 1, "a worker would plan the reads again"
+    assert action._validate_options_json.cache_info().misses == 1, "a worker would validate the options again"
+    _clear_diagnose_caches()
+
+
+def test_cached_options_reads_and_stdin_are_the_same_as_fresh_ones() -> None:
+    from ansible_collections.nhs_cm.remediation.plugins.action import diagnose as action
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _facts, _protocol
+
+    args = {"prs_ports": [43487], "ers_report": "NHS Credential Management is running on port 55000 and is not "
+            "connected", "probe_timeout_ms": 500}
+    _clear_diagnose_caches()
+    first, error = action.validate_options(args)
+    assert error is None and first is not None
+    reads = _facts.plan_reads(first)
+    stdin = _protocol.build_stdin(runner_text(), reads)
+    first["prs_ports"].append(1)  # a caller changing what it got back changes nothing cached
+    reads[0]["key"] = "HKLM\\SOFTWARE\\Elsewhere"
+    again, _error = action.validate_options(dict(args))
+    assert again is not None and again["prs_ports"] == [43487]
+    fresh = _facts._plan(_facts.options_with_defaults(again), _facts.declared_reads("MACHINE_READS"),
+                         _facts.declared_reads("USER_READS"))
+    assert _facts.plan_reads(again) == [op for _label, op in fresh]
+    assert [op["op"] for op in _facts.plan_reads(again)].count("http_get") == 1
+    assert any(op.get("ports") == [43487, 55000] for op in _facts.plan_reads(again)), "the report's port"
+    assert _protocol.build_stdin(runner_text(), _facts.plan_reads(again)) == stdin
+    assert action.validate_options({"prs_ports": [0]}) == (None, "prs_ports must hold ports from 1 to 65535, not 0")
+    with pytest.raises(_protocol.RequestError, match="ops\\[0\\]"):
+        _protocol.build_stdin(runner_text(), [{"op": "reg_read", "key": "HKLM\\X", "depth": "deep"}])
+    _clear_diagnose_caches()
 
 
 def test_the_command_is_the_encoded_bootstrap_and_stdin_carries_the_runner() -> None:
