@@ -12,8 +12,6 @@ e-RS configuration check), the findings that explain the fault it names come fir
 
 from __future__ import annotations
 
-import functools
-import json
 import re
 import typing as t
 
@@ -36,6 +34,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import (
     parse_version,
     plan_reads,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
     OPERATIONS,
     ProtocolError,
@@ -117,20 +116,10 @@ def validate_options(args: dict[str, t.Any]) -> tuple[dict[str, t.Any] | None, s
     host whose task passes the defaults, as the audit playbook's does, copies that result.
     """
     given = {name: value for name, value in args.items() if not _is_default(name, value)}
-    try:
-        key = json.dumps(given, sort_keys=True)
-    except (TypeError, ValueError):  # not JSON data: validate without the cache
-        return _validate_options(given)
-    options, error = _validate_options_json(key)
-    return (None, error) if options is None else (json.loads(options), None)
+    return _validate_options(given)
 
 
-@functools.lru_cache(maxsize=32)
-def _validate_options_json(key: str) -> tuple[str | None, str | None]:
-    options, error = _validate_options(json.loads(key))
-    return (None, error) if options is None else (json.dumps(options), None)
-
-
+@memo(32)
 def _validate_options(args: dict[str, t.Any]) -> tuple[dict[str, t.Any] | None, str | None]:
     result = ArgumentSpecValidator(ARGUMENT_SPEC).validate(dict(args))
     messages = [

@@ -35,14 +35,13 @@ error: null or the error kind}`` at every level.
 
 from __future__ import annotations
 
-import functools
 import importlib
-import json
 import ntpath
 import re
 import typing as t
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._ers_report import parse_ers_report
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import USER_SID_PATTERN
 
 UNINSTALL_64 = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
@@ -207,24 +206,14 @@ def planned_reads(options: dict[str, t.Any] | None = None) -> list[tuple[str, di
     """(label, op) for every read of diagnose, in request order.
 
     A new list of new dicts on every call, but worked out once per process and set of options
-    (``_planned_reads_json``): diagnose's plugin does it before Ansible forks (``prepare_before_fork``),
+    (``_plan`` is a ``_memo.memo``): diagnose's plugin does it before Ansible forks (``prepare_before_fork``),
     so each host's fork copies it instead of planning again.
     """
     opts = options_with_defaults(options)
-    machine_reads, user_reads = declared_reads("MACHINE_READS"), declared_reads("USER_READS")
-    try:
-        key = json.dumps([opts, machine_reads, user_reads], sort_keys=True)
-    except (TypeError, ValueError):  # not JSON data (only a caller outside the plugins): no cache
-        return _plan(opts, machine_reads, user_reads)
-    return [(pair[0], pair[1]) for pair in json.loads(_planned_reads_json(key))]  # JSON pairs to tuples
+    return _plan(opts, declared_reads("MACHINE_READS"), declared_reads("USER_READS"))
 
 
-@functools.lru_cache(maxsize=32)
-def _planned_reads_json(key: str) -> str:
-    opts, machine_reads, user_reads = json.loads(key)
-    return json.dumps(_plan(opts, machine_reads, user_reads))
-
-
+@memo(32)
 def _plan(opts: dict[str, t.Any], machine_reads: list[t.Any], user_reads: list[t.Any]
           ) -> list[tuple[str, dict[str, t.Any]]]:
     reads: list[tuple[str, dict[str, t.Any]]] = [

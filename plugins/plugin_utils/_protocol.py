@@ -28,6 +28,8 @@ import typing as t
 import zlib
 from urllib.parse import urlsplit
 
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo, same
+
 PROTOCOL = 1
 RUNNER_NAME = "nhs_cm"
 RUNNER_MARKER = "# NHS-CM-RUNNER v1"
@@ -816,25 +818,14 @@ def build_stdin(runner_text: str, ops: list[dict[str, t.Any]], compress: bool = 
     ``compress`` (the default) that text is sent gzipped, in base64 on one line, which the
     bootstrap unpacks (docs/runner-protocol.md). The compressed runner is cached per set of
     operations; each call only compresses its request. The whole result is also kept for the
-    last few requests (``repr`` of the operations: types and values), so the same request again
-    (diagnose's, on every host, prepared before the forks) is neither validated nor compressed again.
+    last few requests (``_memo.memo``: by types and values, so a tuple where a list belongs is
+    still refused), and the same request again (diagnose's, on every host, prepared before the
+    forks) is neither validated nor compressed again.
     """
-    key = (runner_text, repr(ops), compress, write_errors, compress_reply)
-    cached = _STDIN_CACHE.get(key)
-    if cached is not None:
-        return cached
-    stdin = _build_stdin(runner_text, ops, compress, write_errors, compress_reply)
-    if len(_STDIN_CACHE) >= _STDIN_CACHE_SIZE:
-        _STDIN_CACHE.pop(next(iter(_STDIN_CACHE)))
-    _STDIN_CACHE[key] = stdin
-    return stdin
+    return _build_stdin(runner_text, ops, compress, write_errors, compress_reply)
 
 
-#: build_stdin's results by (runner text, repr of the operations, flags); oldest dropped first.
-_STDIN_CACHE: dict[tuple[str, str, bool, str, bool], bytes] = {}
-_STDIN_CACHE_SIZE = 16
-
-
+@memo(16, fresh=same)
 def _build_stdin(runner_text: str, ops: list[dict[str, t.Any]], compress: bool, write_errors: str,
                  compress_reply: bool) -> bytes:
     validate_ops(ops)

@@ -114,9 +114,9 @@ def _clear_diagnose_caches() -> None:
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _facts, _protocol
 
     _protocol._packed_runner.cache_clear()
-    _protocol._STDIN_CACHE.clear()
-    _facts._planned_reads_json.cache_clear()
-    action._validate_options_json.cache_clear()
+    _protocol._build_stdin.cache_clear()
+    _facts._plan.cache_clear()
+    action._validate_options.cache_clear()
 
 
 def test_the_default_request_is_prepared_once_before_ansible_forks_the_workers(
@@ -135,8 +135,9 @@ def test_the_default_request_is_prepared_once_before_ansible_forks_the_workers(
     assert len(connection.calls) == 1
     assert _protocol._packed_runner.cache_info().misses == 1, "a worker would compress the runner again"
     assert validated == [], "a worker would validate the operations again"
-    assert _facts._planned_reads_json.cache_info().misses == 1, "a worker would plan the reads again"
-    assert action._validate_options_json.cache_info().misses == 1, "a worker would validate the options again"
+    assert _protocol._build_stdin.cache_info().misses == 1, "a worker would build stdin again"
+    assert _facts._plan.cache_info().misses == 1, "a worker would plan the reads again"
+    assert action._validate_options.cache_info().misses == 1, "a worker would validate the options again"
     _clear_diagnose_caches()
 
 
