@@ -79,7 +79,7 @@ def test_errors_are_raised_and_not_kept() -> None:
         attempts.append(value)
         raise ValueError(f"bad {value}")
 
-    for _ in range(2):
+    for _attempt in range(2):
         with pytest.raises(ValueError, match="bad 1"):
             fails(1)
     assert attempts == [1, 1]
