@@ -43,48 +43,40 @@ REPLY_GZIP_PREFIX = "NHS-CM-GZIP:"
 #: not run because an earlier write of the same request failed (request ``write_errors: stop``).
 ERROR_KINDS = ("access_denied", "not_found", "invalid_request", "timeout", "failed", "forbidden", "skipped")
 
-#: The command-line script. It reads all of standard input the way ansible's bootstrap_wrapper
-#: does (``$input``, one string per line), unpacks it when it is one line of base64 (gzip), splits
-#: it at the first ``\0\0\0\0`` line, makes a script block of part one (the runner) and invokes it
-#: with part two (the request JSON). Its own failures (not FullLanguage, bad base64 or gzip, no
-#: separator, a runner that does not parse) are answered in the reply format, ASCII only, with
-#: exit code 1. It is sent on every call and ansible's ``_encode_script`` makes it about 2.7 times
-#: longer on the command line, so it is written short: no indentation, short names, but still one
-#: statement per line, no aliases, and safe under ``Set-StrictMode -Version Latest``.
+#: The command-line script. It checks that PowerShell runs in FullLanguage mode (else it throws:
+#: the error reaches the controller on stderr, since a constrained session could not even write a
+#: reply), reads all of standard input the way ansible's bootstrap_wrapper does (``$input``, one
+#: string per line), unpacks it when it is one line of base64 (gzip), splits it at the first
+#: ``\0\0\0\0`` line, makes a script block of part one (the runner) and invokes it with part two
+#: (the request JSON). Its other failures (bad base64 or gzip, no separator, a runner that does
+#: not parse) are answered in the reply format, ASCII only, with exit code 1. It is sent on every
+#: call and ansible's ``_encode_script`` makes each character 2.67 bytes on the command line (UTF-16,
+#: then base64), so it is written short: short names, no indentation, but no aliases, spaces
+#: around operators, and safe under ``Set-StrictMode -Version Latest``.
 BOOTSTRAP = r"""# NHS-CM-BOOTSTRAP v1
 $ErrorActionPreference = 'Stop'
-function Exit-Bootstrap($Kind, $Message) {
-$reply = @{runner='nhs_cm';protocol=1;ok=$false;error=$Kind;results=@()
-message=($Message -replace '[^ -~]', '?')}
-[Console]::Out.Write((ConvertTo-Json -Compress -InputObject $reply))
+$m = $ExecutionContext.SessionState.LanguageMode
+if ($m -ne 'FullLanguage') { throw "PowerShell runs in $m mode; the runner needs FullLanguage" }
+$k = 'invalid_request'
+$p = ''
+try {
+$t = @($input) -join "`n"
+if ($t -match '^[A-Za-z0-9+/=]+$') {
+$p = 'stdin is not base64 gzip: '
+$t = [IO.StreamReader]::new([IO.Compression.GZipStream]::new([IO.MemoryStream]::new([Convert]::FromBase64String($t)), [IO.Compression.CompressionMode]::Decompress)).ReadToEnd()
+$p = ''
+}
+$a = $t.IndexOf("`n`0`0`0`0`n")
+if ($a -lt 0) { throw 'standard input has no separator line after the runner' }
+$k = 'failed'
+$p = 'the runner does not parse: '
+$r = [ScriptBlock]::Create($t.Substring(0, $a))
+}
+catch {
+[Console]::Out.Write((ConvertTo-Json -Compress -InputObject @{runner = 'nhs_cm'; protocol = 1; ok = $false; error = $k; results = @(); message = ("$p$_" -replace '[^ -~]', '?')}))
 exit 1
 }
-$mode = $ExecutionContext.SessionState.LanguageMode
-if ($mode -ne 'FullLanguage') {
-Exit-Bootstrap failed "PowerShell runs in $mode mode; the runner needs FullLanguage"
-}
-$text = @($input) -join "`n"
-if ($text -match '^[A-Za-z0-9+/=]+$') {
-try {
-$packed = [IO.MemoryStream]::new([Convert]::FromBase64String($text))
-$gzip = [IO.Compression.GZipStream]::new($packed, [IO.Compression.CompressionMode]::Decompress)
-$text = [IO.StreamReader]::new($gzip).ReadToEnd()
-}
-catch {
-Exit-Bootstrap invalid_request "stdin is not base64 gzip: $_"
-}
-}
-$at = $text.IndexOf("`n`0`0`0`0`n")
-if ($at -lt 0) {
-Exit-Bootstrap invalid_request 'standard input has no separator line after the runner'
-}
-try {
-$runner = [ScriptBlock]::Create($text.Substring(0, $at))
-}
-catch {
-Exit-Bootstrap failed "the runner does not parse: $_"
-}
-& $runner $text.Substring($at + 6)
+& $r $t.Substring($a + 6)
 exit $LASTEXITCODE
 """
 

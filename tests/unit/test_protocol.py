@@ -179,6 +179,14 @@ def test_bootstrap_command_is_not_encoded_again_by_the_winrm_connection() -> Non
     assert script.splitlines()[0] == P.BOOTSTRAP_MARKER
 
 
+def test_bootstrap_checks_the_language_mode_before_it_calls_dotnet() -> None:
+    # In ConstrainedLanguage mode any static .NET call fails (the reply could not be written
+    # either): the check must come first and throw, so that stderr says why.
+    check = BOOTSTRAP.index("if ($m -ne 'FullLanguage') { throw ")
+    assert check < BOOTSTRAP.index("::")
+    assert check < BOOTSTRAP.index("try {")
+
+
 def test_bootstrap_is_ascii_and_starts_with_its_marker() -> None:
     assert BOOTSTRAP.splitlines()[0] == "# NHS-CM-BOOTSTRAP v1"
     BOOTSTRAP.encode("ascii")
