@@ -23,6 +23,7 @@ of docs/performance.md. Nothing here is part of `make test`.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import platform
@@ -262,6 +263,22 @@ def host_deltas(before: dict[str, Any], after: dict[str, Any], hosts: list[str])
     return deltas
 
 
+ACTION_ORDER = ("Create", "Command", "Send", "Receive", "Signal", "Delete")
+
+
+def action_bytes_per_host(before: dict[str, Any], after: dict[str, Any], hosts: list[str]) -> dict[str, Any]:
+    """Mean HTTP body bytes per host of each WS-Man action (request in, answer out) between two /stats."""
+    sums: dict[str, dict[str, int]] = {}
+    for name in hosts:
+        old = before["hosts"].get(name, {}).get("action_bytes", {})
+        for action, sizes in after["hosts"][name].get("action_bytes", {}).items():
+            entry = sums.setdefault(action, {"in": 0, "out": 0})
+            for way in ("in", "out"):
+                entry[way] += sizes[way] - old.get(action, {}).get(way, 0)
+    ordered = sorted(sums, key=lambda action: (*ACTION_ORDER, action).index(action))
+    return {action: {way: round(sums[action][way] / len(hosts)) for way in ("in", "out")} for action in ordered}
+
+
 def stats_delta(before: dict[str, Any], after: dict[str, Any], hosts: list[str]) -> dict[str, Any]:
     """Per-host WinRM costs between two /stats answers, over the hosts the run targeted."""
     per_host = list(host_deltas(before, after, hosts).values())
@@ -279,6 +296,7 @@ def stats_delta(before: dict[str, Any], after: dict[str, Any], hosts: list[str])
         "kib_in_per_host": round(mean("bytes_in") / 1024, 2), "kib_out_per_host": round(mean("bytes_out") / 1024, 2),
         "kib_per_host": round((mean("bytes_in") + mean("bytes_out")) / 1024, 2),
         "kib_per_host_max": round(max(e["bytes_in"] + e["bytes_out"] for e in per_host) / 1024, 2),
+        "action_bytes_per_host": action_bytes_per_host(before, after, hosts),
     }
 
 
@@ -317,6 +335,35 @@ def run_playbook(name: str, playbook: Path, emulator: EmulatorProcess, hosts: li
     result["ms_per_host"] = round(1000 * wall / result["hosts"], 1)
     result["controller_cpu_ms_per_host"] = round(1000 * cpu / result["hosts"], 1)
     return result
+
+
+def call_composition() -> dict[str, int]:
+    """What diagnose's call with the default options carries, from the collection's own code: the
+    encoded command line (the bootstrap) and stdin (base64 of the gzip stream of the runner cut to
+    diagnose's operations and the request), with the runner's share of it."""
+    collections = str(ROOT / ".collections")
+    if collections not in sys.path:
+        sys.path.insert(0, collections)
+    from ansible.plugins.shell.powershell import ShellModule
+
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _protocol
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import plan_reads
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import runner_text
+
+    ops = plan_reads(None)
+    names = frozenset(op["op"] for op in ops)
+    head, packer = _protocol._packed_runner(runner_text(), names)
+    command = ShellModule()._encode_script(_protocol.BOOTSTRAP, as_list=False, strict_mode=False, preserve_rc=False)
+    return {"command_chars": len(command),
+            "stdin_base64_chars": len(_protocol.build_stdin(runner_text(), ops)),
+            "runner_base64_chars": len(base64.b64encode(head + packer.copy().flush())),
+            "runner_text_chars": len(_protocol.runner_for_ops(runner_text(), names)),
+            "request_json_chars": len(_protocol.build_request(ops))}
+
+
+def wsman_base64(chars: int) -> int:
+    """Bytes of ``chars`` bytes of stdin once WS-Man's Send has base64-encoded them."""
+    return 4 * -(-chars // 3)
 
 
 def inventory_hosts(inventory: Path) -> list[str]:
@@ -628,7 +675,7 @@ def main() -> int:
         "ratios": {"audit_vs_baseline": ratios(runs["audit"], runs["baseline"]) if "baseline" in runs else None,
                    "audit_vs_floor": ratios(runs["audit"], runs["floor"])},
         "targets": target_checks(runs, remediated), "remediation": remediated,
-        "memory_scaling": scaling, "profile": profile,
+        "memory_scaling": scaling, "profile": profile, "call": call_composition(),
         "live_python_kib_per_host": live_kib_per_host(profile) if profile else None,
         "total_s": round(time.monotonic() - started, 1),
     }
@@ -706,6 +753,7 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {label} | " + " | ".join("-" if ratio[k] is None else f"{ratio[k]}" for k in (
                 "wall_s", "controller_cpu_s", "controller_peak_tree_rss_mib", "shells_per_host",
                 "requests_per_host", "kib_per_host")) + " |")
+    lines += wire_breakdown(result)
     baseline = runs.get("baseline")
     if baseline and baseline["hosts"] != runs["audit"]["hosts"]:
         lines.append(f"\nThe baseline ran on the first {baseline['hosts']} hosts only: compare per host.")
@@ -744,6 +792,35 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", f"tracemalloc, main process at the end of the audit: live Python memory grows by "
                       f"{result['live_python_kib_per_host']} KiB per host (10 and 100 hosts; `profile` in the JSON)."]
     return "\n".join(lines)
+
+
+def wire_breakdown(result: dict[str, Any]) -> list[str]:
+    """The audit's and the floor's bytes per WS-Man request, and what the audit's call carries."""
+    audit, floor = result["runs"]["audit"], result["runs"].get("floor")
+    sizes = audit.get("action_bytes_per_host") or {}
+    if not sizes:
+        return []
+    lines = ["", "Where the bytes go: HTTP body bytes per host (mean) of each WS-Man request and its answer "
+                 "(authentication legs not included):", "",
+             "| request | floor in | floor out | audit in | audit out |", "|---|---|---|---|---|"]
+    floor_sizes = (floor or {}).get("action_bytes_per_host") or {}
+    for action, audit_size in sizes.items():
+        floor_size = floor_sizes.get(action, {"in": "-", "out": "-"})
+        lines.append(f"| {action} | {floor_size['in']} | {floor_size['out']} | {audit_size['in']} "
+                     f"| {audit_size['out']} |")
+    total = {way: sum(size[way] for size in sizes.values()) for way in ("in", "out")}
+    floor_total = {way: sum(size[way] for size in floor_sizes.values()) for way in ("in", "out")}
+    lines.append(f"| all | {floor_total['in']} | {floor_total['out']} | {total['in']} | {total['out']} |")
+    call = result.get("call")
+    if call:
+        runner = wsman_base64(call["runner_base64_chars"])
+        stdin = wsman_base64(call["stdin_base64_chars"])
+        lines += ["", f"The audit's call with the default options: a command line of {call['command_chars']} "
+                      f"characters (the encoded bootstrap); stdin of {call['stdin_base64_chars']} characters, {stdin} "
+                      f"bytes inside the Send: the runner cut to diagnose's operations ({call['runner_text_chars']} "
+                      f"characters minified, gzip, base64) {runner} bytes, the request ({call['request_json_chars']} "
+                      f"characters of JSON, compressed in the same stream) {stdin - runner} bytes."]
+    return lines
 
 
 def write_performance_md(table: str) -> None:

@@ -6,6 +6,7 @@ import base64
 import gzip
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -220,6 +221,11 @@ def test_strip_ansible_wrapping() -> None:
 # -- the contract with the collection (plugins/plugin_utils/_protocol.py) -----------------------
 
 def _protocol() -> ModuleType:
+    # _protocol.py imports the collection's _memo: the checkout's .collections link (`make
+    # install`) makes ansible_collections.nhs_cm.remediation importable when these tests run alone.
+    collections = str(ROOT / ".collections")
+    if (ROOT / ".collections").is_dir() and collections not in sys.path:
+        sys.path.append(collections)
     spec = importlib.util.spec_from_file_location("nhs_cm_protocol_under_test", PROTOCOL_PY)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

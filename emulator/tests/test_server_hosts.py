@@ -125,6 +125,11 @@ def test_control_endpoints(serve, client, make_host, run_command):
     assert pc1["requests"] == 11 and pc1["shells"] == 2 and pc1["commands"] == 2 and pc1["writes"] == 2
     assert pc1["actions"] == {"Create": 2, "Command": 2, "Send": 1, "Receive": 2, "Signal": 2, "Delete": 2}
     assert pc1["bytes_in"] > 5000 and pc1["bytes_out"] > 5000
+    # Basic auth has no extra legs: every body byte belongs to one WS-Man request or its answer.
+    assert sum(sizes["in"] for sizes in pc1["action_bytes"].values()) == pc1["bytes_in"]
+    assert sum(sizes["out"] for sizes in pc1["action_bytes"].values()) == pc1["bytes_out"]
+    assert set(pc1["action_bytes"]) == set(pc1["actions"])
+    assert pc1["action_bytes"]["Send"]["in"] > pc1["action_bytes"]["Signal"]["in"] / 2 > 0
     assert stats["hosts"]["pc-2"]["requests"] == 0
     assert stats["total"] == pc1
 

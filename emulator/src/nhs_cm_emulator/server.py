@@ -183,6 +183,9 @@ class HostRuntime:
         self._bytes_out = 0
         self._actions: Counter[str] = Counter()  # every WS-Man request, by action
         self._succeeded: Counter[str] = Counter()  # those answered 200
+        # HTTP body bytes of each WS-Man request and of its answer, by action (not auth legs)
+        self._action_in: Counter[str] = Counter()
+        self._action_out: Counter[str] = Counter()
 
     @property
     def listens(self) -> bool:
@@ -200,9 +203,12 @@ class HostRuntime:
             self._bytes_in += bytes_in
             self._bytes_out += bytes_out
 
-    def record_reply(self, reply: Reply) -> None:
+    def record_reply(self, reply: Reply, bytes_in: int, bytes_out: int) -> None:
+        """Count a WS-Man request by action, with the HTTP body bytes of the request and its answer."""
         with self._lock:
             self._actions[reply.action] += 1
+            self._action_in[reply.action] += bytes_in
+            self._action_out[reply.action] += bytes_out
             if reply.status == HTTPStatus.OK:
                 self._succeeded[reply.action] += 1
 
@@ -214,7 +220,9 @@ class HostRuntime:
                     # offline user hives loaded to be read (not writes), and any still loaded (a bug)
                     "hive_loads": getattr(self.host, "hive_loads", 0),
                     "mounted": list(getattr(self.host, "mounted", list)()),
-                    "actions": dict(self._actions)}
+                    "actions": dict(self._actions),
+                    "action_bytes": {name: {"in": self._action_in[name], "out": self._action_out[name]}
+                                     for name in self._actions}}
 
 
 @dataclass
@@ -334,6 +342,7 @@ class WinRMHandler(BaseHTTPRequestHandler):
         if logon is None:
             return
         encrypted = self.headers.get("Content-Type", "").lower().startswith("multipart/encrypted")
+        size_in = len(body)
         if encrypted:
             try:
                 body = self.ntlm.unwrap(body)
@@ -347,11 +356,9 @@ class WinRMHandler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, headers=logon.headers)
             return
         reply = self.server.runtime.winrs.handle(body, logon.user)
-        self.server.runtime.record_reply(reply)
-        if encrypted:
-            self._send(reply.status, self.ntlm.wrap(reply.body), ENCRYPTED_CONTENT_TYPE, logon.headers)
-        else:
-            self._send(reply.status, reply.body, SOAP_CONTENT_TYPE, logon.headers)
+        answer = self.ntlm.wrap(reply.body) if encrypted else reply.body
+        self.server.runtime.record_reply(reply, size_in, len(answer))
+        self._send(reply.status, answer, ENCRYPTED_CONTENT_TYPE if encrypted else SOAP_CONTENT_TYPE, logon.headers)
 
     def _authenticate(self) -> _Logon | None:
         """The logged-on user, or None once a 401 has been sent."""
@@ -586,12 +593,18 @@ class Emulator:
         total: dict[str, Any] = dict.fromkeys(("requests", "bytes_in", "bytes_out", "shells", "commands", "writes",
                                                "hive_loads"), 0)
         actions: Counter[str] = Counter()
+        action_bytes: dict[str, dict[str, int]] = {}
         for entry in hosts.values():
             for name in total:
                 total[name] += entry[name]
             actions.update(entry["actions"])
+            for action, sizes in entry["action_bytes"].items():
+                summed = action_bytes.setdefault(action, {"in": 0, "out": 0})
+                summed["in"] += sizes["in"]
+                summed["out"] += sizes["out"]
         total["mounted"] = [mount for entry in hosts.values() for mount in entry["mounted"]]
         total["actions"] = dict(actions)
+        total["action_bytes"] = action_bytes
         return {"hosts": hosts, "total": total}
 
     def control(self, path: str) -> tuple[int, Any]:
