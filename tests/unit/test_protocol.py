@@ -343,6 +343,20 @@ def test_the_last_reply_line_decides_whether_it_is_compressed() -> None:
     assert parse_reply('{"banner": 1}\r\n' + _packed(_reply([OS, LISTENERS])), "", 0, OPS) == [OS, LISTENERS]
 
 
+def test_a_constrained_session_says_why_in_the_module_message() -> None:
+    # What Windows PowerShell 5.1 prints on stderr (CLIXML over WinRS) when the bootstrap throws.
+    lines = ["PowerShell runs in ConstrainedLanguage mode; the runner needs FullLanguage", "At line:4 char:30",
+             "+ if ($m -ne 'FullLanguage') { throw \"PowerShell runs in $m mode; the r ...",
+             "    + CategoryInfo          : OperationStopped: (PowerShell runs...eds FullLanguage:String) [], "
+             "RuntimeException"]
+    stderr = ('#< CLIXML\r\n<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">'
+              + "".join(f'<S S="Error">{line}_x000D__x000A_</S>' for line in lines) + "</Objs>")
+    with pytest.raises(RunnerError) as caught:
+        parse_reply("", stderr, 1, [{"op": "os_info"}])
+    assert str(caught.value).startswith("the runner failed with exit code 1 and no output: PowerShell runs in "
+                                        "ConstrainedLanguage mode; the runner needs FullLanguage At line:4")
+
+
 @pytest.mark.parametrize(("stdout", "stderr", "rc", "message"), [
     ("", "", 0, "the runner returned no output (exit code 0)"),
     ("  \r\n", "", 0, "the runner returned no output (exit code 0)"),
