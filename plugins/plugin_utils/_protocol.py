@@ -49,7 +49,8 @@ ERROR_KINDS = ("access_denied", "not_found", "invalid_request", "timeout", "fail
 #: string per line), unpacks it when it is one line of base64 (gzip), splits it at the first
 #: ``\0\0\0\0`` line, makes a script block of part one (the runner) and invokes it with part two
 #: (the request JSON). Its other failures (bad base64 or gzip, no separator, a runner that does
-#: not parse) are answered in the reply format, ASCII only, with exit code 1. It is sent on every
+#: not parse) are answered in the reply format, ASCII only, with exit code 1 (written to the console,
+#: or as pipeline output in a remote runspace, as the runner's Write-Reply does). It is sent on every
 #: call and ansible's ``_encode_script`` makes each character 2.67 bytes on the command line (UTF-16,
 #: then base64), so it is written short: short names, no indentation, but no aliases, spaces
 #: around operators, and safe under ``Set-StrictMode -Version Latest``.
@@ -73,7 +74,8 @@ $p = 'the runner does not parse: '
 $r = [ScriptBlock]::Create($t.Substring(0, $a))
 }
 catch {
-[Console]::Out.Write((ConvertTo-Json -Compress -InputObject @{runner = 'nhs_cm'; protocol = 1; ok = $false; error = $k; results = @(); message = ("$p$_" -replace '[^ -~]', '?')}))
+$j = ConvertTo-Json -Compress -InputObject @{runner = 'nhs_cm'; protocol = 1; ok = $false; error = $k; results = @(); message = ("$p$_" -replace '[^ -~]', '?')}
+if ($Host.Name -eq 'ConsoleHost') { [Console]::Out.Write($j) } else { Write-Output $j }
 exit 1
 }
 & $r $t.Substring($a + 6)
