@@ -64,7 +64,9 @@ try {
 $t = @($input) -join "`n"
 if ($t -match '^[A-Za-z0-9+/=]+$') {
 $p = 'stdin is not base64 gzip: '
-$t = [IO.StreamReader]::new([IO.Compression.GZipStream]::new([IO.MemoryStream]::new([Convert]::FromBase64String($t)), [IO.Compression.CompressionMode]::Decompress)).ReadToEnd()
+$z = [IO.MemoryStream]::new([Convert]::FromBase64String($t))
+$z = [IO.Compression.GZipStream]::new($z, [IO.Compression.CompressionMode]::Decompress)
+$t = [IO.StreamReader]::new($z).ReadToEnd()
 $p = ''
 }
 $a = $t.IndexOf("`n`0`0`0`0`n")
@@ -74,7 +76,9 @@ $p = 'the runner does not parse: '
 $r = [ScriptBlock]::Create($t.Substring(0, $a))
 }
 catch {
-$j = ConvertTo-Json -Compress -InputObject @{runner = 'nhs_cm'; protocol = 1; ok = $false; error = $k; results = @(); message = ("$p$_" -replace '[^ -~]', '?')}
+$h = @{runner = 'nhs_cm'; protocol = 1; ok = $false; error = $k; results = @()}
+$h['message'] = "$p$_" -replace '[^ -~]', '?'
+$j = ConvertTo-Json -Compress -InputObject $h
 if ($Host.Name -eq 'ConsoleHost') { [Console]::Out.Write($j) } else { Write-Output $j }
 exit 1
 }

@@ -171,6 +171,11 @@ def test_bootstrap_command_line_is_far_below_the_cmd_exe_limit() -> None:
     assert len(command) < 4096, "keep the bootstrap small: the runner belongs on stdin"
 
 
+def test_the_protocol_doc_gives_the_command_lines_length() -> None:
+    doc = Path(P.__file__).parents[2].joinpath("docs", "runner-protocol.md").read_text(encoding="utf-8")
+    assert f"{len(_command()):,} characters once encoded" in doc
+
+
 def test_bootstrap_command_is_not_encoded_again_by_the_winrm_connection() -> None:
     prefix = ShellModule()._encode_script("", as_list=False, strict_mode=False, preserve_rc=False)
     command = _command()
