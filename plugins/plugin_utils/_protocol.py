@@ -41,7 +41,9 @@ SEPARATOR = "\0\0\0\0"
 REPLY_GZIP_PREFIX = "NHS-CM-GZIP:"
 #: ``forbidden``: the runner's write allow-list refused the target; ``skipped``: a write operation
 #: not run because an earlier write of the same request failed (request ``write_errors: stop``).
-ERROR_KINDS = ("access_denied", "not_found", "invalid_request", "timeout", "failed", "forbidden", "skipped")
+#: ``busy``: another run of the collection holds the host (the runner's host-wide mutex).
+ERROR_KINDS = ("access_denied", "not_found", "invalid_request", "timeout", "failed", "forbidden", "skipped",
+               "busy")
 
 #: The command-line script. It checks that PowerShell runs in FullLanguage mode (else it throws:
 #: the error reaches the controller on stderr, since a constrained session could not even write a
@@ -142,6 +144,8 @@ OPERATIONS: dict[str, dict[str, t.Any]] = {
                 "pid": "int", "name": "str", "image": "str|null", "session": "int",
                 "user": "str|null", "version": "str|null",
             }),
+            "user_error": _r("str|null", "why the processes' owners could not be read (every user is then "
+                             "null and means unknown, never 'nobody'), or null"),
         },
     },
     "service_query": {
@@ -190,11 +194,13 @@ OPERATIONS: dict[str, dict[str, t.Any]] = {
         },
     },
     "session_list": {
-        "description": "List interactive sessions (console and RDP) that have a user; never session 0.",
+        "description": "List interactive sessions that have a user, from the process list: the owner of the "
+                       "session's explorer.exe, else of its processes owned by a person (USER_SID_PATTERN); "
+                       "never session 0. Nothing is compiled on the host, so the connection state is not known.",
         "request": {},
         "reply": {
-            "sessions": _r("list", "one element per session", {
-                "id": "int", "user": "str", "sid": "str|null", "state": "str",
+            "sessions": _r("list", "one element per session, sorted by id", {
+                "id": "int", "user": "str", "sid": "str|null",
             }),
         },
     },
@@ -287,7 +293,9 @@ WRITE_OPERATIONS: dict[str, dict[str, t.Any]] = {
     },
     "backup_save": {
         "description": "Save a backup on the host (%ProgramData%\\nhs_cm\\backups\\<id>.json) and record which "
-                       "keys of its registry entries do not exist yet.",
+                       "keys of its registry entries do not exist yet. The folder is created with a protected ACL "
+                       "(SYSTEM and Administrators only, no inheritance); a folder that is a reparse point or not "
+                       "owned by SYSTEM or Administrators is refused (forbidden).",
         "request": {
             "id": _f("str", "backup id: 1 to 80 letters, digits, '_' or '-'; must not exist yet", required=True),
             "entries": _f("list[dict]", "the previous state of everything the run will change "
@@ -301,26 +309,30 @@ WRITE_OPERATIONS: dict[str, dict[str, t.Any]] = {
         },
     },
     "backup_load": {
-        "description": "Load one backup saved on the host.",
+        "description": "Load one backup saved on the host; a file that is a reparse point or not owned by "
+                       "SYSTEM or Administrators is refused (forbidden). The controller picks 'latest' from "
+                       "backup_list.",
         "request": {
-            "id": _f("str", "backup id, or 'latest' for the one saved last", required=True),
+            "id": _f("str", "backup id", required=True),
         },
         "reply": {
             "backup": _r("dict", "{id, saved_at, entries, missing_keys} as saved"),
         },
     },
     "backup_list": {
-        "description": "List the backups saved on the host, oldest first.",
+        "description": "List the backup files on the host, oldest first by the time the file system gives "
+                       "(never by what a file says); one that cannot be used says why in 'error'.",
         "request": {},
         "reply": {
-            "backups": _r("list", "one element per backup", {
-                "id": "str", "saved_at": "str", "entries": "int", "path": "str",
+            "backups": _r("list", "one element per *.json file of the backup folder", {
+                "id": "str", "saved_at": "str", "entries": "int|null", "path": "str", "error": "str|null",
             }),
         },
     },
     "service_set": {
         "description": "Set the start mode and/or state of the NHS Port Service or the Smart Card service "
-                       "(the only services of the allow-list); waits for the state.",
+                       "(the only services of the allow-list); waits for the state (error timeout when it does "
+                       "not settle in time).",
         "request": {
             "name": _f("str", "service name (not display name)", required=True),
             "start_mode": _f("str", "new start mode; absent = unchanged", default=None,
@@ -348,10 +360,11 @@ WRITE_OPERATIONS: dict[str, dict[str, t.Any]] = {
                        "program in that session, and delete the task even on failure.",
         "request": {
             "name": _f("str", "unique task name: 'nhs_cm_' and 1 to 64 letters, digits, '_' or '-'", required=True),
-            "user": _f("str", "the session's user, DOMAIN\\name or a SID", required=True),
+            "user": _f("str", "the SID of the session's user (the task's principal)", required=True),
             "session": _f("int", "the session the program must appear in", required=True, minimum=1,
                           maximum=65535),
-            "command": _f("str", "absolute path of an existing .exe outside the Windows folder", required=True),
+            "command": _f("str", "absolute path of an existing .exe outside the Windows folder, in a folder "
+                          "that only administrators can write (else forbidden, saying why)", required=True),
             "arguments": _f("str", "command-line arguments (at most 512 characters)", default=""),
             "wait_ms": _f("int", "how long to wait for the program", default=15000, minimum=0, maximum=120000),
         },
@@ -444,6 +457,16 @@ class RequestError(ProtocolError, ValueError):
 
 class RunnerError(ProtocolError):
     """The runner could not be run or its reply is unusable."""
+
+
+class CleanupError(RunnerError):
+    """Every operation ran and answered (``results``), but the runner's cleanup failed afterwards
+    (``cleanup_error`` of the reply: a hive it could not unload); the controller reports which
+    writes happened and fails the host."""
+
+    def __init__(self, message: str, results: list[dict[str, t.Any]]) -> None:
+        super().__init__(message)
+        self.results = results
 
 
 # ---------------------------------------------------------------------------------------------
@@ -587,8 +610,10 @@ def _check_backup_id(value: str) -> str | None:
     return f"must be 1 to 80 letters, digits, '_' or '-', not {value!r}"
 
 
-def _check_backup_ref(value: str) -> str | None:
-    return None if value == "latest" else _check_backup_id(value)
+def _check_user_sid(value: str) -> str | None:
+    if re.fullmatch(USER_SID_PATTERN, value):
+        return None
+    return f"must be the SID of a person's account (S-1-5-21-... or S-1-12-1-...), not {value!r}"
 
 
 def _check_task_name(value: str) -> str | None:
@@ -630,7 +655,8 @@ _VALUE_CHECKS: dict[tuple[str, str], t.Callable[[t.Any], str | None]] = {
     ("reg_delete", "key"): _check_reg_key,
     ("reg_delete_key", "key"): _check_reg_key,
     ("backup_save", "id"): _check_backup_id,
-    ("backup_load", "id"): _check_backup_ref,
+    ("backup_load", "id"): _check_backup_id,
+    ("task_run", "user"): _check_user_sid,
     ("task_run", "name"): _check_task_name,
     ("task_run", "command"): _check_abs_path,
     ("file_list", "dir"): _check_abs_path,
@@ -826,7 +852,7 @@ def build_stdin(runner_text: str, ops: list[dict[str, t.Any]], compress: bool = 
 @memo(16, fresh=same)
 def _build_stdin(runner_text: str, ops: list[dict[str, t.Any]], compress: bool, write_errors: str,
                  compress_reply: bool) -> bytes:
-    validate_ops(ops)
+    ops = validate_ops(ops)  # the runner trusts the request: every field is present and checked
     names = frozenset(op["op"] for op in ops)
     request = build_request(ops, write_errors, compress_reply)
     if not compress:
@@ -994,6 +1020,10 @@ def parse_reply(
         return _raise(f"the runner answered {len(results)} results for {len(ops)} operations")
     for index, result in enumerate(results):
         _check_result(index, ops[index] if ops is not None else None, result)
+    cleanup = reply.get("cleanup_error")
+    if cleanup:
+        raise CleanupError(f"the operations ran, but the runner's cleanup failed: {_one_line(str(cleanup))}",
+                           results)
     return results
 
 
