@@ -7,6 +7,7 @@ import gzip
 import importlib.util
 import json
 import sys
+import typing as t
 from pathlib import Path
 from types import ModuleType
 
@@ -30,7 +31,7 @@ REQUEST = {"protocol": 1, "ops": [{"op": "os_info"}, {"op": "reg_read", "key": "
 SHELL = ShellModule()
 ROOT = Path(__file__).resolve().parents[2]
 PROTOCOL_PY = ROOT / "plugins" / "plugin_utils" / "_protocol.py"
-RUNNER_PS1 = ROOT / "plugins" / "plugin_utils" / "nhs_cm_runner.ps1"
+RUNNER_DIR = ROOT / "plugins" / "plugin_utils" / "_runner"
 
 
 @pytest.fixture(scope="module")
@@ -233,8 +234,16 @@ def _protocol() -> ModuleType:
     return module
 
 
-needs_collection = pytest.mark.skipif(not (PROTOCOL_PY.exists() and RUNNER_PS1.exists()),
-                                      reason="the collection's _protocol.py / nhs_cm_runner.ps1 are not there yet")
+def _runner_text() -> str:
+    """The collection's host code, joined as the controller sends it (RUNNER_FILES)."""
+    protocol = _protocol()
+    files = [(name, (RUNNER_DIR / name).read_text(encoding="utf-8")) for name in protocol.RUNNER_FILES]
+    return protocol.join_runner(files)
+
+
+def needs_collection(test: t.Callable[..., None]) -> t.Callable[..., None]:
+    """The contract tests run against the collection in this repository: never skipped."""
+    return test
 
 
 @needs_collection
@@ -258,7 +267,7 @@ def test_field_tables_match_the_collection() -> None:
 def test_the_reply_is_compressed_when_the_collection_asks(host: HostState, compress_reply: bool) -> None:
     protocol = _protocol()
     request = [{"op": "os_info"}, {"op": "reg_read", "key": "HKLM\\SOFTWARE\\Nope"}]
-    stdin = protocol.build_stdin(RUNNER_PS1.read_text(), request, compress_reply=compress_reply)
+    stdin = protocol.build_stdin(_runner_text(), request, compress_reply=compress_reply)
     out, err, code = host.execute(*split(SHELL._encode_script(protocol.BOOTSTRAP)), stdin)
     assert (err, code) == (b"", 0) and out.endswith(b"\r\n") and out.count(b"\n") == 1
     assert out.startswith(ops.REPLY_GZIP_PREFIX) is compress_reply
@@ -286,8 +295,8 @@ def test_a_refused_request_is_answered_in_plain_json_even_with_compress(host: Ho
 def test_every_runner_the_collection_sends_is_recognised(host: HostState) -> None:
     protocol = _protocol()
     for name in protocol.OPERATIONS:
-        runner = protocol.runner_for_ops(RUNNER_PS1.read_text(), frozenset({name}))
-        assert len(runner) < len(RUNNER_PS1.read_text()) / 2
+        runner = protocol.runner_for_ops(_runner_text(), frozenset({name}))
+        assert len(runner) < len(_runner_text()) / 2
         stdin = runner.encode() + b"\n\0\0\0\0\n" + json.dumps({"protocol": 1, "ops": [], "compress": True}).encode()
         out, err, code = host.execute(*split(SHELL._encode_script(protocol.BOOTSTRAP)), stdin)
         assert (err, code) == (b"", 0) and protocol.parse_reply(out, err, code, []) == [], name
@@ -310,7 +319,7 @@ def test_the_collection_talks_to_every_library_host() -> None:
         {"op": "gpo_registry_settings", "key_prefixes": ["SOFTWARE\\Policies"]},
         {"op": "os_info"},
     ]
-    stdin = protocol.build_stdin(RUNNER_PS1.read_text(), every_op)
+    stdin = protocol.build_stdin(_runner_text(), every_op)
     command = SHELL._encode_script(protocol.BOOTSTRAP)
     for host in load_estate([str(ROOT / "scenarios")]).hosts:
         out, err, code = host.execute(*split(command), stdin)

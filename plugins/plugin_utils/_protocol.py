@@ -71,7 +71,7 @@ $z = [IO.Compression.GZipStream]::new($z, [IO.Compression.CompressionMode]::Deco
 $t = [IO.StreamReader]::new($z).ReadToEnd()
 $p = ''
 }
-$a = $t.IndexOf("`n`0`0`0`0`n")
+$a = $t.IndexOf("`n`0`0`0`0`n", [StringComparison]::Ordinal)
 if ($a -lt 0) { throw 'standard input has no separator line after the runner' }
 $k = 'failed'
 $p = 'the runner does not parse: '
@@ -400,12 +400,18 @@ WRITE_OPERATIONS: dict[str, dict[str, t.Any]] = {
 }
 OPERATIONS.update(WRITE_OPERATIONS)
 
-#: The sections of nhs_cm_runner.ps1 (``# region: <name>`` ... ``# endregion``) each operation
-#: needs; every registry operation needs ``user_hives`` (a key ``HKU\.DEFAULT_PROFILE\...`` loads
-#: the default profile's hive there). A request's runner is the common part (every line outside
-#: a region), the sections of its operations and their entries of ``$Operations`` (region ``op:<name>``); see
-#: ``runner_for_ops``. tests/unit/test_runner_ps1.py checks that every operation is listed here
-#: and that its sections define every function and script variable its code uses.
+#: The host code: the files of ``plugins/plugin_utils/_runner/``, joined in this order (the first starts
+#: with ``RUNNER_MARKER`` and ``param``; the last dispatches and replies). Each file is one concern
+#: with a header saying what it may read or write (docs/security.md).
+RUNNER_FILES = ("common.ps1", "registry.ps1", "hives.ps1", "system.ps1", "processes.ps1", "services.ps1",
+                "network.ps1", "gpo.ps1", "writes.ps1", "backup.ps1", "programs.ps1", "dispatch.ps1")
+#: The regions of the host code (``# region: <name>``, running to the next region or the end of its
+#: file) each operation needs besides its own ``op:<name>``; every registry operation needs
+#: ``user_hives`` (a key ``HKU\.DEFAULT_PROFILE\...`` loads the default profile's hive there). A
+#: request's runner is the common part (every line outside a region: common.ps1 and dispatch.ps1),
+#: these regions and its operations' regions; see ``runner_for_ops``. tests/unit/test_runner_ps1.py
+#: checks that every operation is listed here and that its regions define every function and script
+#: variable its code uses.
 RUNNER_SECTIONS: dict[str, tuple[str, ...]] = {
     "reg_read": ("registry", "user_hives"),
     "process_list": ("processes", "file_version"),
@@ -413,19 +419,19 @@ RUNNER_SECTIONS: dict[str, tuple[str, ...]] = {
     "tcp_listeners": ("listeners",),
     "http_get": ("http",),
     "file_info": ("file_version",),
-    "session_list": ("sessions",),
+    "session_list": (),
     "os_info": (),
     "user_hives_read": ("registry", "user_hives"),
     "gpo_registry_settings": ("rsop",),
-    "reg_write": ("registry", "user_hives", "write_allow", "reg_write"),
-    "reg_delete": ("registry", "user_hives", "write_allow", "reg_write"),
-    "reg_delete_key": ("registry", "user_hives", "write_allow", "reg_write"),
-    "backup_save": ("registry", "user_hives", "write_allow", "reg_write", "backup"),
-    "backup_load": ("write_allow", "backup"),
-    "backup_list": ("write_allow", "backup"),
-    "service_set": ("write_allow", "service_state", "listeners", "service_write"),
-    "task_run": ("write_allow", "task"),
-    "process_stop": ("write_allow",),
+    "reg_write": ("registry", "user_hives", "write_allow"),
+    "reg_delete": ("registry", "user_hives", "write_allow"),
+    "reg_delete_key": ("registry", "user_hives", "write_allow"),
+    "backup_save": ("registry", "user_hives", "backup"),
+    "backup_load": ("backup",),
+    "backup_list": ("backup",),
+    "service_set": ("service_state", "listeners", "service_write"),
+    "task_run": ("programs", "task"),
+    "process_stop": ("programs",),
     "file_list": ("file_version",),
 }
 #: The request field ``write_errors``: ``continue`` (default: every operation runs) or ``stop``.
@@ -622,6 +628,12 @@ def _check_task_name(value: str) -> str | None:
     return f"must be 'nhs_cm_' followed by 1 to 64 letters, digits, '_' or '-', not {value!r}"
 
 
+def _check_file_pattern(value: str) -> str | None:
+    if re.fullmatch(r"[A-Za-z0-9 _.*?-]{1,64}", value):
+        return None
+    return f"must be a file-name wildcard of letters, digits, space, '_', '.', '-', '*' and '?', not {value!r}"
+
+
 def _check_abs_path(value: str) -> str | None:
     if _ABS_PATH_RE.match(value):
         return None
@@ -660,6 +672,7 @@ _VALUE_CHECKS: dict[tuple[str, str], t.Callable[[t.Any], str | None]] = {
     ("task_run", "name"): _check_task_name,
     ("task_run", "command"): _check_abs_path,
     ("file_list", "dir"): _check_abs_path,
+    ("file_list", "pattern"): _check_file_pattern,
     ("reg_read", "key"): _check_reg_key,
     ("http_get", "url"): _check_url,
     ("file_info", "paths"): _check_paths,
@@ -736,15 +749,18 @@ def build_request(ops: list[dict[str, t.Any]], write_errors: str = "continue", c
 
 _REGION_START = "# region: "
 _REGION_END = "# endregion"
+#: The line ``join_runner`` puts before each file but the first: it ends the file's last region.
+_FILE_START = "# file: "
 _HERE_STRING_OPEN = re.compile(r"@['\"]\s*$")
 
 
 def _runner_lines(runner: str) -> list[tuple[str, str | None, bool]]:
     """(line, its region or None, inside a here-string) for each line of the runner text.
 
-    Regions are ``# region: <name>`` ... ``# endregion`` lines, not nested; a here-string
-    (``@'`` or ``@"`` at the end of a line up to ``'@`` or ``"@`` at the start of one) is
-    never looked into.
+    A region starts at a ``# region: <name>`` line and runs to the next one, an ``# endregion`` line
+    or the ``# file: <name>`` line that starts the next file (regions do not nest); a here-string
+    (``@'`` or ``@"`` at the end of a line up to ``'@`` or ``"@`` at the start of one) is never
+    looked into.
     """
     found: list[tuple[str, str | None, bool]] = []
     region: str | None = None
@@ -757,11 +773,12 @@ def _runner_lines(runner: str) -> list[tuple[str, str | None, bool]]:
             continue
         code = line.strip()
         if code.startswith(_REGION_START):
-            if region is not None:
-                raise RunnerError(f"runner line {number}: region {code[len(_REGION_START):]!r} starts inside "
-                                  f"region {region!r}")
             region = code[len(_REGION_START):].strip()
             found.append((line, region, False))
+            continue
+        if code.startswith(_FILE_START):
+            region = None
+            found.append((line, None, False))
             continue
         if code == _REGION_END:
             if region is None:
@@ -772,9 +789,17 @@ def _runner_lines(runner: str) -> list[tuple[str, str | None, bool]]:
         if not code.startswith("#") and _HERE_STRING_OPEN.search(code):
             closer = code.rstrip()[-1] + "@"
         found.append((line, region, False))
-    if region is not None or closer:
-        raise RunnerError(f"the runner text ends inside {'a here-string' if closer else f'region {region!r}'}")
+    if closer:
+        raise RunnerError("the runner text ends inside a here-string")
     return found
+
+
+def join_runner(files: t.Sequence[tuple[str, str]]) -> str:
+    """The host code as one text: the files ``(name, text)`` in order, each but the first after a
+    ``# file: <name>`` line (which ends the regions of the file before it)."""
+    parts = [text.replace("\r\n", "\n").rstrip("\n") for _name, text in files]
+    return "\n".join([parts[0], *(f"{_FILE_START}{name}\n{parts[index]}" for index, (name, _text) in
+                                  enumerate(files) if index > 0)])
 
 
 def runner_regions(runner: str) -> set[str]:

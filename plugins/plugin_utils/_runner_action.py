@@ -28,18 +28,21 @@ from ansible.plugins.action import ActionBase
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
     BOOTSTRAP,
+    RUNNER_FILES,
     RunnerError,
     build_stdin,
+    join_runner,
     parse_reply,
 )
 
-RUNNER_PATH = pathlib.Path(__file__).with_name("nhs_cm_runner.ps1")
+#: The host code's folder: one file per concern (RUNNER_FILES, docs/security.md).
+RUNNER_DIR = pathlib.Path(__file__).with_name("_runner")
 
 
 @functools.lru_cache(maxsize=1)
 def runner_text() -> str:
-    """The runner script, read once per process."""
-    return RUNNER_PATH.read_text(encoding="utf-8")
+    """The host code (every file of ``RUNNER_DIR`` in ``RUNNER_FILES`` order), read once per process."""
+    return join_runner([(name, (RUNNER_DIR / name).read_text(encoding="utf-8")) for name in RUNNER_FILES])
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:

@@ -22,6 +22,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol impor
     build_stdin,
     parse_reply,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import runner_text
 
 HOST = "intranet-default-profile"
 ZONE_IDS = {"INTRANET_AUTODETECT_ON", "INTRANET_LOCAL_SITES_OFF", "INTRANET_PROXY_BYPASS_OFF", "INTRANET_UNC_OFF",
@@ -119,7 +120,7 @@ def test_check_fix_verify_repeat_and_roll_back_the_default_profile(estate, tmp_p
 
 # -- all or nothing across the mount, without Ansible -------------------------------------------
 
-RUNNER = (ROOT / "plugins" / "plugin_utils" / "nhs_cm_runner.ps1").read_text(encoding="utf-8")
+RUNNER = runner_text()
 EDGE = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge"
 SCENARIO = rf"""
 hosts:

@@ -23,12 +23,13 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol impor
     build_stdin,
     parse_reply,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import runner_text
 
 SID = "S-1-5-21-1004336348-1177238915-682003330-1001"
 EDGE = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge"
 CHROME_ALLOW = "HKLM\\SOFTWARE\\Policies\\Google\\Chrome\\CookiesAllowedForUrls"
 ZONEMAP = f"HKU\\{SID}\\Software\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\ZoneMap"
-RUNNER = (ROOT / "plugins" / "plugin_utils" / "nhs_cm_runner.ps1").read_text(encoding="utf-8")
+RUNNER = runner_text()
 HOST = rf"""
 hosts:
   - name: pc-values

@@ -73,7 +73,7 @@ def test_the_collection_content_is_all_there(members: dict[str, tarfile.TarInfo]
 
 
 def test_the_runner_and_the_modules_ship(members: dict[str, tarfile.TarInfo]) -> None:
-    assert "plugins/plugin_utils/nhs_cm_runner.ps1" in members
+    assert {"plugins/plugin_utils/_runner/common.ps1", "plugins/plugin_utils/_runner/dispatch.ps1"} <= set(members)
     assert {"plugins/modules/diagnose.py", "plugins/action/diagnose.py", "meta/runtime.yml"} <= set(members)
 
 

@@ -23,9 +23,10 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol impor
     split_stdin,
     validate_ops,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import runner_text
 
 RUNNER = "# NHS-CM-RUNNER v1\nparam([string]$RequestJson)\n'hello'\n"
-FULL_RUNNER = Path(P.__file__).with_name("nhs_cm_runner.ps1").read_text(encoding="utf-8")
+FULL_RUNNER = runner_text()
 CMD_EXE_LIMIT = 8191
 
 CLIXML_ERROR = (
@@ -89,7 +90,7 @@ def test_os_info_reports_whether_it_is_emulated() -> None:
 def _required(name: str) -> dict:
     examples = {"key": "HKLM\\SOFTWARE\\Policies\\Google\\Chrome", "url": "http://localhost:43487/PRS/GetPortNumber",
                 "paths": ["C:\\x.exe"], "name": "x", "type": "REG_DWORD", "data": 1, "id": "b1", "entries": [],
-                "state": "started", "user": "NHS\\a", "session": 1, "command": "C:\\x.exe", "pid": 9,
+                "state": "started", "user": "S-1-5-21-1-2-3-1001", "session": 1, "command": "C:\\x.exe", "pid": 9,
                 "image": "C:\\x.exe", "dir": "C:\\x"}
     if name == "task_run":
         examples["name"] = "nhs_cm_x"
@@ -205,9 +206,9 @@ def test_stdin_is_runner_separator_request() -> None:
     assert separator and runner == RUNNER.rstrip("\n")
     assert "\r" not in runner
     assert "\n" not in request
-    assert json.loads(request) == {"protocol": 1, "ops": ops, "compress": True}
+    assert json.loads(request) == {"protocol": 1, "ops": validate_ops(ops), "compress": True}
     assert "\\u00e9" in request
-    assert split_stdin(stdin) == (runner, {"protocol": 1, "ops": ops, "compress": True})
+    assert split_stdin(stdin) == (runner, {"protocol": 1, "ops": validate_ops(ops), "compress": True})
 
 
 def test_the_reply_is_asked_compressed_unless_told_otherwise() -> None:
@@ -226,7 +227,8 @@ def test_stdin_is_sent_gzipped_in_base64_by_default() -> None:
     assert gzip.decompress(base64.b64decode(stdin)) == plain
     assert len(stdin) < len(plain) / 2, "the runner travels compressed"
     sent = P.runner_for_ops(runner, frozenset({"os_info", "process_list"}))
-    assert split_stdin(stdin) == split_stdin(plain) == (sent, {"protocol": 1, "ops": ops, "compress": True})
+    request = {"protocol": 1, "ops": validate_ops(ops), "compress": True}
+    assert split_stdin(stdin) == split_stdin(plain) == (sent, request)
 
 
 def test_each_call_compresses_only_its_request() -> None:
@@ -234,8 +236,8 @@ def test_each_call_compresses_only_its_request() -> None:
     second = [{"op": "reg_read", "key": "HKLM\\SOFTWARE\\B", "depth": 2}]
     runner = FULL_RUNNER + "\n"  # a text of its own: a fresh cache entry
     hits = P._packed_runner.cache_info().hits
-    assert split_stdin(build_stdin(runner, first))[1]["ops"] == first
-    assert split_stdin(build_stdin(runner, second))[1]["ops"] == second
+    assert split_stdin(build_stdin(runner, first))[1]["ops"] == validate_ops(first)
+    assert split_stdin(build_stdin(runner, second))[1]["ops"] == validate_ops(second)
     assert P._packed_runner.cache_info().hits == hits + 1, "the compressed runner is built once per op set"
 
 
@@ -246,32 +248,37 @@ def _runner_of(names: set[str]) -> str:
 def test_a_read_request_carries_no_write_code() -> None:
     reads = _runner_of({"reg_read", "process_list", "os_info", "user_hives_read"})
     assert reads.splitlines()[0] == P.RUNNER_MARKER
-    for absent in ("function Assert-WriteKey", "$WriteKeyPatterns", "'reg_write' = {", "function Write-BackupFile",
-                   "Register-ScheduledTask", "'session_list' = {", "$WtsSource", "Get-NetTCPConnection"):
+    for absent in ("function Assert-WriteTarget", "$WriteTargets", "$Operations['reg_write']",
+                   "function Get-MissingKeys", "Register-ScheduledTask", "$Operations['session_list']",
+                   "Get-NetTCPConnection"):
         assert absent not in reads
-    for present in ("'reg_read' = {", "'user_hives_read' = {", "function Read-RegistryNode",
-                    "function Read-OfflineHive", "function Get-ProcessImageMap", "function Write-Reply"):
+    for present in ("$Operations['reg_read']", "$Operations['user_hives_read']", "function Read-RegistryNode",
+                    "function Read-OfflineHive", "function Get-ProcessImages", "function Write-Reply"):
         assert present in reads
     writes = _runner_of({"reg_write", "backup_save"})
-    assert "function Assert-WriteKey" in writes and "function Write-BackupFile" in writes
-    assert "'process_list' = {" not in writes
+    assert "function Assert-WriteTarget" in writes and "function Get-MissingKeys" in writes
+    assert "$Operations['process_list']" not in writes
 
 
 def test_the_runner_is_minified_but_here_strings_are_kept_exactly() -> None:
     sent = _runner_of({"session_list"})
-    before_here_string = sent.split("$WtsSource = @'", maxsplit=1)[0].splitlines()
-    assert all(line == line.strip() and line for line in before_here_string)
-    assert not any(line.startswith("#") for line in before_here_string[1:])
-    source = FULL_RUNNER.split("$WtsSource = @'\n", 1)[1].split("\n'@\n", 1)[0]
-    assert "\n        {\n" in source, "the C# source is indented"
-    assert f"$WtsSource = @'\n{source}\n'@\n" in sent
+    assert all(line == line.strip() and line for line in sent.splitlines())
+    assert not any(line.startswith("#") for line in sent.splitlines()[1:])
+    here = "# NHS-CM-RUNNER v1\n$x = @'\n    kept  \n# kept too\n'@\n    $y = 1  \n"
+    assert P.assemble_runner(here, set()) == "# NHS-CM-RUNNER v1\n$x = @'\n    kept  \n# kept too\n'@\n$y = 1"
     assert len(_runner_of(set(OPERATIONS))) < len(FULL_RUNNER) * 0.8
 
 
+def test_a_region_runs_to_the_next_region_or_the_end_of_its_file() -> None:
+    first = "# NHS-CM-RUNNER v1\n$common = 1\n# region: one\n$one = 1\n# region: two\n$two = 2"
+    text = P.join_runner([("a.ps1", first), ("b.ps1", "# b.ps1: header\n$tail = 3")])
+    head = ["# NHS-CM-RUNNER v1", "$common = 1"]
+    assert P.assemble_runner(text, {"one"}).splitlines() == [*head, "$one = 1", "$tail = 3"]
+    assert P.assemble_runner(text, {"two"}).splitlines() == [*head, "$two = 2", "$tail = 3"]
+
+
 @pytest.mark.parametrize(("text", "message"), [
-    ("# NHS-CM-RUNNER v1\n# region: a\n# region: b\n# endregion\n", "starts inside region 'a'"),
     ("# NHS-CM-RUNNER v1\n# endregion\n", "without"),
-    ("# NHS-CM-RUNNER v1\n# region: a\n$x = 1\n", "ends inside region 'a'"),
     ("# NHS-CM-RUNNER v1\n$x = @'\n# region: a\n", "ends inside a here-string"),
 ])
 def test_bad_regions_are_refused(text: str, message: str) -> None:

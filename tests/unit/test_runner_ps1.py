@@ -1,8 +1,11 @@
 """The PowerShell side, checked without PowerShell: every .ps1 parses (tree-sitter-powershell),
-and the runner's operations read and answer exactly the fields of OPERATIONS."""
+the host code's operations read and answer exactly the fields of OPERATIONS, and the host code stays
+small and reviewable (one concern per file, at most 1,000 lines with the bootstrap, nothing
+compiled)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,12 +14,14 @@ import pytest
 import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _protocol
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import plan_reads
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
     BOOTSTRAP,
     ERROR_KINDS,
     OPERATIONS,
     REPLY_GZIP_PREFIX,
+    RUNNER_FILES,
     RUNNER_MARKER,
     RUNNER_SECTIONS,
     WRITE_OPERATIONS,
@@ -25,7 +30,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol impor
     runner_regions,
     sections_for,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import RUNNER_PATH
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import RUNNER_DIR, runner_text
 
 COLLECTION_ROOT = Path(__file__).resolve().parents[2]
 PARSER = Parser(Language(tree_sitter_powershell.language()))
@@ -57,6 +62,16 @@ class Script:
     def problems(self) -> list[str]:
         return [f"line {n.start_point[0] + 1}: {'missing ' + n.type if n.is_missing else 'cannot parse'}: "
                 f"{self.text(n)[:60]!r}" for n in walk(self.tree.root_node) if n.type == "ERROR" or n.is_missing]
+
+    def operations(self) -> dict[str, Node]:
+        """``$Operations['<name>'] = { ... }``: name -> the script block."""
+        found = {}
+        for node in walk(self.tree.root_node):
+            if node.type == "assignment_expression":
+                match = re.fullmatch(r"\$Operations\['([a-z_]+)'\]", self.text(node.children[0]).strip())
+                if match:
+                    found[match.group(1)] = first(node, "script_block_expression")
+        return found
 
     def assigned_hash(self, variable: str) -> Node:
         for node in walk(self.tree.root_node):
@@ -115,19 +130,39 @@ def first(node: Node, node_type: str) -> Node | None:
 
 @pytest.fixture(scope="module")
 def runner() -> Script:
-    return Script(RUNNER_PATH.read_text(encoding="utf-8"))
+    return Script(runner_text())
 
 
 @pytest.fixture(scope="module")
 def operations(runner: Script) -> dict[str, Node]:
-    return {name: first(entry, "script_block_expression")
-            for name, entry in runner.entries(runner.assigned_hash("$Operations")).items()}
+    return runner.operations()
 
 
 # -- parsing ------------------------------------------------------------------------------------
 
-def test_the_collection_has_its_runner() -> None:
-    assert RUNNER_PATH.resolve() in [path.resolve() for path in _ps1_files()]
+def test_the_host_code_is_the_files_of_its_folder_in_order() -> None:
+    assert sorted(path.name for path in RUNNER_DIR.iterdir()) == sorted(RUNNER_FILES)
+    parsed = [path.resolve() for path in _ps1_files()]
+    assert all((RUNNER_DIR / name).resolve() in parsed for name in RUNNER_FILES)
+    assert RUNNER_FILES[0] == "common.ps1" and RUNNER_FILES[-1] == "dispatch.ps1"
+
+
+@pytest.mark.parametrize("name", RUNNER_FILES)
+def test_each_file_is_one_concern_with_a_header_saying_what_it_touches(name: str) -> None:
+    lines = (RUNNER_DIR / name).read_text(encoding="utf-8").splitlines()
+    header = []
+    for line in lines:
+        if not line.startswith("#") or line.startswith("# region:"):
+            break
+        header.append(line[2:])
+    text = " ".join(header)
+    assert f"{name}: " in text, f"{name} has no header naming its concern"
+    assert re.search(r"Writes (nothing|only)", text), f"{name}'s header does not say what it writes: {text}"
+
+
+def test_the_host_code_is_at_most_1000_lines_with_the_bootstrap() -> None:
+    lines = sum(len((RUNNER_DIR / name).read_text(encoding="utf-8").splitlines()) for name in RUNNER_FILES)
+    assert lines + len(BOOTSTRAP.splitlines()) <= 1000
 
 
 @pytest.mark.parametrize(("relative", "skipped"), [
@@ -135,7 +170,7 @@ def test_the_collection_has_its_runner() -> None:
     ("plugins/module_utils/Helper.psm1", False),
     ("emulator/src/x.ps1", False),
     (".venv-qa/lib/python3.11/site-packages/ansible/executor/powershell/bootstrap_wrapper.ps1", True),
-    ("build/ansible_collections/nhs_cm/remediation/plugins/plugin_utils/nhs_cm_runner.ps1", True),
+    ("build/ansible_collections/nhs_cm/remediation/plugins/plugin_utils/_runner/common.ps1", True),
     ("tests/output/.tmp/x.ps1", True),
 ])
 def test_the_parse_covers_roles_and_plugins_but_not_copies(relative: str, skipped: bool) -> None:
@@ -152,7 +187,7 @@ def test_the_bootstrap_parses() -> None:
 
 
 def test_the_runner_is_ascii_and_marked() -> None:
-    text = RUNNER_PATH.read_text(encoding="utf-8")
+    text = runner_text()
     text.encode("ascii")
     lines = text.splitlines()
     assert lines[0] == RUNNER_MARKER
@@ -208,10 +243,11 @@ def test_list_elements_have_exactly_the_item_fields(runner: Script, operations: 
         assert runner.keys(literal) == set(items), runner.text(literal)
 
 
-def test_the_runner_refuses_fields_outside_operations(runner: Script) -> None:
-    table = runner.entries(runner.assigned_hash("$RequestFields"))
-    declared = {name: set(re.findall(r"'([^']+)'", runner.text(entry.children[-1]))) for name, entry in table.items()}
-    assert declared == {name: set(spec["request"]) for name, spec in OPERATIONS.items()}
+def test_the_controller_sends_every_field_so_the_runner_can_trust_the_request() -> None:
+    # The runner reads $Req.<field> without defaults: build_stdin sends validated ops with every field.
+    stdin = _protocol.build_stdin(runner_text(), [{"op": "reg_read", "key": "HKLM\\SOFTWARE"}], compress=False)
+    request = json.loads(stdin.decode().split(f"\n{_protocol.SEPARATOR}\n", 1)[1])
+    assert request["ops"] == [{"op": "reg_read", "key": "HKLM\\SOFTWARE", "view": "64", "depth": 0, "names": None}]
 
 
 def test_error_results_use_the_protocol_kinds(runner: Script) -> None:
@@ -225,7 +261,7 @@ def test_error_results_use_the_protocol_kinds(runner: Script) -> None:
 
 # -- style rules for Windows PowerShell 5.1 -----------------------------------------------------
 
-ALLOWED_NATIVE = {"netstat.exe"}
+ALLOWED_NATIVE: set[str] = set()
 
 
 def test_no_aliases_only_full_command_names(runner: Script) -> None:
@@ -233,33 +269,32 @@ def test_no_aliases_only_full_command_names(runner: Script) -> None:
         assert "-" in command or command in ALLOWED_NATIVE, f"alias or short name: {command}"
 
 
-def test_add_type_only_for_sessions(runner: Script) -> None:
-    functions = runner.functions()
-    users = [name for name, node in functions.items() if "Add-Type" in runner.commands(node)]
-    assert users == ["Get-WtsSessions"]
-    callers = [name for name, block in runner.entries(runner.assigned_hash("$Operations")).items()
-               if "Get-WtsSessions" in runner.commands(block)]
-    assert callers == ["session_list"]
+def test_nothing_is_compiled_on_the_host(runner: Script) -> None:
+    # No Add-Type (csc.exe and a DLL in %TEMP% on every audit, blocked by AppLocker or WDAC).
+    commands = set(runner.commands(runner.tree.root_node))
+    assert not commands & {"Add-Type", "Invoke-Expression", "New-Module"}
+    text = runner_text()
+    assert "CSharp" not in text and "DllImport" not in text and "-EncodedCommand" not in text
 
 
 def test_registry_reads_do_not_expand_environment_names() -> None:
-    text = RUNNER_PATH.read_text(encoding="utf-8")
+    text = runner_text()
     assert "DoNotExpandEnvironmentNames" in text
-    assert "OpenBaseKey" in text and "Registry32" in text and "Registry64" in text
+    assert "OpenBaseKey($parts['Hive'], [Microsoft.Win32.RegistryView]\"Registry$View\")" in text
 
 
 def test_a_compressed_reply_is_gzip_base64_after_the_protocol_prefix(runner: Script) -> None:
     write_reply = runner.text(runner.functions()["Write-Reply"])
     assert f"$line = '{REPLY_GZIP_PREFIX}' + [System.Convert]::ToBase64String($buffer.ToArray())" in write_reply
     assert "System.IO.Compression.GZipStream" in write_reply and "CompressionMode]::Compress" in write_reply
-    read_request = runner.text(runner.functions()["Read-Request"])
-    assert "Properties['compress']" in read_request and "-isnot [bool]" in read_request
-    assert "Write-Reply -Reply $reply -Compress $compressReply" in RUNNER_PATH.read_text(encoding="utf-8")
+    text = runner_text()
+    assert "$compress = $null -ne $request.PSObject.Properties['compress'] -and $request.compress -eq $true" in text
+    assert text.rstrip().splitlines()[-2:] == ["Write-Reply -Reply $reply -Compress $compress", "exit $exitCode"]
 
 
 def test_the_reply_is_written_as_one_ascii_line() -> None:
-    text = RUNNER_PATH.read_text(encoding="utf-8")
-    assert "ConvertTo-Json -InputObject $Value -Compress -Depth 20" in text
+    text = runner_text()
+    assert "ConvertTo-Json -InputObject $Reply -Compress -Depth 20" in text
     assert "[Console]::Out.Write($line)" in text
     assert "'[^\\x00-\\x7F]'" in text
 
@@ -269,21 +304,21 @@ def test_the_reply_is_written_as_one_ascii_line() -> None:
 # $Operations, minified. These tests make that safe without a Windows machine.
 
 def _sections_text(names: set[str], minify: bool) -> str:
-    return assemble_runner(RUNNER_PATH.read_text(encoding="utf-8"), sections_for(names), minify=minify)
+    return assemble_runner(runner_text(), sections_for(names), minify=minify)
 
 
 def test_every_operation_has_its_sections_and_its_own_entry() -> None:
-    text = RUNNER_PATH.read_text(encoding="utf-8")
+    text = runner_text()
     regions = runner_regions(text)
     assert set(RUNNER_SECTIONS) == set(OPERATIONS), "add the new operation to RUNNER_SECTIONS in _protocol.py"
     used = {section for sections in RUNNER_SECTIONS.values() for section in sections}
     assert used <= regions, f"RUNNER_SECTIONS names regions the runner lacks: {sorted(used - regions)}"
     assert regions == used | {f"op:{name}" for name in OPERATIONS}, "a region no operation uses"
     common = Script(assemble_runner(text, set(), minify=False))
-    assert common.entries(common.assigned_hash("$Operations")) == {}, "an $Operations entry outside its region"
+    assert common.operations() == {}, "an $Operations entry outside its region"
     for name in OPERATIONS:
         alone = Script(assemble_runner(text, {f"op:{name}"}, minify=False))
-        assert set(alone.entries(alone.assigned_hash("$Operations"))) == {name}
+        assert set(alone.operations()) == {name}
 
 
 def _top_level_assignments(script: Script) -> set[str]:
@@ -359,9 +394,9 @@ def _shape(script: Script, node: Node) -> Iterator[tuple[str, str]]:
 
 @pytest.mark.parametrize("names", OP_SETS.values(), ids=OP_SETS.keys())
 def test_the_minified_runner_parses_to_the_same_tree(names: set[str]) -> None:
-    minified = Script(runner_for_ops(RUNNER_PATH.read_text(encoding="utf-8"), frozenset(names)))
+    minified = Script(runner_for_ops(runner_text(), frozenset(names)))
     plain = Script(_sections_text(names, minify=False))
     assert minified.problems() == []
     assert list(_shape(minified, minified.tree.root_node)) == list(_shape(plain, plain.tree.root_node))
     assert minified.text(minified.tree.root_node).splitlines()[0] == RUNNER_MARKER
-    assert set(minified.entries(minified.assigned_hash("$Operations"))) == names
+    assert set(minified.operations()) == names
