@@ -28,9 +28,14 @@ Three grammars, each implemented after its browser's source, never with substrin
   host names without a dot, and a later rule overrides an earlier one
   (``net/base/scheme_host_port_matcher_rule.cc``, ``proxy_bypass_rules.cc``).
 - Firefox ``Cookies`` policy origins (``parse_firefox_origin``): ``scheme://host[:port]`` with
-  the scheme required. Inference (not confirmed by a Mozilla source): an origin without a port
-  is taken to cover every port of that host, so that ``http://localhost`` (Mozilla's own
-  example) is not reported; an explicit port covers that port only.
+  the scheme required. Firefox turns each entry into a content principal
+  (``Policies.sys.mjs`` ``Cookies`` -> ``addAllowDenyPermissions`` ->
+  ``createContentPrincipalFromOrigin``) and the permission manager keys a permission by the
+  principal's origin, port included (``PermissionManager.cpp``, ``PermissionKey::CreateFromPrincipal``
+  -> ``GetOriginFromPrincipal``); a lookup walks up to parent domains with the same scheme and
+  port (``GetNextSubDomainPrincipal`` changes the host only). So an origin covers ONE port: the
+  one it names, or the scheme's default (``http://localhost`` is port 80 only), and no Allow
+  list can cover CM's per-session port in advance (docs/browser-policy.md).
 
 "Covers localhost" means the entry matches ``http://localhost:<port>`` for EVERY port,
 because NHS Credential Management's port differs per Windows session
@@ -719,8 +724,12 @@ class FirefoxOrigin:
     valid: bool
     scheme: str = ""
     host: str = ""
-    port: str | None = None  # None: no port given (taken to cover every port; see the module doc)
+    port: str | None = None  # None: no port given (the scheme's default port; see the module doc)
     error: str | None = None
+
+    @property
+    def effective_port(self) -> str:
+        return str(int(self.port)) if self.port else _DEFAULT_PORTS.get(self.scheme, "")
 
 
 def parse_firefox_origin(text: str) -> FirefoxOrigin:
@@ -730,25 +739,28 @@ def parse_firefox_origin(text: str) -> FirefoxOrigin:
     host, _is_ip = canonical_host(match.group(2))
     if not host:
         return FirefoxOrigin(text, False, error="no valid host")
+    if match.group(3) is not None and not 0 < int(match.group(3)) <= _MAX_PORT:
+        return FirefoxOrigin(text, False, error=f"port {match.group(3)} is not 1..65535")
     return FirefoxOrigin(text, True, match.group(1).lower(), host, match.group(3))
 
 
 def firefox_origin_matches(origin: FirefoxOrigin, url: Url) -> bool:
-    """Firefox permission lookup: same scheme, the host or a parent domain of it, and (when the
-    origin names one) the same port."""
+    """Firefox permission lookup: same scheme and port (the origin's, or the scheme's default),
+    and the host or a parent domain of it."""
     if not origin.valid or origin.scheme != url.scheme:
         return False
     if not _is_subdomain_or_equal(url.host, origin.host):
         return False
-    return origin.port is None or str(int(origin.port)) == url.effective_port
+    return origin.effective_port == url.effective_port
 
 
-def firefox_covers_localhost_any_port(origin: FirefoxOrigin) -> bool:
-    return origin.valid and origin.port is None and firefox_origin_matches(origin, localhost_url(1))
+def firefox_localhost_port(origin: FirefoxOrigin) -> int | None:
+    """The one port of ``http://localhost`` this origin covers, or None."""
+    if not origin.valid or not origin.effective_port.isdigit():
+        return None
+    port = int(origin.effective_port)
+    return port if firefox_origin_matches(origin, localhost_url(port)) else None
 
 
 def firefox_matches_localhost_some_port(origin: FirefoxOrigin) -> bool:
-    if not origin.valid:
-        return False
-    port = int(origin.port) if origin.port is not None else 1
-    return 0 < port <= _MAX_PORT and firefox_origin_matches(origin, localhost_url(port))
+    return firefox_localhost_port(origin) is not None
