@@ -18,8 +18,10 @@ description:
     C(CookiesAllowedForUrls) list policy, in machine policy (O(scope=machine)) or in each signed-in user's
     policy (O(scope=user)), at the next free value name (the greatest numeric name plus one). Every existing
     entry keeps its name and data; nothing is added when an entry of that list already covers localhost
-    on every port. For Firefox (only when listed in O(browsers)), C(http://localhost) is added to
-    C(Cookies\Allow).
+    on every port. For Firefox (only when listed in O(browsers)), C(http://localhost:<port>) is added to
+    C(Cookies\Allow) for each NHS Port Service port not yet listed; a Firefox origin covers one port,
+    so CM's per-session port cannot be listed and Firefox stays reported while its Cookies C(Behavior)
+    rejects third-party cookies.
   - C(BlockThirdPartyCookies) is set to 0 (allow all third-party cookies, NHS's other option) only with
     O(allow_all_third_party_cookies=true).
   - C(LOCALHOST_COOKIES_BLOCKED) removes the entries of C(CookiesBlockedForUrls) (Firefox C(Cookies\Block))

@@ -43,7 +43,10 @@ Firefox (``SOFTWARE\\Policies\\Mozilla\\Firefox\\Cookies``): machine then user p
 reads the user's policies first and lets the machine's overwrite them); ``Behavior``
 ``reject-foreign`` blocks third-party cookies and ``reject`` all cookies; when ``Behavior`` is
 unset, the deprecated ``AcceptThirdParty`` = ``never`` and ``Default`` = 0 mean the same. The
-``Allow``, ``AllowSession`` and ``Block`` lists hold origins (every value counts). The other
+``Allow``, ``AllowSession`` and ``Block`` lists hold origins (every value counts); an origin
+covers one port only (the scheme's default when it names none: Firefox keys a cookie permission
+by the principal's origin, port included; ``_url_patterns``), so no Allow list covers CM's
+per-session port and a Behavior that rejects third-party cookies is reported whatever it holds. The other
 behaviours (``accept``, ``reject-tracker``, ``reject-tracker-and-partition-foreign``,
 ``limit-foreign``) are not reported: localhost is no tracker, partitioned cookies still reach it,
 and whether ``limit-foreign`` blocks it is not known.
@@ -85,7 +88,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns i
     PatternPair,
     auth_covers_localhost_any_port,
     auth_rule_matches_localhost,
-    firefox_covers_localhost_any_port,
+    firefox_localhost_port,
     firefox_matches_localhost_some_port,
     is_explicit,
     localhost_ports_named,
@@ -429,8 +432,14 @@ class FirefoxCookies:
     errors: list[str]
 
     @property
-    def covered(self) -> list[FirefoxEntry]:
-        return [entry for entry in self.allow if firefox_covers_localhost_any_port(entry.origin)]
+    def covering(self) -> list[FirefoxEntry]:
+        """Allow entries that cover ``http://localhost`` on one port each (an origin names one
+        port, the scheme's default when none is written): never every port."""
+        return [entry for entry in self.allow if firefox_localhost_port(entry.origin) is not None]
+
+    @property
+    def covered_ports(self) -> list[int]:
+        return sorted({port for entry in self.allow if (port := firefox_localhost_port(entry.origin)) is not None})
 
     @property
     def blocking(self) -> list[FirefoxEntry]:

@@ -53,7 +53,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts i
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns import (
     covers_localhost_any_port,
-    firefox_covers_localhost_any_port,
+    firefox_localhost_port,
     matches_localhost_some_port,
 )
 
@@ -299,10 +299,12 @@ def _firefox_list_evidence(cookies: FirefoxCookies) -> list[dict[str, t.Any]]:
     for entry in cookies.allow + cookies.block:
         if not entry.origin.valid:
             note = f"invalid origin, ignored: {entry.origin.error}"
-        elif firefox_covers_localhost_any_port(entry.origin):
-            note = "covers http://localhost on every port"
+        elif (port := firefox_localhost_port(entry.origin)) is not None:
+            note = (f"covers http://localhost on port {port} only (an origin names one port; "
+                    f"{'none written means the default, ' if entry.origin.port is None else ''}"
+                    "CM's port differs per session)")
         else:
-            note = "does not cover http://localhost on every port"
+            note = "does not match http://localhost"
         items.append(entry.value.evidence(note=note))
     return items
 
@@ -317,14 +319,20 @@ def _firefox_reject_judge(facts: Facts, rejects: str) -> t.Callable[[dict[str, t
 
     def judge(user: dict[str, t.Any] | None) -> Verdict | None:
         cookies = firefox_cookies(facts, user)
-        if not cookies.present or cookies.rejects != rejects or cookies.covered or cookies.behavior is None:
+        if not cookies.present or cookies.rejects != rejects or cookies.behavior is None:
             return None
         decider = cookies.behavior
+        ports = cookies.covered_ports
+        covered = f"only on port {', '.join(map(str, ports))}" if ports else "on no port"
         return Verdict(
-            summary=f"Firefox policy blocks {what} ({decider.name}={decider.data!r}, {decider.source}) and no "
-                    "Cookies Allow origin covers http://localhost",
+            summary=f"Firefox policy blocks {what} ({decider.name}={decider.data!r}, {decider.source}); its "
+                    f"Cookies Allow list covers http://localhost {covered}, and an origin covers one port, so CM's "
+                    "per-session port is not covered",
             evidence=[decider.evidence(), *_firefox_list_evidence(cookies)],
-            action="Add http://localhost to Firefox's Cookies > Allow list, then restart Firefox",
+            action=f"Set Firefox's Cookies > Behavior to a value that does not block {what} "
+                   "(reject-tracker, Firefox's default, or accept); an Allow entry (http://localhost:<port>) covers "
+                   "one port only, the NHS Port Service's five fixed ports can be listed but CM's own port differs "
+                   "per session; then restart Firefox",
             deciding=[(decider.path, decider.name)],
             user_decided=_firefox_user_decided(cookies))
     return judge

@@ -11,7 +11,9 @@ and notes for people (docs/remediation.md):
   ``browsers``): add ``[*.]localhost`` to the browser's ``CookiesAllowedForUrls`` in machine
   policy (``scope: machine``) or in each signed-in user's policy (``scope: user``), at the next
   free value name; nothing when an entry of that list already covers localhost on every port.
-  Firefox (only when listed): ``http://localhost`` in ``Cookies\\Allow``.
+  Firefox (only when listed): ``http://localhost:<port>`` in ``Cookies\\Allow`` for each NHS
+  Port Service port not yet listed; an origin covers one port (Firefox keys the permission by
+  origin, port included), so CM's per-session port cannot be covered and a note says so.
 - ``allow_all_third_party_cookies``: also ``BlockThirdPartyCookies`` = 0 where the list goes
   (for THIRD_PARTY_COOKIES_BLOCKED only).
 - LOCALHOST_COOKIES_BLOCKED with ``remove_localhost_block``: delete the very entries of
@@ -39,6 +41,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._browser_policy
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import ID
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import RegValue
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import PRS_PORTS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import (
     BROWSER_NAMES,
     CHROMIUM_KEYS,
@@ -58,7 +61,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix imp
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns import (
     covers_localhost_any_port,
-    firefox_covers_localhost_any_port,
+    firefox_localhost_port,
     parse_firefox_origin,
     parse_pattern_pair,
 )
@@ -66,7 +69,9 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns i
 HANDLED = (ID.THIRD_PARTY_COOKIES_BLOCKED, ID.COOKIES_BLOCKED_BY_DEFAULT, ID.LOCALHOST_COOKIES_BLOCKED)
 BROWSERS = ("chrome", "edge", "firefox")
 CHROMIUM_ENTRY = "[*.]localhost"
-FIREFOX_ENTRY = "http://localhost"
+#: Firefox: one origin per NHS Port Service port (an origin covers one port; CM's own port
+#: differs per session and cannot be listed in advance).
+FIREFOX_ORIGIN = "http://localhost:{port}"
 ALLOW_LIST = "CookiesAllowedForUrls"
 DEFAULTS: dict[str, t.Any] = {
     "browsers": ["chrome", "edge"],
@@ -131,6 +136,12 @@ def _chromium_allow(facts: dict[str, t.Any], hive: Hive, browser: str, out: Poli
     out.changes.append(RegValue(where, next_free_name(_all_names(node)), "REG_SZ", CHROMIUM_ENTRY, list_key=True))
 
 
+def _prs_ports(facts: dict[str, t.Any]) -> list[int]:
+    """The NHS Port Service ports diagnose probed (the defaults when it probed none)."""
+    ports = [probe.get("port") for probe in facts.get("prs_probes") or [] if isinstance(probe, dict)]
+    return sorted({port for port in ports if isinstance(port, int)}) or list(PRS_PORTS)
+
+
 def _firefox_allow(facts: dict[str, t.Any], hive: Hive, out: PolicyPlan) -> None:
     node, error = hive.node(facts, FIREFOX_COOKIES_KEY)
     if error:
@@ -138,12 +149,21 @@ def _firefox_allow(facts: dict[str, t.Any], hive: Hive, out: PolicyPlan) -> None
         return
     allow = subkey(node, "Allow")
     entries = _string_entries(allow)
-    if any(firefox_covers_localhost_any_port(parse_firefox_origin(data)) for data in entries.values()):
-        out.notes.append(f"Firefox: {hive.path(FIREFOX_COOKIES_KEY)}\\Allow already covers localhost")
+    have = {firefox_localhost_port(parse_firefox_origin(data)) for data in entries.values()}
+    missing = [port for port in _prs_ports(facts) if port not in have]
+    where = f"{hive.path(FIREFOX_COOKIES_KEY)}\\Allow"
+    out.notes.append("Firefox: an Allow origin covers one port, so CM's own per-session port cannot be listed; "
+                     "THIRD_PARTY_COOKIES_BLOCKED stays for Firefox until its Cookies Behavior stops rejecting "
+                     "third-party cookies (a decision for the trust, not made here)")
+    if not missing:
+        out.notes.append(f"Firefox: {where} already lists every NHS Port Service port")
         return
     out.extra_nodes += absent_subkey(facts, hive, FIREFOX_COOKIES_KEY, "Allow")
-    out.changes.append(RegValue(hive.path(f"{FIREFOX_COOKIES_KEY}\\Allow"), next_free_name(_all_names(allow)),
-                                "REG_SZ", FIREFOX_ENTRY, list_key=True))
+    names = _all_names(allow)
+    for port in missing:
+        name = next_free_name(names)
+        names.append(name)
+        out.changes.append(RegValue(where, name, "REG_SZ", FIREFOX_ORIGIN.format(port=port), list_key=True))
 
 
 def _views(facts: dict[str, t.Any]) -> list[dict[str, t.Any] | None]:

@@ -6,10 +6,15 @@
 Three grammars, each implemented after its browser's source, never with substring checks:
 
 - Chromium content-settings patterns (``CookiesAllowedForUrls``, ``CookiesBlockedForUrls``,
-  ``CookiesSessionOnlyForUrls``): ``parse_content_pattern`` follows
-  ``components/content_settings/core/common/content_settings_pattern_parser.cc``
-  (``PatternParser::Parse``) and ``content_settings_pattern.cc`` (``Builder::Canonicalize``,
-  ``Builder::Validate``, ``Matches``, ``Compare``). Scheme, port and path are optional; no
+  ``CookiesSessionOnlyForUrls``, and the Local Network Access lists): ``parse_content_pattern``
+  follows ``components/content_settings/core/common/content_settings_pattern_parser.cc``
+  (``PatternParser::Parse``: ``pattern_parts``) and ``content_settings_pattern.cc``
+  (``Builder::Canonicalize`` and ``Builder::Validate``: ``build_pattern``; ``Matches``;
+  ``Compare``: ``compare_patterns``; ``ToString``: ``pattern_to_string``), judged by Chromium's
+  own unit tests (``tests/unit/test_chromium_pattern_vectors.py``). The host ends at whichever
+  of ``:`` or ``/`` comes first (``http://localhost/x:y`` has no port); the host is
+  percent-decoded before it is canonicalised (``[*.]%2Eexample.com`` is ``[*.].example.com``,
+  invalid). Scheme, port and path are optional; no
   scheme or ``*://`` means any scheme; NO port means ANY port (``http://localhost`` matches
   ``http://localhost:43485``); ``[*.]host`` is the host and its subdomains; any other ``*`` in
   a host (``*.localhost``) and ``[*.].host`` are invalid; a path is ignored for http(s). An
@@ -23,9 +28,14 @@ Three grammars, each implemented after its browser's source, never with substrin
   host names without a dot, and a later rule overrides an earlier one
   (``net/base/scheme_host_port_matcher_rule.cc``, ``proxy_bypass_rules.cc``).
 - Firefox ``Cookies`` policy origins (``parse_firefox_origin``): ``scheme://host[:port]`` with
-  the scheme required. Inference (not confirmed by a Mozilla source): an origin without a port
-  is taken to cover every port of that host, so that ``http://localhost`` (Mozilla's own
-  example) is not reported; an explicit port covers that port only.
+  the scheme required. Firefox turns each entry into a content principal
+  (``Policies.sys.mjs`` ``Cookies`` -> ``addAllowDenyPermissions`` ->
+  ``createContentPrincipalFromOrigin``) and the permission manager keys a permission by the
+  principal's origin, port included (``PermissionManager.cpp``, ``PermissionKey::CreateFromPrincipal``
+  -> ``GetOriginFromPrincipal``); a lookup walks up to parent domains with the same scheme and
+  port (``GetNextSubDomainPrincipal`` changes the host only). So an origin covers ONE port: the
+  one it names, or the scheme's default (``http://localhost`` is port 80 only), and no Allow
+  list can cover CM's per-session port in advance (docs/browser-policy.md).
 
 "Covers localhost" means the entry matches ``http://localhost:<port>`` for EVERY port,
 because NHS Credential Management's port differs per Windows session
@@ -43,6 +53,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import typing as t
 from dataclasses import dataclass
 
 LOCALHOST = "localhost"
@@ -130,6 +141,28 @@ def _canonical_ipv4(host: str) -> tuple[str | None, bool]:
     return str(ipaddress.IPv4Address(address)), True
 
 
+def _percent_decode(host: str) -> str | None:
+    """A host with its ``%XX`` escapes decoded (UTF-8), as URL host canonicalisation does first
+    (``%2E`` is a dot); None when the result is not UTF-8. A ``%`` not followed by two hex digits
+    stays, and makes the host invalid."""
+    if "%" not in host:
+        return host
+    data = bytearray()
+    index = 0
+    while index < len(host):
+        escape = host[index + 1:index + 3]
+        if host[index] == "%" and len(escape) == 2 and all(c in "0123456789abcdefABCDEF" for c in escape):
+            data.append(int(escape, 16))
+            index += 3
+        else:
+            data += host[index].encode("utf-8")
+            index += 1
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def canonical_host(raw: str) -> tuple[str, bool]:
     """(canonical host, is an IP address) as Chromium canonicalises a host; ("", False) when
     the host is invalid. Lower case, IDN to punycode, IPv4 in dotted-quad form, IPv6 compressed
@@ -143,6 +176,9 @@ def canonical_host(raw: str) -> tuple[str, bool]:
         except ValueError:
             return "", False
     if not host:
+        return "", False
+    host = _percent_decode(host)
+    if host is None:
         return "", False
     if not host.isascii():
         try:
@@ -160,11 +196,33 @@ def canonical_host(raw: str) -> tuple[str, bool]:
 
 # ---------------------------------------------------------------------------------------------
 # Chromium content-settings patterns
+#
+# Two stages, as in Chromium: ``pattern_parts`` cuts the text into parts
+# (``PatternParser::Parse``, which calls a builder), ``build_pattern`` canonicalises and
+# validates them (``ContentSettingsPattern::Builder::Build``: ``Canonicalize`` then ``Validate``).
+
+@dataclass(frozen=True)
+class PatternParts:
+    """What ``PatternParser::Parse`` hands the builder, before canonicalisation. ``invalid``:
+    the parser called ``Invalid()`` (the parts set before that are kept, as the builder has them)."""
+
+    scheme: str = ""
+    scheme_wildcard: bool = False
+    host: str = ""
+    domain_wildcard: bool = False
+    port: str = ""
+    port_wildcard: bool = False
+    path: str = ""
+    path_wildcard: bool = False
+    invalid: bool = False
+
 
 @dataclass(frozen=True)
 class ContentPattern:
-    """One parsed content-settings pattern. ``scheme``/``port`` None = wildcard; ``host`` "" with
-    ``domain_wildcard`` = every host. ``error`` says why an invalid pattern is invalid."""
+    """One parsed content-settings pattern. ``scheme``/``port`` None = wildcard (``port`` "" = a
+    scheme without ports: file and the browser's own schemes); ``host`` "" with
+    ``domain_wildcard`` = every host; ``path`` is kept for file:// (and the browser's own
+    schemes) only, as Chromium ignores it elsewhere. ``error`` says why a pattern is invalid."""
 
     text: str
     valid: bool
@@ -174,6 +232,7 @@ class ContentPattern:
     port: str | None = None
     path: str | None = None
     error: str | None = None
+    path_wildcard: bool = False
 
     @property
     def matches_all_hosts(self) -> bool:
@@ -184,107 +243,219 @@ def _invalid(text: str, why: str) -> ContentPattern:
     return ContentPattern(text, False, error=why)
 
 
-def _split_pattern(spec: str) -> tuple[str, str, str, str] | str:
-    """(scheme, host, port, path) pieces as PatternParser::Parse cuts them, or an error text."""
-    scheme = ""
-    start = 0
+def _find_first_of(text: str, chars: str, start: int) -> int:
+    positions = [index for index in (text.find(char, start) for char in chars) if index >= 0]
+    return min(positions) if positions else -1
+
+
+def _cut(spec: str) -> tuple[str, str, str, str] | None:
+    """(scheme, host, port, path) pieces of ``PatternParser::Parse``, or None for a bad spec
+    (nothing after ``://``, ``[`` without ``]``): the host ends at whichever of ``:`` or ``/``
+    comes first (after a bracketed ``[...]``), so ``http://localhost/x:y`` has no port."""
+    scheme, start = "", 0
     separator = spec.find("://")
     if separator >= 0:
         scheme, start = spec[:separator], separator + 3
     if start >= len(spec):
-        return "nothing after the scheme"
-    if scheme.lower() == "file":
-        slash = spec.find("/", start)
-        return (scheme, spec[start:slash], "", spec[slash:]) if slash >= 0 else (scheme, spec[start:], "", "")
+        return None
     position = start
     if spec[position] == "[":
         position = spec.find("]", start)
         if position < 0:
-            return "'[' without ']'"
-    colon = spec.find(":", position)
+            return None
+    position = _find_first_of(spec, ":/", position)
     port = ""
-    if colon < 0:
-        slash = spec.find("/", start)
-        end = len(spec) if slash < 0 else slash
-        host = spec[start:end]
-        start = end
+    if position < 0:
+        host, start = spec[start:], len(spec)
+    elif spec[position] == "/":
+        host, start = spec[start:position], position
     else:
-        host = spec[start:colon]
-        start = colon + 1
+        host, start = spec[start:position], position + 1
         if start < len(spec):
             slash = spec.find("/", start)
             end = len(spec) if slash < 0 else slash
-            port = spec[start:end]
-            start = end
-    slash = spec.find("/", start)
-    path = spec[slash:] if slash >= 0 else ""
-    return scheme, host, port, path
+            port, start = spec[start:end], end
+    return scheme, host, port, spec[start:]
+
+
+def _is_non_port_scheme(scheme: str) -> bool:
+    return scheme in _NON_PORT_SCHEMES  # compared as written, as Chromium compares it
+
+
+def pattern_parts(spec: str) -> PatternParts:
+    """``PatternParser::Parse``: the parts the builder receives (never raises)."""
+    if spec == "*":
+        return PatternParts(scheme_wildcard=True, domain_wildcard=True, port_wildcard=True)
+    pieces = _cut(spec) if spec else None
+    if pieces is None:
+        return PatternParts()  # nothing set: Build finds it invalid
+    scheme, host, port, path = pieces
+    parts: dict[str, t.Any] = {"scheme": scheme} if scheme and scheme != "*" else {"scheme_wildcard": True}
+    non_port = _is_non_port_scheme(scheme)
+    if host:
+        if host == "*" or host.startswith(_DOMAIN_WILDCARD):
+            if non_port:
+                return PatternParts(**parts, invalid=True)
+            parts["domain_wildcard"] = True
+            if host != "*":
+                parts["host"] = host[len(_DOMAIN_WILDCARD):]
+        elif "*" in host:
+            return PatternParts(**parts, invalid=True)
+        else:
+            parts["host"] = host
+    port_allowed = not non_port and scheme.lower() != "file"
+    if port:
+        if not port_allowed:
+            return PatternParts(**parts, invalid=True)
+        if port == "*":
+            parts["port_wildcard"] = True
+        elif not port.isascii() or not port.isdigit():
+            return PatternParts(**parts, invalid=True)
+        else:
+            parts["port"] = port
+    elif port_allowed:
+        parts["port_wildcard"] = True
+    if path:
+        if path[1:] == "*":
+            parts["path_wildcard"] = True
+        else:
+            parts["path"] = path
+    return PatternParts(**parts)
+
+
+def _canonical_pattern_host(parts: PatternParts, scheme: str) -> tuple[str, str | None]:
+    """(host, None) after ``Builder::Canonicalize``, or ("", why the pattern is invalid)."""
+    if scheme == "file":
+        return ("", None) if not parts.host else ("", "a file:// pattern has no host")
+    canonical, is_ip = canonical_host(parts.host) if parts.host else ("", False)
+    if is_ip and parts.domain_wildcard:
+        return "", "[*.] cannot be used with an IP address"
+    if parts.domain_wildcard and canonical.startswith("."):
+        return "", "[*.] must not be followed by a dot ([*.].host, or an escaped dot such as %2E)"
+    if canonical.endswith(".."):
+        return "", "host ends with two dots"
+    if len(canonical) >= 2 and canonical.endswith("."):
+        canonical = canonical[:-1]
+    # A host holding '*', or one that cannot be canonicalised, is cleared: with [*.] the pattern
+    # then matches every host, as in Chromium.
+    return ("" if "*" in parts.host else canonical), None
+
+
+def build_pattern(text: str, parts: PatternParts) -> ContentPattern:
+    """``Builder::Build``: canonicalise and validate the parts (never raises)."""
+    if parts.invalid:
+        return _invalid(text, "the pattern cannot be parsed (a '*' inside a host, a port that is not '*' or "
+                              "digits, or a wildcard or port the scheme does not allow)")
+    scheme = parts.scheme.lower()
+    host, why = _canonical_pattern_host(parts, scheme)
+    if why:
+        return _invalid(text, why)
+    path = None if parts.path_wildcard or not parts.path else parts.path
+    if scheme == "file":
+        if parts.domain_wildcard or host or parts.port:
+            return _invalid(text, "a file:// pattern has no host or port")
+        if parts.path_wildcard or (path and path != "/" and "*" not in path):
+            return ContentPattern(text, True, "file", "", False, "", path, None, parts.path_wildcard)
+        return _invalid(text, "a file:// pattern needs a full path")
+    if _is_non_port_scheme(scheme) and not parts.port and not parts.port_wildcard:
+        return ContentPattern(text, True, scheme, host, False, "", path, None, parts.path_wildcard)
+    if not scheme and not parts.scheme_wildcard:
+        return _invalid(text, "empty pattern" if not text else "no scheme, host or port")
+    if not host and not parts.domain_wildcard:
+        return _invalid(text, f"host {parts.host!r} is not a valid host name or IP address" if parts.host
+                        else "no host")
+    if not parts.port and not parts.port_wildcard:
+        return _invalid(text, "no port")
+    if scheme and scheme not in ("http", "https"):
+        return _invalid(text, f"scheme {scheme!r} is not http, https or *")
+    return ContentPattern(text, True, scheme or None, host, parts.domain_wildcard,
+                          None if parts.port_wildcard else parts.port, None)
 
 
 def parse_content_pattern(text: str) -> ContentPattern:
     """Parse one Chromium content-settings pattern (never raises)."""
-    spec = text
-    if spec == "*":
-        return ContentPattern(text, True, None, "", True, None, None)
-    if not spec:
-        return _invalid(text, "empty pattern")
-    pieces = _split_pattern(spec)
-    if isinstance(pieces, str):
-        return _invalid(text, pieces)
-    raw_scheme, raw_host, raw_port, raw_path = pieces
-    scheme = None if raw_scheme in ("", "*") else raw_scheme.lower()
-    non_port = scheme in _NON_PORT_SCHEMES
-    domain_wildcard = False
-    host = raw_host
-    if raw_host:
-        if raw_host == "*":
-            if non_port:
-                return _invalid(text, f"'*' host is not allowed with scheme {scheme}")
-            domain_wildcard, host = True, ""
-        elif raw_host.startswith(_DOMAIN_WILDCARD):
-            if non_port:
-                return _invalid(text, f"'[*.]' is not allowed with scheme {scheme}")
-            domain_wildcard, host = True, raw_host[len(_DOMAIN_WILDCARD):]
-        elif "*" in raw_host:
-            return _invalid(text, "'*' inside a host name is not a wildcard (use [*.]domain)")
-    if raw_port and raw_port != "*" and not raw_port.isdigit():
-        return _invalid(text, f"port {raw_port!r} is not '*' or digits")
-    port: str | None = raw_port if raw_port and raw_port != "*" else None
-    if not raw_port and (non_port or scheme == "file"):
-        port = ""
-    path = None if not raw_path or raw_path[1:] == "*" else raw_path
-    return _validate(text, scheme, host, domain_wildcard, port, path)
+    return build_pattern(text, pattern_parts(text))
 
 
-def _validate(text: str, scheme: str | None, host: str, domain_wildcard: bool, port: str | None,
-              path: str | None) -> ContentPattern:
-    if scheme == "file":
-        if domain_wildcard or host or port:
-            return _invalid(text, "a file:// pattern has no host or port")
-        if path is None or path == "/" or "*" in path:
-            return _invalid(text, "a file:// pattern needs a full path")
-        return ContentPattern(text, True, "file", "", False, "", path)
-    canonical = ""
-    if host and domain_wildcard and "*" in host:
-        host = ""  # Canonicalize clears a host holding '*': "[*.]*.x" matches every host, as in Chromium
-    if host:
-        canonical, is_ip = canonical_host(host)
-        if is_ip and domain_wildcard:
-            return _invalid(text, "[*.] cannot be used with an IP address")
-        if domain_wildcard and canonical.startswith("."):
-            return _invalid(text, "[*.] must not be followed by a dot ([*.].host)")
-        if canonical.endswith(".."):
-            return _invalid(text, "host ends with two dots")
-        if len(canonical) >= 2 and canonical.endswith("."):
-            canonical = canonical[:-1]
-    if scheme in _NON_PORT_SCHEMES and port == "":
-        return ContentPattern(text, bool(canonical), scheme, canonical, False, "", path,
-                              None if canonical else "no host")
-    if not canonical and not domain_wildcard:
-        return _invalid(text, f"host {host!r} is not a valid host name or IP address" if host else "no host")
-    if scheme is not None and scheme not in ("http", "https"):
-        return _invalid(text, f"scheme {scheme!r} is not http, https or *")
-    return ContentPattern(text, True, scheme, canonical, domain_wildcard, port, path)
+def pattern_to_string(pattern: ContentPattern) -> str:
+    """The canonical form (``ContentSettingsPattern::ToString``); "" for an invalid pattern."""
+    if not pattern.valid:
+        return ""
+    if pattern.scheme is None and pattern.matches_all_hosts and pattern.port is None:
+        return "*"
+    text = f"{pattern.scheme}://" if pattern.scheme is not None else ""
+    if pattern.scheme == "file":
+        return text + ("/*" if pattern.path_wildcard else pattern.path or "")
+    if pattern.domain_wildcard:
+        text += _DOMAIN_WILDCARD if pattern.host else "*"
+    text += pattern.host
+    if pattern.scheme in _NON_PORT_SCHEMES:
+        return text + (pattern.path or "/")
+    return text + (f":{pattern.port}" if pattern.port is not None else "")
+
+
+# ContentSettingsPattern::Compare. A smaller number sorts first and, for patterns that match
+# the same URL, wins (PREDECESSOR: more specific).
+IDENTITY, PREDECESSOR, SUCCESSOR = "IDENTITY", "PREDECESSOR", "SUCCESSOR"
+DISJOINT_ORDER_PRE, DISJOINT_ORDER_POST = "DISJOINT_ORDER_PRE", "DISJOINT_ORDER_POST"
+
+
+def _compare_domain_names(a: str, b: str) -> int:
+    """Label by label from the right (``CompareDomainNames``): -1, 0 or 1."""
+    left, right = a.split("."), b.split(".")
+    while left and right:
+        label_a, label_b = left.pop(), right.pop()
+        if label_a != label_b:
+            return -1 if label_a < label_b else 1
+    return (len(left) > 0) - (len(right) > 0)
+
+
+def _disjoint(result: int) -> str:
+    return DISJOINT_ORDER_PRE if result < 0 else DISJOINT_ORDER_POST
+
+
+def _compare_host(a: ContentPattern, b: ContentPattern) -> str:
+    if not a.domain_wildcard and not b.domain_wildcard:
+        result = _compare_domain_names(a.host, b.host)
+        return IDENTITY if result == 0 else _disjoint(result)
+    if a.domain_wildcard and b.domain_wildcard and a.host == b.host:
+        return IDENTITY
+    if a.domain_wildcard and _is_subdomain_or_equal(b.host, a.host):
+        return SUCCESSOR
+    if b.domain_wildcard and _is_subdomain_or_equal(a.host, b.host):
+        return PREDECESSOR
+    return _disjoint(_compare_domain_names(a.host, b.host))
+
+
+def _compare_specific(a: str | None, b: str | None) -> str:
+    """Port, scheme or path: a wildcard (None) is the successor; equal values are identical;
+    otherwise the larger string sorts first (DISJOINT_ORDER_PRE)."""
+    if a is None or b is None:
+        return IDENTITY if a is b else (SUCCESSOR if a is None else PREDECESSOR)
+    if a == b:
+        return IDENTITY
+    return DISJOINT_ORDER_PRE if a > b else DISJOINT_ORDER_POST
+
+
+def _compare_path(a: ContentPattern, b: ContentPattern) -> str:
+    if a.scheme != "file" or b.scheme != "file":
+        return IDENTITY
+    if a.path_wildcard != b.path_wildcard:
+        return SUCCESSOR if a.path_wildcard else PREDECESSOR
+    return _compare_specific(a.path or "", b.path or "")
+
+
+def compare_patterns(a: ContentPattern, b: ContentPattern) -> str:
+    """``ContentSettingsPattern::Compare``: host, then port, then scheme, then (file) path; a
+    disjoint part decides at once, otherwise the first part that is not identical."""
+    if not a.valid or not b.valid:
+        return IDENTITY if a.valid == b.valid else (DISJOINT_ORDER_POST if not a.valid else DISJOINT_ORDER_PRE)
+    relations = [_compare_host(a, b), _compare_specific(a.port, b.port), _compare_specific(a.scheme, b.scheme),
+                 _compare_path(a, b)]
+    for relation in relations:
+        if relation in (DISJOINT_ORDER_PRE, DISJOINT_ORDER_POST):
+            return relation
+    return next((relation for relation in relations if relation != IDENTITY), IDENTITY)
 
 
 def _is_subdomain_or_equal(sub: str, domain: str) -> bool:
@@ -553,8 +724,12 @@ class FirefoxOrigin:
     valid: bool
     scheme: str = ""
     host: str = ""
-    port: str | None = None  # None: no port given (taken to cover every port; see the module doc)
+    port: str | None = None  # None: no port given (the scheme's default port; see the module doc)
     error: str | None = None
+
+    @property
+    def effective_port(self) -> str:
+        return str(int(self.port)) if self.port else _DEFAULT_PORTS.get(self.scheme, "")
 
 
 def parse_firefox_origin(text: str) -> FirefoxOrigin:
@@ -564,25 +739,28 @@ def parse_firefox_origin(text: str) -> FirefoxOrigin:
     host, _is_ip = canonical_host(match.group(2))
     if not host:
         return FirefoxOrigin(text, False, error="no valid host")
+    if match.group(3) is not None and not 0 < int(match.group(3)) <= _MAX_PORT:
+        return FirefoxOrigin(text, False, error=f"port {match.group(3)} is not 1..65535")
     return FirefoxOrigin(text, True, match.group(1).lower(), host, match.group(3))
 
 
 def firefox_origin_matches(origin: FirefoxOrigin, url: Url) -> bool:
-    """Firefox permission lookup: same scheme, the host or a parent domain of it, and (when the
-    origin names one) the same port."""
+    """Firefox permission lookup: same scheme and port (the origin's, or the scheme's default),
+    and the host or a parent domain of it."""
     if not origin.valid or origin.scheme != url.scheme:
         return False
     if not _is_subdomain_or_equal(url.host, origin.host):
         return False
-    return origin.port is None or str(int(origin.port)) == url.effective_port
+    return origin.effective_port == url.effective_port
 
 
-def firefox_covers_localhost_any_port(origin: FirefoxOrigin) -> bool:
-    return origin.valid and origin.port is None and firefox_origin_matches(origin, localhost_url(1))
+def firefox_localhost_port(origin: FirefoxOrigin) -> int | None:
+    """The one port of ``http://localhost`` this origin covers, or None."""
+    if not origin.valid or not origin.effective_port.isdigit():
+        return None
+    port = int(origin.effective_port)
+    return port if firefox_origin_matches(origin, localhost_url(port)) else None
 
 
 def firefox_matches_localhost_some_port(origin: FirefoxOrigin) -> bool:
-    if not origin.valid:
-        return False
-    port = int(origin.port) if origin.port is not None else 1
-    return 0 < port <= _MAX_PORT and firefox_origin_matches(origin, localhost_url(port))
+    return firefox_localhost_port(origin) is not None

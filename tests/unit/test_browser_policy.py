@@ -236,27 +236,29 @@ def test_auth_server_allowlist_from_the_user_hive() -> None:
 U_FIREFOX = user_key(SID_A, "Software\\Policies\\Mozilla\\Firefox\\Cookies")
 
 
-@pytest.mark.parametrize(("registry", "rejects", "covered"), [
-    ({FIREFOX: {"Behavior": sz("reject-foreign")}}, "foreign", False),
-    ({FIREFOX: {"Behavior": sz("reject")}}, "all", False),
-    ({FIREFOX: {"Behavior": sz("reject-tracker")}}, None, False),
+@pytest.mark.parametrize(("registry", "rejects", "ports"), [
+    ({FIREFOX: {"Behavior": sz("reject-foreign")}}, "foreign", []),
+    ({FIREFOX: {"Behavior": sz("reject")}}, "all", []),
+    ({FIREFOX: {"Behavior": sz("reject-tracker")}}, None, []),
+    # an origin covers one port: http://localhost is port 80 only (docs/browser-policy.md)
     ({FIREFOX: {"Behavior": sz("reject-foreign")}, f"{FIREFOX}\\Allow": {"1": sz("http://localhost")}}, "foreign",
-     True),
-    ({FIREFOX: {"Behavior": sz("reject-foreign")}, f"{FIREFOX}\\AllowSession": {"1": sz("http://localhost")}},
-     "foreign", True),
+     [80]),
+    ({FIREFOX: {"Behavior": sz("reject-foreign")}, f"{FIREFOX}\\AllowSession": {"1": sz("http://localhost:43487")}},
+     "foreign", [43487]),
     ({FIREFOX: {"Behavior": sz("reject-foreign")}, f"{FIREFOX}\\Allow": {"1": sz("https://localhost")}}, "foreign",
-     False),
-    ({FIREFOX: {"Default": dword(0)}}, "all", False),
-    ({FIREFOX: {"AcceptThirdParty": sz("never")}}, "foreign", False),
-    ({FIREFOX: {"Behavior": sz("accept"), "AcceptThirdParty": sz("never")}}, None, False),
-    ({U_FIREFOX: {"Behavior": sz("reject-foreign")}, FIREFOX: {"Behavior": sz("accept")}}, None, False),
-    ({U_FIREFOX: {"Behavior": sz("reject-foreign")}}, "foreign", False),
+     []),
+    ({FIREFOX: {"Default": dword(0)}}, "all", []),
+    ({FIREFOX: {"AcceptThirdParty": sz("never")}}, "foreign", []),
+    ({FIREFOX: {"Behavior": sz("accept"), "AcceptThirdParty": sz("never")}}, None, []),
+    ({U_FIREFOX: {"Behavior": sz("reject-foreign")}, FIREFOX: {"Behavior": sz("accept")}}, None, []),
+    ({U_FIREFOX: {"Behavior": sz("reject-foreign")}}, "foreign", []),
 ])
-def test_firefox_cookies(registry: dict[str, t.Any], rejects: str | None, covered: bool) -> None:
+def test_firefox_cookies(registry: dict[str, t.Any], rejects: str | None, ports: list[int]) -> None:
     cookies = firefox(registry)
     assert cookies.present
     assert cookies.rejects == rejects
-    assert bool(cookies.covered) is covered
+    assert cookies.covered_ports == ports
+    assert len(cookies.covering) == len(ports)
 
 
 def test_firefox_lists_come_from_the_machine_before_the_user() -> None:

@@ -26,7 +26,11 @@ from policy_sim import (
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import evaluate
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix import next_free_name
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import DEFAULTS, plan_cookies
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import (
+    DEFAULTS,
+    HANDLED,
+    plan_cookies,
+)
 
 OPTIONS = {"cm_required": True}
 COOKIE_IDS = {"THIRD_PARTY_COOKIES_BLOCKED", "COOKIES_BLOCKED_BY_DEFAULT", "LOCALHOST_COOKIES_BLOCKED"}
@@ -122,9 +126,27 @@ def test_browsers_not_listed_are_not_touched_and_firefox_only_when_listed() -> N
     ops = planned(registry)[1].write_ops
     assert {op["key"] for op in ops} == {f"{EDGE}\\CookiesAllowedForUrls"}
     ops = planned(registry, browsers=["firefox"])[1].write_ops
-    assert [(op["key"], op["name"], op["data"]) for op in ops] == [(f"{FIREFOX}\\Allow", "1", "http://localhost")]
-    after = applied({**BASE, **registry}, planned(registry, browsers=["edge", "firefox"])[1])
-    assert cookie_ids(facts_for(after, [USER_A, USER_B])) == set()
+    # one origin per NHS Port Service port: an origin covers one port (docs/browser-policy.md)
+    assert [(op["key"], op["name"], op["data"]) for op in ops] == [
+        (f"{FIREFOX}\\Allow", str(index), f"http://localhost:{port}")
+        for index, port in enumerate([43487, 44213, 45031, 46478, 48853], 1)]
+    the_plan = planned(registry, browsers=["edge", "firefox"])[1]
+    after = applied({**BASE, **registry}, the_plan)
+    # Edge is fixed; Firefox stays reported: CM's per-session port cannot be listed as an origin
+    findings, _unknown = evaluate(facts_for(after, [USER_A, USER_B]), OPTIONS)
+    assert {(f["id"], f["browser"]) for f in findings if f["id"] in HANDLED} == \
+        {("THIRD_PARTY_COOKIES_BLOCKED", "firefox")}
+    second = planned_fix(plan_cookies, DEFAULTS, facts_for(after, [USER_A, USER_B]), browsers=["edge", "firefox"])
+    assert second[1].changed is False
+
+
+def test_firefox_keeps_its_entries_and_adds_only_the_ports_missing() -> None:
+    registry = {FIREFOX: {"Behavior": sz("reject-foreign")},
+                f"{FIREFOX}\\Allow": {"1": sz("http://localhost:44213"), "7": sz("https://ers.nhs.uk")}}
+    ops = planned(registry, browsers=["firefox"])[1].write_ops
+    assert [(op["name"], op["data"]) for op in ops] == [
+        ("8", "http://localhost:43487"), ("9", "http://localhost:45031"), ("10", "http://localhost:46478"),
+        ("11", "http://localhost:48853")]
 
 
 def test_skipped_ids_are_not_fixed() -> None:

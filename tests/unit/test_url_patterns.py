@@ -12,8 +12,9 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns i
     canonical_host,
     content_pattern_matches,
     covers_localhost_any_port,
-    firefox_covers_localhost_any_port,
+    firefox_localhost_port,
     firefox_matches_localhost_some_port,
+    firefox_origin_matches,
     glob_match,
     is_explicit,
     localhost_url,
@@ -234,22 +235,37 @@ def test_glob(text: str, pattern: str, matches: bool) -> None:
 
 
 # -- Firefox origins ----------------------------------------------------------------------------
-@pytest.mark.parametrize(("origin", "valid", "covers", "some_port"), [
-    ("http://localhost", True, True, True),
-    ("http://localhost/", True, True, True),
-    ("HTTP://LOCALHOST", True, True, True),
-    ("http://localhost:43485", True, False, True),
-    ("https://localhost", True, False, False),
-    ("localhost", False, False, False),
-    ("http://127.0.0.1", True, False, False),
-    ("http://", False, False, False),
-    ("http://sub.localhost", True, False, False),
+# Firefox keys a cookie permission by the principal's origin, port included, and an origin
+# without a port is the scheme's default port (Policies.sys.mjs addAllowDenyPermissions ->
+# createContentPrincipalFromOrigin; PermissionManager.cpp GetOriginFromPrincipal; docs/browser-policy.md)
+@pytest.mark.parametrize(("origin", "valid", "localhost_port"), [
+    ("http://localhost", True, 80),
+    ("http://localhost/", True, 80),
+    ("HTTP://LOCALHOST", True, 80),
+    ("http://localhost:80", True, 80),
+    ("http://localhost:43485", True, 43485),
+    ("http://localhost:043487", True, 43487),
+    ("https://localhost", True, None),
+    ("localhost", False, None),
+    ("http://127.0.0.1", True, None),
+    ("http://", False, None),
+    ("http://sub.localhost", True, None),
+    ("http://localhost:0", False, None),
+    ("http://localhost:70000", False, None),
 ])
-def test_firefox_origins(origin: str, valid: bool, covers: bool, some_port: bool) -> None:
+def test_firefox_origins_cover_one_port(origin: str, valid: bool, localhost_port: int | None) -> None:
     parsed = parse_firefox_origin(origin)
     assert parsed.valid is valid
-    assert firefox_covers_localhost_any_port(parsed) is covers
-    assert firefox_matches_localhost_some_port(parsed) is some_port
+    assert firefox_localhost_port(parsed) == localhost_port
+    assert firefox_matches_localhost_some_port(parsed) is (localhost_port is not None)
+    for port in (80, 43485, 43487):
+        assert firefox_origin_matches(parsed, localhost_url(port)) is (port == localhost_port)
+
+
+def test_a_firefox_origin_covers_its_subdomains_on_its_port_only() -> None:
+    parsed = parse_firefox_origin("http://nhs.uk:8080")
+    assert firefox_origin_matches(parsed, parse_url("http://ers.nhs.uk:8080"))
+    assert not firefox_origin_matches(parsed, parse_url("http://ers.nhs.uk"))
 
 
 def test_urls_are_checked() -> None:
