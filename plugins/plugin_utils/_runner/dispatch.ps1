@@ -32,7 +32,7 @@ $reply = @{ runner = 'nhs_cm'; protocol = 1; ok = $true; results = @() }
 $exitCode, $compress, $mutex, $owned = 0, $false, $null, $false
 $problems = New-Object -TypeName System.Collections.Generic.List[string]
 try {
-    $request = ConvertFrom-Json -InputObject $RequestJson
+    try { $request = ConvertFrom-Json -InputObject $RequestJson } catch { throw (New-OpException -Kind 'invalid_request' -Message "the request is not JSON: $($_.Exception.Message)") }
     $compress = $null -ne $request.PSObject.Properties['compress'] -and $request.compress -eq $true
     if ($request.protocol -ne 1) { throw (New-OpException -Kind 'invalid_request' -Message 'the request must have protocol 1') }
     $mutex = New-Object -TypeName System.Threading.Mutex -ArgumentList $false, 'Global\nhs_cm_runner'
