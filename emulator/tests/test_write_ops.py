@@ -17,12 +17,14 @@ from nhs_cm_emulator.scenario import parse_document
 from nhs_cm_emulator.state import HostState
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNER_PS1 = ROOT / "plugins" / "plugin_utils" / "nhs_cm_runner.ps1"
+RUNNER_DIR = ROOT / "plugins" / "plugin_utils" / "_runner"
 SID = "S-1-5-21-1004336348-1177238915-682003330-1001"
 SID2 = "S-1-5-21-1004336348-1177238915-682003330-1002"
 CM = "C:\\Program Files (x86)\\NHS Digital\\NHS Credential Management\\"
 CHROME = "HKLM\\SOFTWARE\\Policies\\Google\\Chrome"
 EDGE = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge"
+DENIED = EDGE + "\\LocalNetworkAccessAllowedForUrls"  # the scenario denies it
+ZONES = "Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings"
 
 HOST = rf"""
 hosts:
@@ -41,7 +43,7 @@ hosts:
       'HKLM\SOFTWARE\WOW6432Node\Microsoft\Windows\CurrentVersion\Uninstall\{{CM}}':
         DisplayName: {{type: REG_SZ, data: NHS Credential Management}}
         InstallLocation: {{type: REG_SZ, data: '{CM}'}}
-    denied: ['HKLM\SOFTWARE\Policies\Microsoft\Edge\Recommended']
+    denied: ['HKLM\SOFTWARE\Policies\Microsoft\Edge\LocalNetworkAccessAllowedForUrls']
     services:
       - {{name: NHSPortService, display_name: NHS Port Service, state: stopped, start_mode: manual,
          image: '{CM}NHSPortService.exe', listens: []}}
@@ -114,13 +116,13 @@ def test_reg_write_creates_missing_keys_that_then_show_in_the_state(host: HostSt
 @pytest.mark.parametrize(("vtype", "data"), [("REG_DWORD", "1"), ("REG_DWORD", 2**32), ("REG_SZ", 1),
                                              ("REG_MULTI_SZ", "a"), ("REG_BINARY", "ZZ"), ("REG_NONE", "")])
 def test_reg_write_refuses_data_of_the_wrong_type(host: HostState, vtype: str, data: Any) -> None:
-    result = one(host, op="reg_write", key=EDGE, name="x", type=vtype, data=data)
+    result = one(host, op="reg_write", key=EDGE, name="BlockThirdPartyCookies", type=vtype, data=data)
     assert result["error"] == "invalid_request"
     assert host.writes == 0
 
 
 def test_reg_write_under_a_denied_key_is_access_denied(host: HostState) -> None:
-    result = one(host, op="reg_write", key=EDGE + "\\Recommended", name="x", type="REG_DWORD", data=1)
+    result = one(host, op="reg_write", key=DENIED, name="1", type="REG_SZ", data="x")
     assert result["error"] == "access_denied"
 
 
@@ -134,8 +136,8 @@ def test_reg_delete_deletes_a_value_never_a_key(host: HostState) -> None:
 def test_reg_delete_key_deletes_only_empty_keys(host: HostState) -> None:
     assert one(host, op="reg_delete_key", key=EDGE) == {"ok": True, "deleted": False, "reason": "not empty"}
     assert one(host, op="reg_delete_key", key=CHROME) == {"ok": True, "deleted": False, "reason": "does not exist"}
-    one(host, op="reg_write", key=CHROME, name="x", type="REG_DWORD", data=1)
-    one(host, op="reg_delete", key=CHROME, name="x")
+    one(host, op="reg_write", key=CHROME, name="BlockThirdPartyCookies", type="REG_DWORD", data=1)
+    one(host, op="reg_delete", key=CHROME, name="BlockThirdPartyCookies")
     assert one(host, op="reg_delete_key", key=CHROME) == {"ok": True, "deleted": True, "reason": None}
     assert one(host, op="reg_delete_key", key="HKLM\\SOFTWARE\\Policies\\Google")["deleted"] is True
     assert "HKLM\\SOFTWARE\\Policies\\Google" not in host.state_dict()["registry"]
@@ -273,22 +275,22 @@ def test_file_list(host: HostState) -> None:
 
 def test_write_errors_stop_skips_later_writes_but_not_reads(host: HostState) -> None:
     results = run(host,
-                  {"op": "reg_write", "key": EDGE, "name": "a", "type": "REG_DWORD", "data": 1},
-                  {"op": "reg_write", "key": EDGE + "\\Recommended", "name": "b", "type": "REG_DWORD", "data": 1},
-                  {"op": "reg_write", "key": EDGE, "name": "c", "type": "REG_DWORD", "data": 1},
+                  {"op": "reg_write", "key": EDGE, "name": "BlockThirdPartyCookies", "type": "REG_DWORD", "data": 1},
+                  {"op": "reg_write", "key": DENIED, "name": "1", "type": "REG_SZ", "data": "b"},
+                  {"op": "reg_write", "key": EDGE, "name": "AuthServerAllowlist", "type": "REG_SZ", "data": "c"},
                   {"op": "reg_read", "key": EDGE},
                   write_errors="stop")
     assert [r["ok"] for r in results] == [True, False, False, True]
     assert results[1]["error"] == "access_denied"
     assert results[2]["error"] == "skipped" and "ops[1] (reg_write)" in results[2]["message"]
-    assert set(results[3]["values"]) == {"BlockThirdPartyCookies", "a"}
+    assert set(results[3]["values"]) == {"BlockThirdPartyCookies"}
     assert host.writes == 1
 
 
 def test_without_write_errors_every_op_runs(host: HostState) -> None:
     results = run(host,
-                  {"op": "reg_write", "key": EDGE + "\\Recommended", "name": "b", "type": "REG_DWORD", "data": 1},
-                  {"op": "reg_write", "key": EDGE, "name": "c", "type": "REG_DWORD", "data": 1})
+                  {"op": "reg_write", "key": DENIED, "name": "1", "type": "REG_SZ", "data": "b"},
+                  {"op": "reg_write", "key": EDGE, "name": "AuthServerAllowlist", "type": "REG_SZ", "data": "c"})
     assert [r["ok"] for r in results] == [False, True]
 
 
@@ -299,42 +301,69 @@ def test_write_errors_must_be_known(host: HostState) -> None:
 
 # -- the allow-list ---------------------------------------------------------------------------------
 
-def _ps1_list(name: str) -> list[str]:
-    text = RUNNER_PS1.read_text(encoding="utf-8")
-    block = re.search(rf"^\${name} = @\((.*?)\)$", text, re.MULTILINE | re.DOTALL)
-    assert block, name
-    return re.findall(r"'([^']*)'", block.group(1))
+def _ps_text(name: str) -> str:
+    return (RUNNER_DIR / name).read_text(encoding="utf-8")
 
 
-def _ps1_value(name: str) -> str:
-    match = re.search(rf"^\${name} = '([^']*)'$", RUNNER_PS1.read_text(encoding="utf-8"), re.MULTILINE)
-    assert match, name
-    return match.group(1)
+def _ps_statements(text: str) -> list[str]:
+    """The statements of PowerShell text (outside quotes, a newline at bracket depth 0 ends one)."""
+    statements, current, depth, quoted = [], "", 0, False
+    for char in text:
+        if char == "'":
+            quoted = not quoted
+        elif not quoted and char in "([{":
+            depth += 1
+        elif not quoted and char in ")]}":
+            depth -= 1
+        if char == "\n" and depth == 0 and not quoted:
+            statements.append(current.strip())
+            current = ""
+        else:
+            current += char
+    return [statement for statement in [*statements, current.strip()] if statement]
 
 
-@pytest.mark.skipif(not RUNNER_PS1.exists(), reason="the collection's runner is not there")
-def test_the_allow_list_is_the_runners_verbatim() -> None:
-    assert tuple(_ps1_list("WriteKeyPatterns")) == write_ops.WRITE_KEY_PATTERNS
-    assert tuple(_ps1_list("DeleteKeyPatterns")) == write_ops.DELETE_KEY_PATTERNS
-    assert tuple(_ps1_list("WriteServiceNames")) == write_ops.SERVICE_NAMES
-    assert tuple(_ps1_list("WriteServiceDisplayNames")) == write_ops.SERVICE_DISPLAY_NAMES
-    assert tuple(_ps1_list("WriteOperations")) == write_ops.WRITE_OPERATIONS
-    assert tuple(_ps1_list("WriteRegTypes")) == write_ops.WRITE_REG_TYPES
-    assert _ps1_value("TaskNamePattern") == write_ops.TASK_NAME_PATTERN
-    assert _ps1_value("BackupIdPattern") == write_ops.BACKUP_ID_PATTERN
+def _ps_allow_list() -> dict[str, Any]:
+    """The assignments of writes.ps1's allow-list, evaluated: strings joined by '+', TrimEnd, arrays."""
+    text = _ps_text("writes.ps1").split("# region: write_allow", 1)[1].split("function ", 1)[0]
+    env: dict[str, Any] = {}
+    for statement in _ps_statements(text):
+        if statement.startswith("#"):
+            statement = "\n".join(line for line in statement.splitlines() if not line.lstrip().startswith("#"))
+        match = re.fullmatch(r"\$(\w+) = (.*)", statement, re.DOTALL)
+        if not match:
+            continue
+        expression = re.sub(r"'([^']*)'", lambda m: "r" + repr(m.group(1)).replace("\\\\", "\\"), match.group(2))
+        expression = re.sub(r"\$(\w+)\.TrimEnd\(", r"env['\1'].rstrip(", expression)
+        expression = re.sub(r"\$(\w+)", r"env['\1']", expression).replace("@(", "(")
+        env[match.group(1)] = eval(expression, {"env": env})  # the repository's own PowerShell
+    return env
 
 
-ALLOWED_KEYS = [
-    CHROME, CHROME + "\\CookiesAllowedForUrls", EDGE + "\\Recommended\\CookiesAllowedForUrls",
-    "hklm\\software\\policies\\google\\chrome",  # case does not matter, as on Windows
-    "HKLM\\SOFTWARE\\Policies\\Mozilla\\Firefox\\Cookies\\Allow",
-    "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\ZoneMap",
-    "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\ZoneMapKey",
-    "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones\\1",
-    f"HKU\\{SID}\\Software\\Policies\\Microsoft\\Edge",
-    f"HKU\\{SID}\\Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\ZoneMap\\Domains\\localhost",
-    f"HKU\\{SID}\\Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones\\1",
-    "HKU\\nhs_cm_0123456789ab\\Software\\Policies\\Google\\Chrome",
+def test_the_allow_list_is_the_host_codes_pattern_for_pattern() -> None:
+    allow = _ps_allow_list()
+    assert tuple(tuple(pair) for pair in allow["WriteTargets"]) == write_ops.WRITE_TARGETS
+    assert tuple(allow["ParentKeys"]) == write_ops.PARENT_KEYS
+    services = _ps_text("services.ps1")
+    assert all(f"-eq '{name}'" in services for name in (*write_ops.SERVICE_NAMES, *write_ops.SERVICE_DISPLAY_NAMES))
+    dispatch = re.search(r"\$writeOps = @\(([^)]*)\)", _ps_text("dispatch.ps1"))
+    assert dispatch and tuple(re.findall(r"'([^']*)'", dispatch.group(1))) == write_ops.WRITE_OPERATIONS
+    assert f"-cmatch '{write_ops.TASK_NAME_PATTERN}'" in _ps_text("programs.ps1")
+    assert _ps_text("backup.ps1").count(f"-cmatch '{write_ops.BACKUP_ID_PATTERN}'") == 2  # save and load
+
+
+ALLOWED_TARGETS = [
+    (CHROME + "\\CookiesAllowedForUrls", "1"), (EDGE + "\\CookiesAllowedForUrls", "12"),
+    ("hklm\\software\\policies\\google\\chrome", "BlockThirdPartyCookies"),  # case does not matter
+    (CHROME, "AuthServerAllowlist"), (EDGE + "\\LocalNetworkAccessAllowedForUrls", "3"),
+    ("HKLM\\SOFTWARE\\Policies\\Mozilla\\Firefox\\Cookies\\Allow", "2"),
+    ("HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\ZoneMap", "AutoDetect"),
+    ("HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\ZoneMapKey", "http://localhost"),
+    ("HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones\\1", "1A00"),
+    (f"HKU\\{SID}\\Software\\Policies\\Microsoft\\Edge", "AuthServerAllowlist"),
+    (f"HKU\\{SID}\\{ZONES}\\ZoneMap\\Domains\\localhost", "http"),
+    (f"HKU\\{SID}\\{ZONES}\\Zones\\1", "1A00"),
+    ("HKU\\nhs_cm_0123456789ab\\Software\\Policies\\Google\\Chrome\\CookiesAllowedForUrls", "4"),
 ]
 VENDOR_PARENTS = ("HKLM\\SOFTWARE\\Policies\\Google",
                   "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings")
@@ -364,11 +393,27 @@ HOSTILE_KEYS = [
     "HKLM\\SOFTWARE\\Policies\\Google\\\\Chrome",
     " HKLM\\SOFTWARE\\Policies\\Google\\Chrome",
 ]
+#: Keys the roles write, with values they never write: a planted backup or a controller bug.
+HOSTILE_VALUES = [
+    (CHROME, "ExtensionInstallForcelist"), (CHROME + "\\ExtensionInstallForcelist", "1"),
+    (CHROME + "\\URLAllowlist", "1"), (EDGE, "DefaultCookiesSetting"), (CHROME + "\\CookiesAllowedForUrls", "x"),
+    ("HKLM\\SOFTWARE\\Policies\\Mozilla\\Firefox", "DisableAppUpdate"),
+    ("HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones\\1", "1200"),
+    (f"HKU\\{SID}\\{ZONES}\\ZoneMap", "ProxyEnable"),
+]
 
 
-@pytest.mark.parametrize("key", ALLOWED_KEYS)
-def test_allowed_keys(key: str) -> None:
-    write_ops.check_write_key(key)
+@pytest.mark.parametrize(("key", "name"), ALLOWED_TARGETS)
+def test_allowed_targets(key: str, name: str) -> None:
+    write_ops.check_write_target(key, name)
+
+
+@pytest.mark.parametrize(("key", "name"), HOSTILE_VALUES)
+def test_values_the_roles_never_write_are_forbidden(host: HostState, key: str, name: str) -> None:
+    before = host.state_dict()
+    result = one(host, op="reg_write", key=key, name=name, type="REG_SZ", data="evil")
+    assert result.get("error") == "forbidden" and "write allow-list" in result["message"], result
+    assert host.state_dict() == before
 
 
 @pytest.mark.parametrize("key", HOSTILE_KEYS)

@@ -37,28 +37,30 @@ if TYPE_CHECKING:
     from .registry import Key, Registry
     from .state import HostState, Process, Service
 
-#: The runner's allow-list, verbatim (tests/unit/test_write_allowlist.py compares them).
-WRITE_KEY_PATTERNS = (
-    r"^HKLM\\SOFTWARE\\Policies\\(Google\\Chrome|Microsoft\\Edge|Mozilla\\Firefox)(\\[^\\]+)*$",
-    r"^HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1|"
-    r"ZoneMapKey)$",
-    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\Policies\\"
-    r"(Google\\Chrome|Microsoft\\Edge|Mozilla\\Firefox)(\\[^\\]+)*$",
-    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\Policies\\Microsoft\\"
-    r"Windows\\CurrentVersion\\Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1|ZoneMapKey)$",
-    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\Microsoft\\Windows\\"
-    r"CurrentVersion\\Internet Settings\\(ZoneMap(\\[^\\]+)*|Zones\\1)$",
+#: The host code's allow-list (writes.ps1), the same patterns; emulator/tests/test_write_ops.py evaluates
+#: the PowerShell assignments and compares. (key pattern, value name pattern) pairs, case-insensitive.
+WRITE_ROOT = r"^(HKLM\\SOFTWARE|HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software)\\"
+USER_ROOT = r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\"
+ZONE_ROOT = (r"(^HKLM\\SOFTWARE\\Policies\\|" + USER_ROOT
+             + r"(Policies\\)?)Microsoft\\Windows\\CurrentVersion\\Internet Settings\\")
+WRITE_TARGETS = (
+    (WRITE_ROOT + r"Policies\\(Google\\Chrome|Microsoft\\Edge)\\(CookiesAllowedForUrls|"
+     r"LocalNetworkAccessAllowedForUrls|LoopbackNetworkAllowedForUrls|LocalNetworkAllowedForUrls)$", r"^[0-9]{1,5}$"),
+    (WRITE_ROOT + r"Policies\\Mozilla\\Firefox\\Cookies\\Allow$", r"^[0-9]{1,5}$"),
+    (WRITE_ROOT + r"Policies\\(Google\\Chrome|Microsoft\\Edge)$",
+     r"^(BlockThirdPartyCookies|AuthServerAllowlist|AuthServerWhitelist)$"),
+    (ZONE_ROOT + r"ZoneMap$", r"^(AutoDetect|IntranetName|ProxyBypass|UNCAsIntranet)$"),
+    (ZONE_ROOT + r"ZoneMap\\(Domains|EscDomains|Ranges)(\\[^\\]+){1,2}$", r"^(\*|[a-z][a-z0-9+.-]{0,31}|:Range)$"),
+    (ZONE_ROOT + r"Zones\\1$", r"^1A00$"),
+    (WRITE_ROOT + r"Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\ZoneMapKey$",
+     r"^[^\x00-\x1F]{1,255}$"),
 )
-DELETE_KEY_PATTERNS = (
-    r"^HKLM\\SOFTWARE\\Policies\\(Google|Mozilla|Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|"
-    r"Microsoft\\Windows\\CurrentVersion\\Internet Settings|"
-    r"Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones)$",
-    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\Policies\\"
-    r"(Google|Mozilla|Microsoft|Microsoft\\Windows|Microsoft\\Windows\\CurrentVersion|"
-    r"Microsoft\\Windows\\CurrentVersion\\Internet Settings|"
-    r"Microsoft\\Windows\\CurrentVersion\\Internet Settings\\Zones)$",
-    r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PROFILE)\\Software\\Microsoft\\Windows\\"
-    r"CurrentVersion\\Internet Settings\\Zones$",
+#: The parents of those keys that a write may have created: only ever deleted when empty.
+PARENT_KEYS = (
+    WRITE_ROOT + r"Policies\\(Google|Mozilla|Mozilla\\Firefox|Mozilla\\Firefox\\Cookies|Microsoft|Microsoft\\Windows|"
+    r"Microsoft\\Windows\\CurrentVersion)$",
+    ZONE_ROOT.rstrip("\\") + "$",
+    ZONE_ROOT + r"(ZoneMap|ZoneMap\\(Domains|EscDomains|Ranges)|Zones)$",
 )
 SERVICE_NAMES = ("SCardSvr",)
 SERVICE_DISPLAY_NAMES = ("NHS Port Service",)
@@ -207,24 +209,19 @@ def key_shape_problem(key: str) -> str | None:
     return None
 
 
-def _matches(key: str, patterns: tuple[str, ...]) -> bool:
-    return any(re.search(pattern, key, re.IGNORECASE) for pattern in patterns)
+def _matches(text: str, pattern: str) -> bool:
+    return re.search(pattern, text, re.IGNORECASE) is not None
 
 
-def check_write_key(key: str, for_key_delete: bool = False) -> None:
-    """``forbidden`` unless the runner's allow-list lets this key be written (or emptied away)."""
-    problem = key_shape_problem(key)
-    if problem:
-        raise _forbidden(f"key '{key}' {problem}")
-    allowed = _matches(key, WRITE_KEY_PATTERNS) or (for_key_delete and _matches(key, DELETE_KEY_PATTERNS))
-    if not allowed:
-        raise _forbidden(f"key '{key}' is not under a registry key this collection manages "
-                         "(the runner's write allow-list)")
-
-
-def _check_value_name(name: str) -> None:
-    if len(name) > 255 or re.search(r"[\x00-\x1F\x7F]", name):
-        raise _forbidden("a value name must be at most 255 characters without control characters")
+def check_write_target(key: str, name: str, key_only: bool = False) -> None:
+    """``forbidden`` unless the allow-list lets this value be written (or, ``key_only``, this key be
+    emptied away), as Assert-WriteTarget in writes.ps1."""
+    plain = key_shape_problem(key) is None
+    if plain and any(_matches(key, target) and (key_only or _matches(name, names)) for target, names in WRITE_TARGETS):
+        return
+    if plain and key_only and any(_matches(key, parent) for parent in PARENT_KEYS):
+        return
+    raise _forbidden(f"'{key}' value '{name}' is not one this collection's roles write (the runner's write allow-list)")
 
 
 def program_path_problem(path: str) -> str | None:
@@ -299,8 +296,7 @@ def op_reg_write(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
     vtype = _choice(op, "type", WRITE_REG_TYPES, None)
     if vtype is None:
         raise _invalid("reg_write", "type", "missing")
-    check_write_key(key)
-    _check_value_name(name)
+    check_write_target(key, name)
     data = _write_data(op, vtype, op.get("data"))
     hive, segments = _key_parts(host, op, key, view)
     _check_denied(host.registry, hive, segments, key)
@@ -314,8 +310,7 @@ def op_reg_delete(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
     key = _str(op, "key")
     view = _choice(op, "view", ("64", "32"), "64") or "64"
     name = _str(op, "name")
-    check_write_key(key)
-    _check_value_name(name)
+    check_write_target(key, name)
     hive, segments = _key_parts(host, op, key, view)
     _check_denied(host.registry, hive, segments, key)
     node = host.registry.lookup(hive, segments)
@@ -328,7 +323,7 @@ def op_reg_delete(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
 def op_reg_delete_key(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
     key = _str(op, "key")
     view = _choice(op, "view", ("64", "32"), "64") or "64"
-    check_write_key(key, for_key_delete=True)
+    check_write_target(key, "", key_only=True)
     hive, segments = _key_parts(host, op, key, view)
     _check_denied(host.registry, hive, segments, key)
     node = host.registry.lookup(hive, segments)

@@ -76,6 +76,7 @@ function Get-MissingKeys {
 # region: op:backup_save
 $Operations['backup_save'] = {
     param($Req)
+    Assert-Allowed -Condition ($Req.id -cmatch '^[A-Za-z0-9_-]{1,80}$') -Message "'$($Req.id)' is not a backup id"
     Assert-BackupFolder -Create $true
     $path = Join-Path -Path $BackupFolder -ChildPath "$($Req.id).json"
     if ([System.IO.File]::Exists($path)) { throw (New-OpException -Kind 'invalid_request' -Message "a backup with the id '$($Req.id)' exists already") }
