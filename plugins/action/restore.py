@@ -43,11 +43,12 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import
     restore_failures,
     value_readback_ops,
     verify_values,
+    writes_done,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._gpo_policies import normalise_key
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import ProtocolError, RequestError
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._restorable import backup_problem, host_problems
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._write_action import WriteAction
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._write_action import WriteAction, unconfirmed_message
 
 _BACKUP_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")  # as the runner's backup_load accepts (_protocol.py)
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
@@ -225,9 +226,20 @@ class ActionModule(WriteAction):
         if not the_plan.changed or self._task.check_mode:
             return base
         ops = the_plan.write_ops
-        put_back = self.run_ops(ops + value_readback_ops(the_plan))
+        sent = self.send_writes(ops + value_readback_ops(the_plan))
+        if sent.unconfirmed is not None:
+            return {**base, "failed": True, "changed_unknown": True, "diff": the_plan.diff(f"backup {backup_id}"),
+                    "msg": unconfirmed_message(sent.unconfirmed, None, "the restore request")
+                    + f"; run the restore of backup {backup_id} again: it writes only what still differs"}
+        put_back = sent.results or []
         problems = restore_failures(ops, put_back[:len(ops)])
         problems += verify_values(the_plan, put_back[len(ops):])
+        if sent.cleanup_error is not None:
+            done = writes_done(ops, put_back)
+            return {**base, "failed": True, "cleanup_error": sent.cleanup_error, "writes_done": done,
+                    "diff": the_plan.diff(f"backup {backup_id}"),
+                    "msg": "; ".join([sent.cleanup_error, *problems, "the writes that happened: "
+                                      + ("; ".join(done) or "none"), f"backup {backup_id}"])}
         if problems:
             return {**base, "failed": True, "msg": f"backup {backup.get('id')} was not restored completely: "
                                                    + "; ".join(problems)}

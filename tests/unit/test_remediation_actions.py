@@ -252,3 +252,22 @@ def test_a_planted_backup_is_refused_whole_before_anything_is_read_or_written(pl
     assert f"{planted['key']}\\1" in result["msg"] and "no role of this collection writes" in result["msg"]
     assert [connection.ops(n) for n in (1, 2)] == [["backup_list"], ["backup_load"]]
     assert len(connection.requests) == 2 and host.written == []
+
+
+def test_a_restore_whose_answer_never_comes_back_is_changed_unknown() -> None:
+    host = BackupHost({"C": backup("C")})
+    connection = FakeHost(host.answer, raise_on={3: TimeoutError("read timed out")})
+    result = run(restore, connection, {"backup_id": "C"})
+    assert result["failed"] is True and result["changed_unknown"] is True and result["backup_id"] == "C"
+    assert result["msg"].startswith("changed: unknown - the restore request may have run on the host")
+    assert result["msg"].endswith("run the restore of backup C again: it writes only what still differs")
+    assert [connection.ops(n) for n in (1, 2, 3)] == [["backup_load"], ["reg_read"], ["reg_write", "reg_read"]]
+
+
+def test_a_restore_whose_cleanup_fails_says_what_it_wrote() -> None:
+    host = BackupHost({"C": backup("C")})
+    connection = FakeHost(host.answer, cleanup_error_on={3: "could not unload HKU\\nhs_cm_1"})
+    result = run(restore, connection, {"backup_id": "C"})
+    assert result["failed"] is True and result["writes_done"] == [f"reg_write {EDGE} 'BlockThirdPartyCookies'"]
+    assert result["msg"] == ("the operations ran, but the runner's cleanup failed: could not unload HKU\\nhs_cm_1; "
+                             f"the writes that happened: reg_write {EDGE} 'BlockThirdPartyCookies'; backup C")
