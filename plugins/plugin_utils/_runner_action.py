@@ -31,6 +31,7 @@ import typing as t
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import guard_subclass
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
     BOOTSTRAP,
     RunnerError,
@@ -85,6 +86,10 @@ class RunnerAction(ActionBase):
 
     TRANSFERS_FILES = False
     _requires_connection = True
+
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        guard_subclass(cls)  # an unexpected exception is one line for the host (_controller_action)
 
     def _require_powershell(self) -> None:
         shell = getattr(self._connection, "_shell", None)

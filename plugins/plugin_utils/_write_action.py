@@ -78,7 +78,7 @@ class Applied:
     outcome: Outcome | None = None
     changed_unknown: bool = False  # a write request's answer never came back
     cleanup_error: str | None = None  # the runner's cleanup failed after the ops ran
-    writes_done: list[str] | None = None  # with cleanup_error: the writes that happened
+    writes_done: list[str] | None = None  # with cleanup_error (or an unexpected error): the writes that happened
     diff: dict[str, str] | None = None  # with either: the diff, shown whatever --diff says
 
     def as_result(self) -> dict[str, t.Any]:
@@ -88,7 +88,7 @@ class Applied:
             result.update(failed=True, msg=self.msg, restored=self.restored)
         if self.changed_unknown:
             result["changed_unknown"] = True
-        if self.cleanup_error is not None:
+        if self.cleanup_error is not None or self.writes_done is not None:
             result.update(cleanup_error=self.cleanup_error, writes_done=self.writes_done or [])
         if self.diff is not None:
             result["diff"] = self.diff
@@ -124,7 +124,15 @@ class WriteAction(RunnerAction):
             return Applied(changed=True, failed=True, changed_unknown=True, backup_id=backup_id,
                            msg=unconfirmed_message(sent.unconfirmed, backup_id), diff=the_plan.diff(role))
         results = sent.results or []
-        applied = self._applied(the_plan, role, backup_id, results, extra_reads, verify)
+        try:
+            applied = self._applied(the_plan, role, backup_id, results, extra_reads, verify)
+        except Exception as exc:  # after writes: never lose what happened to a traceback
+            done = writes_done(ops, results)
+            return Applied(changed=bool(done), failed=True, backup_id=backup_id, writes_done=done,
+                           cleanup_error=sent.cleanup_error, diff=the_plan.diff(role),
+                           msg=f"unexpected error ({type(exc).__name__}) after the write request was answered: "
+                               f"{' '.join(str(exc).split())[:300]}; the writes that happened: "
+                               f"{'; '.join(done) or 'none'}; backup {backup_id}")
         if sent.cleanup_error is not None:
             done = writes_done(ops, results)
             applied.failed = True
@@ -148,7 +156,10 @@ class WriteAction(RunnerAction):
         applied = Applied(changed=True, backup_id=backup_id, backup_path=done.backup.get("path"),
                           extra_results=extra_results, outcome=done)
         if done.ok and verify is not None:
-            problems = verify(done, extra_results)
+            try:
+                problems = verify(done, extra_results)
+            except Exception as exc:  # a check that cannot be made is a failed check: put back
+                problems = [f"the check after the writes failed ({type(exc).__name__}): {exc}"]
             if problems:
                 done.ok = False
                 done.failure = "; ".join(problems)
