@@ -398,3 +398,20 @@ def test_a_start_the_runner_refuses_is_reported_for_its_session() -> None:
          "reason": "the runner did not start it (forbidden): C:\\Program Files\\NHS\\Identity Agent is writable by "
                    "BUILTIN\\Users"},
         {"session": 2, "user": "NHS\\b", "program": CM_EXE, "reason": "not run: an earlier change of this run failed"}]
+
+
+def test_not_connected_without_cms_path_restarts_nothing_but_the_services_are_still_fixed() -> None:
+    f = _connected_facts()
+    f["products"]["cm"] = [entry()]  # no DisplayIcon: only a listing of the install folder can name CM
+    f["services"]["port_service"]["state"] = "stopped"
+    findings = [make_finding("CM_NOT_CONNECTED", user_scope("NHS\\a", sid(1), 1), []),
+                make_finding("PORT_SERVICE_STOPPED", machine_scope(), [])]
+    assert extra_reads(f, findings, OPTIONS)[0] == listing_ops(f)
+    result = plan_cm_service(f, findings, OPTIONS, listing("Launcher.exe", "Updater.exe"))
+    assert result.blocked is None and [type(c).__name__ for c in result.changes] == ["ServiceWant"]
+    assert "CM's executable is not known" in result.not_started[0]["reason"]
+    # several programs, but the CM process running there picks its own among them
+    result = plan_cm_service(f, findings, OPTIONS, listing("NHSCredentialManagement.exe", "Updater.exe"))
+    ops = [a.ops[0] for a in result.changes[1:]]  # type: ignore[union-attr]
+    assert [op["op"] for op in ops] == ["process_stop", "process_stop", "task_run", "task_run"]
+    assert ops[3]["command"] == CM_EXE
