@@ -3,9 +3,12 @@
 
 """What ``nhs_cm.remediation.cm_service`` changes, decided from diagnose's facts and findings.
 
-Pure functions, no I/O. ``plan_cm_service(facts, findings, options, listings)`` returns a
-``CmPlan``: the changes for the write path (``_changes``), notes for people, and the reason
-when nothing may be changed. What it does, by finding id (docs/remediation.md):
+Pure functions, no I/O. ``extra_reads(facts, findings, options)`` names the one extra read call
+planning may need (a listing of CM's install folder, a ``file_info`` of the Identity Agent's
+install-data paths); ``plan_cm_service(facts, findings, options, listings, ia_infos)`` returns a
+``CmPlan``: the changes for the write path (``_changes``), notes for people, the sessions where
+nothing is started and why (``not_started``), and the reason when nothing may be changed. What
+it does, by finding id (docs/remediation.md):
 
 - PORT_SERVICE_STOPPED: start the NHS Port Service; PORT_SERVICE_NOT_AUTOMATIC: set its start
   mode to Automatic; PORT_SERVICE_NOT_LISTENING: restart it (one ``service_set``).
