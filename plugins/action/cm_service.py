@@ -4,8 +4,10 @@
 """Action plugin of nhs_cm.remediation.cm_service (documentation: plugins/modules/cm_service.py).
 
 1. Read the host with diagnose's reads (``_facts.plan_reads``, ONE runner call) and evaluate them.
-2. Only when CM must be started and nothing else names its executable: list CM's install folder
-   (a second, small read call).
+2. Only when a program must be started and install data must be read further to name it: list
+   CM's install folder and/or check which of the Identity Agent's install-data paths exist (a
+   second, small read call; ``_cm_service.extra_reads``). What is started never comes from a
+   running process.
 3. Plan (``_cm_service.plan_cm_service`` -> ``_changes.plan``); check mode stops here with the diff.
 4. Apply through the write path (``_write_action.WriteAction.apply_plan``): ONE call with the
    backup, the writes, the read-back and diagnose's reads again, then verify that diagnose no
@@ -24,9 +26,9 @@ from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import valid
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import ChangeError, Outcome, plan
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._cm_service import (
     DEFAULTS,
-    listing_ops,
-    needs_listing,
+    extra_reads,
     plan_cm_service,
+    refused_starts,
     remaining,
     started_problems,
 )
@@ -123,14 +125,19 @@ class ActionModule(WriteAction):
         facts = build_facts(self.run_ops(reads), diagnose)
         findings, unknown = evaluate(facts, diagnose)
         options = {**own, "cm_process_names": diagnose["cm_process_names"]}
-        listings = None
-        if own["start_cm"] and any(f["id"] == "CM_NOT_RUNNING" for f in findings) and needs_listing(facts, options):
-            ops = listing_ops(facts)
-            listings = [r for r in self.run_ops(ops) if r.get("ok")] if ops else []
-        cm_plan = plan_cm_service(facts, findings, options, listings)
+        listing, ia_check = extra_reads(facts, findings, options)
+        listings = infos = None
+        if listing or ia_check:
+            results = self.run_ops(listing + ia_check)
+            listings = [r for r in results[:len(listing)] if r.get("ok")] if listing else None
+            infos = [r for r in results[len(listing):] if r.get("ok")] if ia_check else None
+        cm_plan = plan_cm_service(facts, findings, options, listings, infos)
         base: dict[str, t.Any] = {"changed": False, "findings_before": _ids(findings), "unknown": unknown,
                                   "notes": cm_plan.notes, "cm_executable": cm_plan.cm_executable,
-                                  "cm_executable_source": cm_plan.cm_executable_source, "escalations": [],
+                                  "cm_executable_source": cm_plan.cm_executable_source,
+                                  "ia_executable": cm_plan.ia_executable,
+                                  "ia_executable_source": cm_plan.ia_executable_source,
+                                  "not_started": cm_plan.not_started, "escalations": [],
                                   "changes": [], "backup_id": None}
         if cm_plan.blocked:
             return {**base, "failed": True, "msg": cm_plan.blocked}
@@ -155,6 +162,10 @@ class ActionModule(WriteAction):
 
         applied = self.apply_plan(the_plan, ROLE, extra_reads=reads, verify=verify)
         result = {**base, **applied.as_result(), **after}
+        if applied.outcome is not None:
+            refused = refused_starts([pair for item in applied.outcome.results
+                                      for pair in zip(item["ops"], item["results"], strict=False)], facts)
+            result["not_started"] = cm_plan.not_started + refused
         if not applied.failed and after.get("escalations"):
             result["warnings"] = [f"{e['to']} ({e['phone']}): {e['why']}" for e in after["escalations"]]
         return result

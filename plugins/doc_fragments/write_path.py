@@ -22,6 +22,12 @@ attributes:
     support: full
     platforms: windows
     description: Windows hosts over the winrm connection (psrp and ssh with the powershell shell are untested).
+notes:
+  - When the host or the network fails half-way, nothing is lost - when the runner's cleanup fails after the
+    writes, the task fails with RV(cleanup_error), exactly the writes that happened (RV(writes_done)), the diff
+    and RV(backup_id); when the connection fails after the write request was sent, it fails with
+    RV(changed_unknown) and the backup to roll back with. When another run of the collection holds the host
+    (the runner's host-wide lock), the task fails with one line saying so and nothing is done.
 seealso:
   - module: nhs_cm.remediation.diagnose
   - module: nhs_cm.remediation.restore

@@ -17,19 +17,31 @@ description:
     mode to Automatic, C(PORT_SERVICE_NOT_LISTENING) restarts it.
   - C(SMARTCARD_SERVICE_STOPPED) (CM 1.x and Identity Hub hosts) starts the Smart Card service (SCardSvr).
   - C(CM_NOT_RUNNING) starts NHS Credential Management in that interactive session, as that session's
-    user, through a one-off scheduled task (interactive principal, no stored password, a unique
-    C(nhs_cm_*) name, deleted afterwards even on failure), then waits (O(wait_ms)) and verifies that the
-    process runs in that session. On CM 1.x the Identity Agent is started there too when it does not run;
+    user, through a one-off scheduled task (interactive principal given by the user's SID, no stored
+    password, a unique C(nhs_cm_*) name, deleted afterwards even on failure), then waits (O(wait_ms)) and
+    verifies that the process runs in that session. A session whose user's SID is not known is not started
+    (RV(not_started) says so). On CM 1.x the Identity Agent is started there too when it does not run;
     C(IA_NOT_RUNNING) starts the Identity Agent.
   - C(CM_NOT_CONNECTED) stops the Identity Agent and CM in that session and starts them again, once. Whether
     CM is connected cannot be read from outside the session; when diagnose still reports it afterwards the
     module returns the escalation (National Service Desk, 0300 303 5035) in RV(escalations) instead of
     retrying.
-  - A host with nobody logged on is left unchanged; RV(notes) says that CM starts at the next logon.
+  - A host with nobody logged on is left unchanged; RV(notes) says that CM starts at the next logon. When the
+    owners of the processes cannot be read, nobody being logged on cannot be told; nothing is started and
+    RV(notes) says why.
+  - What is started comes only from the options or machine-wide install data (the products' Uninstall
+    entries under HKLM, both registry views), never from a running process, HKCU or a user's profile - any
+    user can run a program named C(IdentityAgent.exe) from their own folders. The runner also refuses a
+    program in a folder that non-administrators can write; RV(not_started) gives the reason per session.
   - "CM's executable name is not public. It is taken from O(cm_executable) when set; otherwise from the
-    Uninstall entry's C(DisplayIcon), from a CM process running in another session, or from the only
-    program in CM's C(InstallLocation) that is not the NHS Port Service (an extra read call, made only
-    then). When none of these gives one answer, the module fails, says why, and changes nothing."
+    Uninstall entry's C(DisplayIcon), or from the only program in CM's C(InstallLocation) that is not the
+    NHS Port Service (an extra read call, made only then; when that folder holds several programs, a CM
+    process running in another session may pick one of them). When none of these gives one answer, the
+    module fails, says why, and changes nothing."
+  - "The Identity Agent's executable is O(ia_executable) when set; otherwise C(<folder>\\IdentityAgent.exe)
+    (each name of O(ia_process_names)) for the folders its Uninstall entry records (C(InstallLocation), the
+    C(DisplayIcon)'s folder) when that file exists (checked in the extra read call); otherwise the first file
+    of O(ia_paths) that exists. When none is known, it is not started and RV(not_started) says why."
   - Before any change it saves the previous start mode and state of every service it touches on the host
     (C(%ProgramData%\nhs_cm\backups\<id>.json)) and returns RV(backup_id). C(playbooks/rollback.yml) puts
     them back. Programs it started are not stopped by a rollback.
@@ -68,7 +80,8 @@ options:
     type: str
   ia_executable:
     description:
-      - Full path of the Identity Agent's executable, when it neither runs nor is in O(ia_paths).
+      - Full path of the Identity Agent's executable, when its Uninstall entry does not record its folder and
+        it is not in O(ia_paths).
     type: str
   wait_ms:
     description: How long to wait for a started program to appear in its session, 0 to 120000 ms.
@@ -123,8 +136,9 @@ attributes:
     support: full
     description: Each service and session, before and after.
 notes:
-  - Runner calls per host - one to read, one more only when CM's install folder must be listed, one to back
-    up, change and read back, and one more only to put values back after a failure.
+  - Runner calls per host - one to read, one more only when CM's install folder must be listed or the Identity
+    Agent's install folder checked, one to back up, change and read back, and one more only to put values back
+    after a failure.
 extends_documentation_fragment:
   - nhs_cm.remediation.write_path
 author:
@@ -197,6 +211,24 @@ cm_executable_source:
   description: Where RV(cm_executable) came from.
   returned: always
   type: str
+ia_executable:
+  description: The Identity Agent's executable used to start it, when one had to be started; RV(ia_executable_source)
+    says where that came from.
+  returned: always
+  type: str
+ia_executable_source:
+  description: Where RV(ia_executable) came from (C(option ia_executable), C(the Identity Agent's Uninstall entry),
+    C(option ia_paths)).
+  returned: always
+  type: str
+not_started:
+  description:
+    - Each session where a program should have been started (or restarted) but was not, V({session, user,
+      program, reason}) - its user's SID is not known, the program's path is not known from install data or
+      options, or the runner refused it (for example a program in a folder non-administrators can write).
+  returned: always
+  type: list
+  elements: dict
 unknown:
   description: diagnose's checks that could not be made.
   returned: always
@@ -206,6 +238,24 @@ restored:
   description: After a failure, whether everything this run changed was put back from the backup.
   returned: failure after a change
   type: bool
+changed_unknown:
+  description:
+    - "True when a write request was sent but its answer never came back (the connection dropped, a timeout while
+      waiting), so whether the host was changed is unknown. The message starts C(changed: unknown) and names the
+      backup to roll back with. A failure before the request was sent is an ordinary failure and has no such field."
+  returned: when a write request's answer never came back
+  type: bool
+cleanup_error:
+  description: The runner ran every operation but could not clean up afterwards (a registry hive it loaded and
+    could not unload); the task fails with it.
+  returned: when the runner's cleanup failed after the writes
+  type: str
+writes_done:
+  description: With RV(cleanup_error), exactly the writes that happened, in order (C(backup_save <id>),
+    C(reg_write <key> '<name>'), C(service_set <name>), C(start <program> in session <n>), ...).
+  returned: when the runner's cleanup failed after the writes
+  type: list
+  elements: str
 msg:
   description: Why the module failed, one line.
   returned: failure

@@ -30,7 +30,10 @@ description:
     Service's own image, or whose file name is in O(cm_process_names).
   - C(CM_NOT_RUNNING) is reported once per interactive session (console or RDP, active or
     disconnected) with no CM process, and only when CM or Identity Hub is installed; a host with
-    nobody logged on gets none.
+    nobody logged on gets none. The runner finds the sessions from the owners of the processes; when
+    those cannot be read (C(process_list) says why), no session found does not mean nobody is logged
+    on, so C(CM_NOT_RUNNING), C(IA_NOT_RUNNING) and the e-RS fault checks go to RV(unknown) with that
+    reason (C(CM_NOT_RUNNING) also when some sessions were found, as others may be missing).
   - C(DOTNET48_MISSING) uses C(HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full) C(Release)
     below 528040. When that key is absent, .NET Framework 4.8 counts as present on OS build 18362
     or later (Windows 10 1903+, Windows 11, Server 2022, where it is part of the OS) and as missing
@@ -310,7 +313,7 @@ findings:
       description:
         - What was read, exactly, so a person can check it by hand. Registry values are
           V({path, name, type, data}); services V({service, display_name, state, start_mode, image});
-          sessions V({session, user, state, processes}); probes V({url, status, error}).
+          sessions V({session, user, processes}); probes V({url, status, error}).
       type: list
       elements: dict
       sample:
@@ -417,9 +420,18 @@ facts:
       type: list
       elements: dict
     sessions:
-      description: Interactive sessions with a user, V({id, user, sid, state}); null when they could not be listed.
+      description:
+        - Interactive sessions with a user, V({id, user, sid}); null when they could not be listed. The runner
+          finds them in the process list (the owner of each session's C(explorer.exe), else of a person's
+          process in it), so whether a session is active or disconnected is not known.
       type: list
       elements: dict
+    process_owners_error:
+      description:
+        - Why the owners of the processes could not be read (C(process_list) C(user_error)), or null. When set,
+          every process's C(user) is null and means unknown, and an empty RV(facts.sessions) does not mean
+          that nobody is logged on.
+      type: str
     reboot:
       description:
         - V({pending, indicators, unreadable}); each indicator names the registry key or value that

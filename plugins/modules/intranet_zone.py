@@ -127,6 +127,24 @@ restored:
   description: After a failure, whether everything this run changed was put back from the backup.
   returned: failure after a change
   type: bool
+changed_unknown:
+  description:
+    - "True when a write request was sent but its answer never came back (the connection dropped, a timeout while
+      waiting), so whether the host was changed is unknown. The message starts C(changed: unknown) and names the
+      backup to roll back with. A failure before the request was sent is an ordinary failure and has no such field."
+  returned: when a write request's answer never came back
+  type: bool
+cleanup_error:
+  description: The runner ran every operation but could not clean up afterwards (a registry hive it loaded and
+    could not unload); the task fails with it.
+  returned: when the runner's cleanup failed after the writes
+  type: str
+writes_done:
+  description: With RV(cleanup_error), exactly the writes that happened, in order (C(backup_save <id>),
+    C(reg_write <key> '<name>'), C(service_set <name>), C(start <program> in session <n>), ...).
+  returned: when the runner's cleanup failed after the writes
+  type: list
+  elements: str
 msg:
   description: Why the module failed, one line.
   returned: failure

@@ -49,7 +49,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._gpo_policies i
     gpo_policy_path,
     normalise_key,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import WRITE_REG_TYPES
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import WRITE_OPERATIONS, WRITE_REG_TYPES
 
 SERVICE_STATES = ("running", "stopped")
 START_MODES = ("auto", "manual", "disabled")
@@ -372,10 +372,37 @@ class Outcome:
     restore_ops: list[dict[str, t.Any]] = field(default_factory=list)
 
 
-def _op_text(op: dict[str, t.Any]) -> str:
+_SERVICE_TIMEOUT_MS = int(WRITE_OPERATIONS["service_set"]["request"]["timeout_ms"]["default"])
+_REACHED = {"started": "running", "restarted": "running", "stopped": "stopped"}
+
+
+def op_text(op: dict[str, t.Any]) -> str:
+    """A write operation in words: ``reg_write <key> '<name>'``, ``start <program> in session N``..."""
+    if op.get("op") == "task_run":
+        return f"start {op.get('command')} in session {op.get('session')}"
+    if op.get("op") == "process_stop":
+        return f"stop process {op.get('pid')} ({op.get('image')})"
     target = op.get("key") or op.get("name") or op.get("command") or op.get("id") or ""
     extra = f" {op['name']!r}" if op.get("key") and "name" in op else ""
     return f"{op.get('op')} {target}{extra}".strip()
+
+
+def failure_text(op: dict[str, t.Any], result: dict[str, t.Any]) -> str:
+    """Why a write operation failed, one line. A service that did not settle in time is said so,
+    not "failed": ``service X did not reach running in 30 s``."""
+    if op.get("op") == "service_set" and result.get("error") == "timeout":
+        seconds = int(op.get("timeout_ms") or _SERVICE_TIMEOUT_MS) / 1000
+        return (f"service {op.get('name')} did not reach {_REACHED.get(str(op.get('state')), op.get('state'))} in "
+                f"{seconds:g} s: {result.get('message')}")
+    if result.get("error") == "busy":
+        return f"{op_text(op)}: another run of nhs_cm.remediation holds this host: {result.get('message')}"
+    return f"{op_text(op)} failed ({result.get('error')}): {result.get('message')}"
+
+
+def writes_done(ops: list[dict[str, t.Any]], results: list[dict[str, t.Any]]) -> list[str]:
+    """The write operations of a call that ran (their result is ok), in words, in order."""
+    return [op_text(op) for op, result in zip(ops, results, strict=False)
+            if op.get("op") in WRITE_OPS and result.get("ok")]
 
 
 def _may_have_changed(op: dict[str, t.Any], result: dict[str, t.Any]) -> bool:
@@ -410,7 +437,7 @@ def outcome(the_plan: Plan, results: list[dict[str, t.Any]]) -> Outcome:
         per_change.append({"change": item.after, "ops": item.ops, "results": mine})
         for result, op in zip(mine, item.ops, strict=False):
             if failure is None and not result.get("ok") and result.get("error") != "skipped":
-                failure = f"{_op_text(op)} failed ({result.get('error')}): {result.get('message')}"
+                failure = failure_text(op, result)
     if failure is None:
         problems = verify_values(the_plan, values_read)
         if problems:
@@ -516,5 +543,5 @@ def restore_failures(ops: list[dict[str, t.Any]], results: list[dict[str, t.Any]
     problems = []
     for op, result in zip(ops, results, strict=False):
         if not result.get("ok"):
-            problems.append(f"{_op_text(op)}: {result.get('error')}: {result.get('message')}")
+            problems.append(failure_text(op, result))
     return problems

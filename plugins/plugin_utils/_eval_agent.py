@@ -64,6 +64,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import (
     image_name,
     installed,
     parse_version,
+    sessions_unknown,
     uninstall_errors,
 )
 
@@ -145,7 +146,8 @@ def _sessions_with_cm(facts: Facts, options: Options, check_id: str) -> tuple[li
     if sessions is None:
         return [], unknown(check_id, "cannot list sessions: " + facts["read_errors"].get("sessions", "not read"))
     if not sessions:
-        return [], Outcome()
+        owners_unknown = sessions_unknown(facts)
+        return [], unknown(check_id, owners_unknown) if owners_unknown else Outcome()
     if processes is None:
         return [], unknown(check_id, "cannot list processes: " + facts["read_errors"].get("processes", "not read"))
     entries, _reason = _cm_entries(facts, "cm", "identity_hub")
@@ -260,7 +262,7 @@ def check_ia_not_running(facts: Facts, options: Options) -> Outcome:
     for session, cm, ia in views:
         if not cm or ia:
             continue
-        evidence = [{"session": session.get("id"), "user": session.get("user"), "state": session.get("state"),
+        evidence = [{"session": session.get("id"), "user": session.get("user"),
                      "cm_processes": [_process_evidence(p) for p in cm], "identity_agent_processes": []},
                     {"ia_process_names": sorted(options["ia_process_names"])}]
         result.findings.append(make_finding(
@@ -307,7 +309,7 @@ def _report_evidence(facts: Facts, report: dict[str, t.Any], view: SessionView) 
     evidence: list[dict[str, t.Any]] = [
         {"ers_report": report.get("message"), "reported_port": report.get("port"),
          "reported_version": report.get("version")},
-        {"session": session.get("id"), "user": session.get("user"), "state": session.get("state"),
+        {"session": session.get("id"), "user": session.get("user"),
          "cm_processes": [_process_evidence(p) for p in cm],
          "identity_agent_processes": [_process_evidence(p) for p in ia]},
     ]

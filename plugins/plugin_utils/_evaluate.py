@@ -20,7 +20,10 @@ Decisions (first slice, fault 1):
   .NET 4.8 counts as present on Windows 10 1903 and later, Windows 11 and Server 2022 (OS
   build >= 18362, where it is part of the OS) and as missing on older builds.
 - CM_NOT_RUNNING is reported per interactive session, only when CM or Identity Hub is
-  installed; a host with nobody logged on gets none.
+  installed; a host with nobody logged on gets none. When the processes' owners could not be
+  read (``process_list`` ``user_error``), the sessions the runner found from them may be
+  incomplete: the sessions listed are still checked, and the check is also unknown with that
+  reason (never "nobody is logged on").
 - CM_REBOOT_PENDING cannot tell when CM was installed: it is reported (info) whenever CM is
   installed and Windows reports a pending reboot.
 """
@@ -51,6 +54,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import (
     installed,
     normalise_dir,
     options_with_defaults,
+    sessions_unknown,
     uninstall_errors,
 )
 
@@ -345,8 +349,9 @@ def check_cm_not_running(facts: Facts, options: Options) -> Outcome:
     sessions, processes = facts.get("sessions"), facts.get("processes")
     if sessions is None:
         return unknown(ID.CM_NOT_RUNNING, "cannot list sessions: " + facts["read_errors"].get("sessions", "not read"))
+    owners_unknown = sessions_unknown(facts)
     if not sessions:
-        return Outcome()
+        return unknown(ID.CM_NOT_RUNNING, owners_unknown) if owners_unknown else Outcome()
     if processes is None:
         return unknown(ID.CM_NOT_RUNNING, "cannot list processes: " + facts["read_errors"].get("processes", "not read"))
     folders = _install_dirs(entries)
@@ -359,6 +364,9 @@ def check_cm_not_running(facts: Facts, options: Options) -> Outcome:
     outcome = Outcome()
     for session in sessions:
         _check_session(session, processes, is_cm, match, outcome, bool(names))
+    if owners_unknown:
+        outcome.unknown.append({"check": ID.CM_NOT_RUNNING, "reason": f"{owners_unknown}: sessions other than "
+                                f"{', '.join(str(s.get('id')) for s in sessions)} were not checked"})
     return outcome
 
 
@@ -375,7 +383,7 @@ def _check_session(session: dict[str, t.Any], processes: list[dict[str, t.Any]],
         return
     listed = [{"pid": p.get("pid"), "name": p.get("name"), "image": p.get("image")}
               for p in sorted(mine, key=lambda p: (str(p.get("name")).casefold(), p.get("pid") or 0))]
-    evidence = [{"session": session.get("id"), "user": session.get("user"), "state": session.get("state"),
+    evidence = [{"session": session.get("id"), "user": session.get("user"),
                  "processes": listed}, match]
     outcome.findings.append(make_finding(
         ID.CM_NOT_RUNNING, user_scope(session.get("user"), session.get("sid"), session.get("id")), evidence,

@@ -22,6 +22,10 @@ module that is not there declares nothing) and the plan reads them in the same r
   error, keys: {relative key as declared: node}}``;
 - ``facts["gpo"]``: ``{available, error, settings: [{scope, sid, key, name, gpo}]}``, the
   registry-based Group Policy values in effect under the declared keys;
+- ``facts["process_owners_error"]``: why the owners of the processes could not be read
+  (``process_list``'s ``user_error``), or None. The runner finds the sessions from those owners,
+  so while it is set an empty ``facts["sessions"]`` does not mean that nobody is logged on
+  (``sessions_unknown``);
 
 where a node is ``{exists, values: {name: {type, data}}, subkeys: {name: node or null},
 error: null or the error kind}`` at every level.
@@ -469,6 +473,7 @@ def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | Non
         "listeners": listeners,
         "prs_probes": _probes(reads, errors, list(opts["prs_ports"])),
         "processes": None if "processes" in errors else list(reads["processes"].get("processes") or []),
+        "process_owners_error": None if "processes" in errors else _str_or_none(reads["processes"].get("user_error")),
         "sessions": sessions,
         "reboot": _reboot(reads, errors),
         "os": None if "os" in errors else _os(reads["os"]),
@@ -630,6 +635,15 @@ def installed(facts: dict[str, t.Any], *kinds: str) -> list[dict[str, t.Any]]:
 
 def uninstall_errors(facts: dict[str, t.Any]) -> list[str]:
     return [f"{item['path']}: {item['error']}" for item in facts.get("uninstall_keys", []) if "error" in item]
+
+
+def sessions_unknown(facts: dict[str, t.Any]) -> str | None:
+    """Why the list of sessions may be incomplete (the processes' owners, from which the runner
+    finds the sessions, could not be read), or None when it can be trusted."""
+    error = facts.get("process_owners_error")
+    if not error:
+        return None
+    return f"the owners of the processes could not be read ({error}), so who is logged on is not known"
 
 
 def normalise_dir(path: str) -> str:

@@ -978,6 +978,9 @@ def _reply_failure(reply: dict[str, t.Any]) -> RunnerError:
     message = _one_line(str(reply.get("message") or "no message"))
     if kind == "access_denied":
         return RunnerError(f"access denied on the host: {message} ({_ADMIN_HINT})")
+    if kind == "busy":
+        return RunnerError(f"another run of nhs_cm.remediation holds this host, so nothing was done: {message}; "
+                           "run again when it has finished")
     return RunnerError(f"the runner refused the request ({kind}): {message}")
 
 

@@ -9,6 +9,11 @@ way ``ansible.windows.win_reboot`` runs its scripts (``_shell._encode_script`` t
 ``_low_level_execute_command``); ansible's connection plugin sees the encoded prefix and does
 not encode it again. Right now it should only be used in this collection as the interface is
 not final and could be subject to change.
+
+A call that carries writes (``run_ops(..., writes=True)``) connects first: a failure there is an
+ordinary one (nothing was sent). A transport failure after that (the connection dropped, a
+timeout while waiting for the answer) raises ``WriteUnconfirmed``: the request may have reached
+the host and run, so whether it changed the host is unknown, and the caller says so.
 """
 
 # FOR INTERNAL COLLECTION USE ONLY
@@ -26,6 +31,7 @@ import typing as t
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import guard_subclass
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
     BOOTSTRAP,
     RUNNER_FILES,
@@ -34,6 +40,13 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol impor
     join_runner,
     parse_reply,
 )
+
+
+
+class WriteUnconfirmed(RunnerError):
+    """A request with writes was sent, but its answer never came back (the connection dropped, a
+    timeout while waiting): it may have run, so whether the host changed is unknown."""
+
 
 #: The host code's folder: one file per concern (RUNNER_FILES, docs/security.md).
 RUNNER_DIR = pathlib.Path(__file__).with_name("_runner")
@@ -79,6 +92,10 @@ class RunnerAction(ActionBase):
     TRANSFERS_FILES = False
     _requires_connection = True
 
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        guard_subclass(cls)  # an unexpected exception is one line for the host (_controller_action)
+
     def _require_powershell(self) -> None:
         shell = getattr(self._connection, "_shell", None)
         family = getattr(shell, "SHELL_FAMILY", None)
@@ -90,27 +107,50 @@ class RunnerAction(ActionBase):
                 "ansible_connection=winrm (or psrp, or ssh with ansible_shell_type=powershell)"
             )
 
-    def run_ops(self, ops: list[dict[str, t.Any]], write_errors: str = "continue") -> list[dict[str, t.Any]]:
+    def _connect_before_writes(self) -> None:
+        """Open the connection before a request with writes is sent, so that a failure to reach
+        the host is told apart from a failure after the request went out."""
+        connect = getattr(self._connection, "_connect", None)
+        if not callable(connect):
+            return
+        try:
+            connect()
+        except _transport_errors() as exc:
+            raise AnsibleConnectionFailure(_reason(exc)) from exc
+
+    def run_ops(self, ops: list[dict[str, t.Any]], write_errors: str = "continue",
+                writes: bool = False) -> list[dict[str, t.Any]]:
         """Validate ``ops``, run them in ONE runner call and return one result per op.
 
         ``write_errors="stop"``: the runner skips every write operation after a failed one
-        (docs/runner-protocol.md); the write path (``_changes``) uses it.
+        (docs/runner-protocol.md); the write path (``_changes``) uses it. ``writes``: the request
+        changes the host (see the module docstring).
 
         Raises ``RequestError`` for an invalid op, ``AnsibleConnectionFailure`` (one readable line;
-        the host is then unreachable) when the command does not get through, and ``RunnerError``
-        when the runner's reply is unusable. A failed op is an ``ok: false`` result.
+        the host is then unreachable) when the command does not get through (with ``writes``:
+        before it was sent), ``WriteUnconfirmed`` with ``writes`` when it failed after it was sent,
+        ``CleanupError`` (with every result) when the ops ran but the runner's cleanup failed, and
+        ``RunnerError`` when the runner's reply is unusable or it refused the request (``busy``:
+        another run holds the host). A failed op is an ``ok: false`` result.
         """
         stdin = build_stdin(runner_text(), ops, write_errors=write_errors)  # validates ops first
         self._require_powershell()
         command = self._connection._shell._encode_script(BOOTSTRAP, as_list=False, strict_mode=False,
                                                          preserve_rc=False)
+        if writes:
+            self._connect_before_writes()
         try:
             # sudoable=False: a become wrapper would re-encode the command and drop stdin.
             response = self._low_level_execute_command(command, in_data=stdin, sudoable=False)
         except _transport_errors() as exc:
+            if writes:
+                raise WriteUnconfirmed(f"{_reason(exc)} after the write request was sent") from exc
             # The host could not be reached (refused, credentials rejected, timed out, dropped):
             # Ansible reports it UNREACHABLE, with this one readable line.
             raise AnsibleConnectionFailure(_reason(exc)) from exc
         except AnsibleError as exc:
-            raise RunnerError(f"cannot run the runner on the host: {' '.join(str(exc).split())[:300]}") from exc
+            text = " ".join(str(exc).split())[:300]
+            if writes:
+                raise WriteUnconfirmed(f"the connection failed after the write request was sent: {text}") from exc
+            raise RunnerError(f"cannot run the runner on the host: {text}") from exc
         return parse_reply(response.get("stdout"), response.get("stderr"), response.get("rc"), ops)

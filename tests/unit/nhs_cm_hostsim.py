@@ -115,6 +115,8 @@ def healthy_host() -> dict[str, t.Any]:
             {"address": "127.0.0.1", "port": 43487, "pid": 2100},
         ],
         "probes": {43487: {"status": 500, "body": PR30007, "error": None}},
+        # why the processes' owners could not be read (process_list user_error), or None
+        "process_user_error": None,
         "processes": [
             process(0, "Idle", None, 0),
             process(4, "System", None, 0),
@@ -125,9 +127,8 @@ def healthy_host() -> dict[str, t.Any]:
             *session_processes(2, "NHS\\akhan", 6000),
         ],
         "sessions": [
-            {"id": 1, "user": "NHS\\jsmith", "sid": "S-1-5-21-1004336348-1177238915-682003330-1001", "state": "active"},
-            {"id": 2, "user": "NHS\\akhan", "sid": "S-1-5-21-1004336348-1177238915-682003330-1002",
-             "state": "disconnected"},
+            {"id": 1, "user": "NHS\\jsmith", "sid": "S-1-5-21-1004336348-1177238915-682003330-1001"},
+            {"id": 2, "user": "NHS\\akhan", "sid": "S-1-5-21-1004336348-1177238915-682003330-1002"},
         ],
         "os": {"product": "Windows 10 Enterprise", "version": "10.0.19045", "computer_name": "DESK01",
                "emulated": False},
@@ -224,7 +225,7 @@ def answer(host: dict[str, t.Any], op: dict[str, t.Any]) -> dict[str, t.Any]:
     if kind == "http_get":
         return _probe(host, op)
     if kind == "process_list":
-        return {"ok": True, "processes": host["processes"]}
+        return {"ok": True, "processes": host["processes"], "user_error": host.get("process_user_error")}
     if kind == "session_list":
         return {"ok": True, "sessions": host["sessions"]}
     if kind == "os_info":

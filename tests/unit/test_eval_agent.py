@@ -325,7 +325,7 @@ def test_ia_not_running_in_one_session() -> None:
     assert unknown == []
     assert findings == [expected(
         "IA_NOT_RUNNING", USER2,
-        [{"session": 2, "user": "NHS\\akhan", "state": "disconnected",
+        [{"session": 2, "user": "NHS\\akhan",
           "cm_processes": [process_evidence(cm_process(host, 2))], "identity_agent_processes": []},
          {"ia_process_names": ["IdentityAgent.exe"]}],
         "NHS Credential Management runs in session 2 (NHS\\akhan) but the Identity Agent does not",
@@ -371,12 +371,24 @@ def test_nobody_logged_on_no_per_session_finding() -> None:
     assert mine(host, ers_report=FAULT3) == ([], [])
 
 
+def test_no_session_with_unknown_process_owners_is_unknown() -> None:
+    host = legacy_host()
+    host["sessions"] = []
+    host["process_user_error"] = "OpenProcessToken failed"
+    findings, unknown = mine(host, ers_report=FAULT2)
+    assert findings == []
+    reason = "the owners of the processes could not be read (OpenProcessToken failed), so who is logged on is not known"
+    assert unknown == [{"check": "IA_NOT_RUNNING", "reason": reason}, {"check": "CM_NOT_CONNECTED", "reason": reason}]
+    host["process_user_error"] = None
+    assert mine(host, ers_report=FAULT2) == ([], [])
+
+
 # -- CM_NOT_CONNECTED and USER_NOT_LOGGED_IN (only from a report) -----------------------------------
 
-def _report_evidence(host: dict[str, t.Any], session: int, user: str, state: str, message: str,
+def _report_evidence(host: dict[str, t.Any], session: int, user: str, message: str,
                      port: int | None, cm: bool = True) -> list[dict[str, t.Any]]:
     return [{"ers_report": message, "reported_port": port, "reported_version": None},
-            {"session": session, "user": user, "state": state,
+            {"session": session, "user": user,
              "cm_processes": [process_evidence(cm_process(host, session))] if cm else [],
              "identity_agent_processes": [process_evidence(ia_process(host, session))]}]
 
@@ -388,11 +400,11 @@ def test_cm_not_connected_for_every_session_with_cm_and_the_identity_agent() -> 
               "escalate to the National Service Desk")
     assert findings == [
         expected("CM_NOT_CONNECTED", USER1,
-                 _report_evidence(host, 1, "NHS\\jsmith", "active", FAULT2, 43485),
+                 _report_evidence(host, 1, "NHS\\jsmith", FAULT2, 43485),
                  "e-RS reports that NHS Credential Management is not connected, while it and the Identity Agent "
                  "both run in session 1 (NHS\\jsmith)", action=action.format("session 1 (NHS\\jsmith)"), port=43485),
         expected("CM_NOT_CONNECTED", USER2,
-                 _report_evidence(host, 2, "NHS\\akhan", "disconnected", FAULT2, 43485),
+                 _report_evidence(host, 2, "NHS\\akhan", FAULT2, 43485),
                  "e-RS reports that NHS Credential Management is not connected, while it and the Identity Agent "
                  "both run in session 2 (NHS\\akhan)", action=action.format("session 2 (NHS\\akhan)"), port=43485),
     ]
@@ -435,12 +447,12 @@ def test_user_not_logged_in_where_the_identity_agent_runs() -> None:
     host["processes"] = [p for p in host["processes"] if not (p["image"] == CM_EXE and p["session"] == 2)]
     findings, _unknown = mine(host, ers_report=FAULT3)
     assert [f for f in findings if f["id"] == "USER_NOT_LOGGED_IN"] == [
-        expected("USER_NOT_LOGGED_IN", USER1, _report_evidence(host, 1, "NHS\\jsmith", "active", FAULT3, 55000),
+        expected("USER_NOT_LOGGED_IN", USER1, _report_evidence(host, 1, "NHS\\jsmith", FAULT3, 55000),
                  "e-RS reports that NHS Credential Management cannot log in; the Identity Agent runs in session 1 "
                  "(NHS\\jsmith), but whether the user is logged in to it cannot be read remotely",
                  action="Ask NHS\\jsmith to insert their smartcard and enter their passcode (session 1)", port=55000),
         expected("USER_NOT_LOGGED_IN", USER2,
-                 _report_evidence(host, 2, "NHS\\akhan", "disconnected", FAULT3, 55000, cm=False),
+                 _report_evidence(host, 2, "NHS\\akhan", FAULT3, 55000, cm=False),
                  "e-RS reports that NHS Credential Management cannot log in; the Identity Agent runs in session 2 "
                  "(NHS\\akhan), but whether the user is logged in to it cannot be read remotely",
                  action="Ask NHS\\akhan to insert their smartcard and enter their passcode (session 2)", port=55000),

@@ -440,7 +440,7 @@ def test_cm_not_running_in_one_session(host: dict[str, t.Any]) -> None:
                  {"pid": 6001, "name": "winlogon.exe", "image": "C:\\Windows\\System32\\winlogon.exe"}]
     assert findings == [expected(
         "CM_NOT_RUNNING",
-        [{"session": 2, "user": "NHS\\akhan", "state": "disconnected", "processes": processes},
+        [{"session": 2, "user": "NHS\\akhan", "processes": processes},
          {"cm_install_folders": [CM_DIR + "\\"], "cm_process_names": []}],
         "NHS Credential Management is not running in session 2 (NHS\\akhan)",
         scope={"kind": "user", "user": "NHS\\akhan", "sid": "S-1-5-21-1004336348-1177238915-682003330-1002",
@@ -517,8 +517,35 @@ def test_sessions_or_processes_unreadable_is_unknown(host: dict[str, t.Any]) -> 
                                "reason": "cannot list processes: access_denied: Access is denied."}])
 
 
+OWNERS = "OpenProcessToken failed: Access is denied"
+OWNERS_UNKNOWN = f"the owners of the processes could not be read ({OWNERS}), so who is logged on is not known"
+
+
+def test_no_session_with_unknown_process_owners_is_unknown_not_nobody_logged_on(host: dict[str, t.Any]) -> None:
+    host["sessions"] = []
+    for proc in host["processes"]:
+        proc["user"] = None
+    host["process_user_error"] = OWNERS
+    _drop_cm(host, 1)
+    assert run(host) == ([], [{"check": "CM_NOT_RUNNING", "reason": OWNERS_UNKNOWN}])
+    host["process_user_error"] = None  # the same processes, owners read: nobody is logged on
+    assert run(host) == ([], [])
+
+
+def test_with_unknown_process_owners_the_sessions_found_are_checked_and_others_unknown(
+        host: dict[str, t.Any]) -> None:
+    host["process_user_error"] = OWNERS
+    _drop_cm(host, 2)
+    findings, unknown = run(host)
+    assert [(f["id"], f["scope"]["session"]) for f in findings] == [("CM_NOT_RUNNING", 2)]
+    assert unknown == [{"check": "CM_NOT_RUNNING", "reason": f"{OWNERS_UNKNOWN}: sessions other than 1, 2 were "
+                        "not checked"}]
+    facts = build_facts(results_for(host, options_with_defaults({})), options_with_defaults({}))
+    assert facts["process_owners_error"] == OWNERS
+
+
 def test_a_new_session_without_cm(host: dict[str, t.Any]) -> None:
-    host["sessions"].append({"id": 3, "user": "DESK01\\locum", "sid": None, "state": "active"})
+    host["sessions"].append({"id": 3, "user": "DESK01\\locum", "sid": None})
     host["processes"] += session_processes(3, "DESK01\\locum", 7000, cm=False)
     finding = only(run(host)[0], "CM_NOT_RUNNING")
     assert finding["scope"] == {"kind": "user", "user": "DESK01\\locum", "sid": None, "session": 3}

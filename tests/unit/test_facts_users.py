@@ -84,7 +84,7 @@ def test_offline_profiles_when_asked(declared: t.Callable[[Reads, Reads], None])
 def _facts_with_profiles(profiles: list[dict[str, t.Any]], sessions: list[dict[str, t.Any]] | None = None,
                          include_offline: bool = True) -> list[dict[str, t.Any]]:
     result = {"ok": True, "profiles": profiles}
-    sessions = [{"id": 1, "user": "NHS\\jsmith", "sid": SID1, "state": "active"}] if sessions is None else sessions
+    sessions = [{"id": 1, "user": "NHS\\jsmith", "sid": SID1}] if sessions is None else sessions
     return _facts._users(sessions, result, None, include_offline)
 
 
@@ -109,10 +109,10 @@ def test_why_a_hive_is_unavailable() -> None:
 
 
 def test_a_session_whose_sid_is_unknown_and_a_failed_read() -> None:
-    users = _facts_with_profiles([], sessions=[{"id": 3, "user": "NHS\\x", "sid": None, "state": "active"}])
+    users = _facts_with_profiles([], sessions=[{"id": 3, "user": "NHS\\x", "sid": None}])
     assert (users[0]["hive"], users[0]["error"]) == ("unavailable", "the SID of the session's user could not be "
                                                                     "resolved")
-    failed = _facts._users([{"id": 1, "user": "NHS\\jsmith", "sid": SID1, "state": "active"}],
+    failed = _facts._users([{"id": 1, "user": "NHS\\jsmith", "sid": SID1}],
                            {"ok": False, "error": "access_denied"}, "access_denied: Access is denied.", True)
     assert [(u["hive"], u["error"], u["keys"]) for u in failed] == [("unavailable", "access_denied: Access is "
                                                                      "denied.", {})]

@@ -1,5 +1,6 @@
 """The cm_service and restore action plugins' options and documentation, the role's argument
-spec, and restore's pure planning (what differs, which created keys go)."""
+spec, restore's pure planning (what differs, which created keys go), and restore against a fake
+host: ``latest`` from ``backup_list``, malformed, mislabelled and planted backups."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fake_runner import FakeHost, run
 from module_docs import documentation
 
 from ansible_collections.nhs_cm.remediation.plugins.action import cm_service, restore
@@ -149,3 +151,123 @@ def test_what_cannot_be_read_or_no_longer_exists_is_an_error() -> None:
     results[-1]["services"] = []
     with pytest.raises(ChangeError, match="no longer has: NHSPortService"):
         restore.restore_plan(BACKUP, reads, results)
+
+
+# -- restore against a fake host: latest, malformed and planted backups -----------------------------
+
+SAVED = {"A": "2026-01-05T09:00:00.000Z", "B": "2026-03-01T09:00:00.000Z", "C": "2026-02-01T09:00:00.000Z"}
+ONE_VALUE = [{"kind": "reg", "key": EDGE, "view": "64", "name": "BlockThirdPartyCookies", "existed": True,
+              "type": "REG_DWORD", "data": 1}]
+
+
+class BackupHost:
+    """Backups by id (None: a file that cannot be used) and Edge's policy key as it is now."""
+
+    def __init__(self, backups: dict[str, dict[str, t.Any] | None]) -> None:
+        self.backups = backups
+        self.edge = {"BlockThirdPartyCookies": {"type": "REG_DWORD", "data": 0}}
+        self.written: list[dict[str, t.Any]] = []
+
+    def answer(self, op: dict[str, t.Any]) -> dict[str, t.Any]:
+        if op["op"] == "backup_list":
+            return {"ok": True, "backups": [
+                {"id": name, "saved_at": SAVED[name], "path": f"C:\\ProgramData\\nhs_cm\\backups\\{name}.json",
+                 "entries": None if backup is None else len(backup["entries"]),
+                 "error": "not a backup: Invalid JSON primitive" if backup is None else None}
+                for name, backup in sorted(self.backups.items(), key=lambda item: SAVED[item[0]])]}
+        if op["op"] == "backup_load":
+            backup = self.backups.get(op["id"])
+            if backup is None:
+                return {"ok": False, "error": "invalid_request", "message": f"{op['id']} is not a backup"}
+            return {"ok": True, "backup": backup}
+        if op["op"] == "reg_read":
+            assert op["key"] == EDGE, op
+            return {"ok": True, "exists": True, "values": dict(self.edge), "subkeys": {}}
+        if op["op"] == "reg_write":
+            self.written.append(op)
+            self.edge[op["name"]] = {"type": op["type"], "data": op["data"]}
+            return {"ok": True, "previous": None, "created_key": False}
+        raise AssertionError(f"not expected: {op}")
+
+
+def backup(name: str, entries: list[dict[str, t.Any]] | None = None, own_id: str | None = None) -> dict[str, t.Any]:
+    return {"id": own_id or name, "saved_at": SAVED[name], "entries": ONE_VALUE if entries is None else entries,
+            "missing_keys": []}
+
+
+def restore_on(host: BackupHost, backup_id: str, check_mode: bool = False) -> tuple[dict[str, t.Any], FakeHost]:
+    connection = FakeHost(host.answer)
+    return run(restore, connection, {"backup_id": backup_id}, check_mode=check_mode), connection
+
+
+def test_latest_is_the_newest_usable_backup_by_file_time_and_a_malformed_one_is_named() -> None:
+    host = BackupHost({"A": backup("A"), "B": None, "C": backup("C")})
+    result, connection = restore_on(host, "latest")
+    assert "failed" not in result, result
+    assert result["backup_id"] == "C" and result["changed"] is True
+    assert [connection.requests[0]["ops"], connection.requests[1]["ops"]] == [
+        [{"op": "backup_list"}], [{"op": "backup_load", "id": "C"}]]
+    assert host.written == [{"op": "reg_write", "key": EDGE, "view": "64", "name": "BlockThirdPartyCookies",
+                             "type": "REG_DWORD", "data": 1}]
+    assert result["unusable_backups"] == [{"id": "B", "path": "C:\\ProgramData\\nhs_cm\\backups\\B.json",
+                                           "error": "not a backup: Invalid JSON primitive"}]
+    assert "backup B (C:\\ProgramData\\nhs_cm\\backups\\B.json) cannot be used" in result["warnings"][0]
+    assert all(op.get("id") != "latest" for request in connection.requests for op in request["ops"])
+    again, _connection = restore_on(host, "latest")
+    assert again["changed"] is False and "failed" not in again
+
+
+def test_latest_without_a_usable_backup() -> None:
+    nothing, connection = restore_on(BackupHost({}), "latest")
+    assert nothing["changed"] is False and "nothing to restore" in nothing["msg"] and "failed" not in nothing
+    assert len(connection.requests) == 1
+    broken, connection = restore_on(BackupHost({"B": None}), "latest")
+    assert broken["failed"] and broken["msg"] == ("no usable backup is saved on this host: B: not a backup: Invalid "
+                                                  "JSON primitive")
+    assert len(connection.requests) == 1
+
+
+def test_a_backup_whose_id_is_not_its_file_name_is_refused() -> None:
+    host = BackupHost({"C": backup("C", own_id="A")})
+    result, connection = restore_on(host, "C")
+    assert result["failed"] and result["changed"] is False
+    assert result["msg"] == ("backup 'C' is refused, nothing was restored: its own id field says 'A', not the name of "
+                             "its file")
+    assert len(connection.requests) == 1 and host.written == []
+
+
+@pytest.mark.parametrize("planted", [
+    {"kind": "reg", "key": f"{CHROME}\\ExtensionInstallForcelist", "view": "64", "name": "1", "existed": True,
+     "type": "REG_SZ", "data": "abcdefghijklmnopabcdefghijklmnop;https://evil.example/crx"},
+    {"kind": "reg", "key": f"{EDGE}\\URLAllowlist", "view": "64", "name": "1", "existed": True, "type": "REG_SZ",
+     "data": "*"},
+])
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_planted_backup_is_refused_whole_before_anything_is_read_or_written(planted: dict[str, t.Any],
+                                                                             check_mode: bool) -> None:
+    host = BackupHost({"A": backup("A"), "C": backup("C", [*ONE_VALUE, planted])})
+    result, connection = restore_on(host, "latest", check_mode=check_mode)
+    assert result["failed"] and result["backup_id"] == "C" and result["changed"] is False
+    assert result["msg"].startswith("backup 'C' is refused, nothing was restored: entries[1] ")
+    assert f"{planted['key']}\\1" in result["msg"] and "no role of this collection writes" in result["msg"]
+    assert [connection.ops(n) for n in (1, 2)] == [["backup_list"], ["backup_load"]]
+    assert len(connection.requests) == 2 and host.written == []
+
+
+def test_a_restore_whose_answer_never_comes_back_is_changed_unknown() -> None:
+    host = BackupHost({"C": backup("C")})
+    connection = FakeHost(host.answer, raise_on={3: TimeoutError("read timed out")})
+    result = run(restore, connection, {"backup_id": "C"})
+    assert result["failed"] is True and result["changed_unknown"] is True and result["backup_id"] == "C"
+    assert result["msg"].startswith("changed: unknown - the restore request may have run on the host")
+    assert result["msg"].endswith("run the restore of backup C again: it writes only what still differs")
+    assert [connection.ops(n) for n in (1, 2, 3)] == [["backup_load"], ["reg_read"], ["reg_write", "reg_read"]]
+
+
+def test_a_restore_whose_cleanup_fails_says_what_it_wrote() -> None:
+    host = BackupHost({"C": backup("C")})
+    connection = FakeHost(host.answer, cleanup_error_on={3: "could not unload HKU\\nhs_cm_1"})
+    result = run(restore, connection, {"backup_id": "C"})
+    assert result["failed"] is True and result["writes_done"] == [f"reg_write {EDGE} 'BlockThirdPartyCookies'"]
+    assert result["msg"] == ("the operations ran, but the runner's cleanup failed: could not unload HKU\\nhs_cm_1; "
+                             f"the writes that happened: reg_write {EDGE} 'BlockThirdPartyCookies'; backup C")
