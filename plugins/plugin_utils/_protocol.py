@@ -7,7 +7,7 @@
 allowed values) and reply fields. ``validate_ops`` checks a request before it is sent,
 ``build_stdin`` makes the runner's standard input and ``parse_reply`` turns what came back into
 one result per operation, raising ``RunnerError`` with a one-line, readable reason otherwise.
-The PowerShell runner (``nhs_cm_runner.ps1``) and the emulator are tested against this table.
+The host code (``_runner/*.ps1``) and the emulator are tested against this table.
 """
 
 # FOR INTERNAL COLLECTION USE ONLY

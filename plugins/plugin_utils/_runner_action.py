@@ -42,7 +42,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol impor
 )
 
 
-
 class WriteUnconfirmed(RunnerError):
     """A request with writes was sent, but its answer never came back (the connection dropped, a
     timeout while waiting): it may have run, so whether the host changed is unknown."""
