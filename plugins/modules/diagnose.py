@@ -452,6 +452,12 @@ facts:
       description: One V({path, exists, version}) per O(ia_paths); null when they could not be checked.
       type: list
       elements: dict
+    browser_files:
+      description:
+        - One V({browser, path, exists, version}) per system-level install path of Chrome and Edge (the Local
+          Network Access checks go by its file version); null when they could not be checked.
+      type: list
+      elements: dict
     policy_keys:
       description:
         - The machine registry keys the browser and zone checks read, by full key path; each a node

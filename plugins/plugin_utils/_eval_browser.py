@@ -424,7 +424,7 @@ def _lna_evidence(view: ChromiumPolicy, access: LoopbackAccess, version: Browser
     whether the version applies it), or where a list the version reads was looked for."""
     items = list(version.evidence)
     if access.opt_out.winner is not None:
-        items.append(access.opt_out.winner.evidence(note="the opt-out is not in force for this version"))
+        items.append(access.opt_out.winner.evidence(note="not 1: Local Network Access checks are in force"))
     for policy in POLICIES:
         effective = access.lists[policy.name]
         if effective.is_set:
