@@ -12,8 +12,8 @@ short_description: Let Chrome, Edge and Firefox keep cookies for, and reach, NHS
 version_added: 0.2.0
 description:
   - Reads the host the way M(nhs_cm.remediation.diagnose) does (one runner call) and fixes the cookie
-    and Local Network Access findings of fault 1 with the collection's write path (backup on the host, all or nothing, check mode,
-    diff).
+    and Local Network Access findings of fault 1 with the collection's write path (backup on the host,
+    all or nothing, check mode, diff).
   - C(THIRD_PARTY_COOKIES_BLOCKED) and C(COOKIES_BLOCKED_BY_DEFAULT) add C([*.]localhost) to the browser's
     C(CookiesAllowedForUrls) list policy, in machine policy (O(scope=machine)) or in each signed-in user's
     policy (O(scope=user)), at the next free value name (the greatest numeric name plus one). Every existing

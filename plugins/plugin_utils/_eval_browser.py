@@ -46,6 +46,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._browser_policy
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import ID
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import Facts, Options, Outcome, evaluator
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._gpo_policies import gpo_owner
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._local_network import (
     BY_NAME,
     ENFORCED_FROM,
@@ -419,16 +420,25 @@ def _lna_entry_note(access: LoopbackAccess, policy: str, entry: ListEntry) -> st
     return note
 
 
-def _lna_evidence(view: ChromiumPolicy, access: LoopbackAccess, version: BrowserVersion) -> list[dict[str, t.Any]]:
-    """The version, then every Local Network Access list (each entry with what it matches and
-    whether the version applies it), or where a list the version reads was looked for."""
+def _gpo_of(facts: Facts, path: str, name: str) -> dict[str, t.Any]:
+    """``{"gpo": <display name>}`` when domain Group Policy writes the value, else nothing."""
+    owner = gpo_owner(facts, path, name)
+    return {"gpo": owner.get("gpo") or "a domain GPO"} if owner is not None else {}
+
+
+def _lna_evidence(facts: Facts, view: ChromiumPolicy, access: LoopbackAccess, version: BrowserVersion
+                  ) -> list[dict[str, t.Any]]:
+    """The version, then every Local Network Access list (each entry with what it matches, whether
+    the version applies it and the GPO that writes it), or where a list the version reads was
+    looked for."""
     items = list(version.evidence)
     if access.opt_out.winner is not None:
         items.append(access.opt_out.winner.evidence(note="not 1: Local Network Access checks are in force"))
     for policy in POLICIES:
         effective = access.lists[policy.name]
         if effective.is_set:
-            items += [entry.value.evidence(note=_lna_entry_note(access, policy.name, entry))
+            items += [entry.value.evidence(note=_lna_entry_note(access, policy.name, entry),
+                                           **_gpo_of(facts, entry.value.path, entry.value.name))
                       for entry in effective.entries]
             if not effective.entries:
                 items.append({"path": effective.list_key, "exists": True, "entries": 0,
@@ -497,7 +507,7 @@ def _lna_blocked_judge(facts: Facts, browser: str, version: BrowserVersion
         return Verdict(
             summary=f"{name} {access.major} blocks the requests of {_sites(blocked)} to NHS Credential Management "
                     f"on localhost (Local Network Access): {entries}",
-            evidence=_lna_evidence(view, access, version),
+            evidence=_lna_evidence(facts, view, access, version),
             action=action,
             deciding=_lna_deciding(access, allow_policy_for(browser, access.major)),
             user_decided=_lna_user_decided(access))
@@ -527,7 +537,7 @@ def _lna_ask_judge(facts: Facts, browser: str, version: BrowserVersion, ignored:
             summary = (f"No policy {name} {access.major} reads allows {_sites(asked)} to reach NHS Credential "
                        "Management on localhost, so each user is asked (Local Network Access); a user who answers "
                        "Block gets 'NHS Credential Management cannot be found'")
-        return Verdict(summary=summary, evidence=_lna_evidence(view, access, version),
+        return Verdict(summary=summary, evidence=_lna_evidence(facts, view, access, version),
                        action=_add_action(name, view, access, _sites(asked)),
                        deciding=_lna_deciding(access, allow_policy_for(browser, access.major)),
                        user_decided=_lna_user_decided(access))

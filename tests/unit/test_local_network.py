@@ -253,6 +253,9 @@ def test_a_list_set_by_a_gpo_says_so() -> None:
     (finding,) = [f for f in findings if f["id"] in HANDLED]
     assert finding["remedy"]["managed_by_gpo"] is True
     assert "Edge baseline" in finding["remedy"]["action"]
+    entry = next(e for e in finding["evidence"] if e.get("name") == "1")
+    assert (entry["source"], entry["gpo"], entry["data"]) == ("machine mandatory policy", "Edge baseline",
+                                                              "https://other.example")
 
 
 def test_an_unreadable_version_is_unknown_not_healthy() -> None:
