@@ -416,7 +416,8 @@ def _lna_entry_note(access: LoopbackAccess, policy: str, entry: ListEntry) -> st
     decides = [d.site for d in access.sites if d.decider is not None and d.decider.entry == entry]
     if decides:
         verb = "blocks" if BY_NAME[policy].setting == "block" else "allows"
-        note += f"; decides for {', '.join(decides)}: {verb} its requests to localhost"
+        note += f"; decides for {', '.join(decides)}: {verb} {'its' if len(decides) == 1 else 'their'} requests " \
+            "to localhost"
     return note
 
 
