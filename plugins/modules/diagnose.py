@@ -68,6 +68,16 @@ description:
     and an entry that matches every host (V(*)) does not lift third-party blocking. An entry
     C(site,top-level-site) counts only under the e-RS and CIS2 sites C(https://ers.nhs.uk) and
     C(https://am.nhsidentity.spineservices.nhs.uk) (inference: the pages that call CM)."
+  - "Local Network Access - C(LOCALHOST_ACCESS_BLOCKED) (error), C(LOCALHOST_ACCESS_NOT_ALLOWED) and
+    C(LOCALHOST_ACCESS_POLICY_NOT_HONOURED) (warnings), fault 1 - for Chrome 142+ and Edge 143+, the versions
+    that ask before a public site may reach localhost. The version is the file version of C(chrome.exe) /
+    C(msedge.exe) in their system-level install folders (else of a running process); a browser found in
+    neither place is not checked. For C(https://ers.nhs.uk) and C(https://am.nhsidentity.spineservices.nhs.uk)
+    the first list the version reads with a matching entry decides, in the vendors' order
+    C(LoopbackNetworkBlockedForUrls) (146+), C(LoopbackNetworkAllowedForUrls) (146+),
+    C(LocalNetworkAccessBlockedForUrls), C(LocalNetworkAccessAllowedForUrls); none means every user is asked.
+    C(LocalNetworkAccessRestrictionsTemporaryOptOut) = 1 turns the checks off. A user's own answer kept in the
+    browser profile is not read (docs/browser-policy.md)."
   - "C(AUTH_ALLOWLIST_EXCLUDES_LOCALHOST) follows Chromium's allowlist rules: V(localhost), V(*localhost), V(*)
     and V(<local>) match localhost; V(.localhost) and V(*.localhost) (subdomains only), V(127.0.0.1) (another
     host) and V(localhost:43487) (one port) do not. Unset, it is not reported."
@@ -452,6 +462,12 @@ facts:
       type: dict
     ia_files:
       description: One V({path, exists, version}) per O(ia_paths); null when they could not be checked.
+      type: list
+      elements: dict
+    browser_files:
+      description:
+        - One V({browser, path, exists, version}) per system-level install path of Chrome and Edge (the Local
+          Network Access checks go by its file version); null when they could not be checked.
       type: list
       elements: dict
     policy_keys:

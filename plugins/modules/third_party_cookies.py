@@ -8,12 +8,12 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: third_party_cookies
-short_description: Let Chrome, Edge and Firefox keep cookies for NHS Credential Management on localhost
+short_description: Let Chrome, Edge and Firefox keep cookies for, and reach, NHS Credential Management on localhost
 version_added: 0.2.0
 description:
   - Reads the host the way M(nhs_cm.remediation.diagnose) does (one runner call) and fixes the cookie
-    findings of fault 1 with the collection's write path (backup on the host, all or nothing, check mode,
-    diff).
+    and Local Network Access findings of fault 1 with the collection's write path (backup on the host,
+    all or nothing, check mode, diff).
   - C(THIRD_PARTY_COOKIES_BLOCKED) and C(COOKIES_BLOCKED_BY_DEFAULT) add C([*.]localhost) to the browser's
     C(CookiesAllowedForUrls) list policy, in machine policy (O(scope=machine)) or in each signed-in user's
     policy (O(scope=user)), at the next free value name (the greatest numeric name plus one). Every existing
@@ -27,6 +27,15 @@ description:
   - C(LOCALHOST_COOKIES_BLOCKED) removes the entries of C(CookiesBlockedForUrls) (Firefox C(Cookies\Block))
     that block localhost, where they are, only with O(remove_localhost_block=true); other entries keep
     their names. Nothing else is touched.
+  - "Local Network Access (O(localhost_access), on by default): C(LOCALHOST_ACCESS_NOT_ALLOWED) and
+    C(LOCALHOST_ACCESS_POLICY_NOT_HONOURED) (Chrome or Edge listed in O(browsers)) add each entry of
+    O(localhost_access_origins) that the list does not hold yet to the allow list the installed version reads:
+    C(LoopbackNetworkAllowedForUrls) from version 146, else C(LocalNetworkAccessAllowedForUrls), where
+    O(scope) says, at the next free value names; every existing entry keeps its name and data.
+    C(LOCALHOST_ACCESS_BLOCKED) gets the same where that list outranks the blocking entry (a
+    C(LocalNetworkAccessBlockedForUrls) entry, version 146 or later); an entry nothing outranks
+    (C(LoopbackNetworkBlockedForUrls), or any block before 146) is left alone with a note. A user's own
+    answer stored in the browser profile is never changed (docs/browser-policy.md)."
   - A value that domain Group Policy sets is left alone and listed in RV(gpo_skipped) with the GPO setting
     to change; with O(override_gpo=true) it is written and a warning says the next Group Policy refresh
     will revert it. A GPO that sets any entry of a list owns the whole list.
@@ -57,6 +66,22 @@ options:
     description: Remove the entries of the block list that block localhost (C(LOCALHOST_COOKIES_BLOCKED)).
     type: bool
     default: false
+  localhost_access:
+    description:
+      - Fix the Local Network Access findings C(LOCALHOST_ACCESS_BLOCKED), C(LOCALHOST_ACCESS_NOT_ALLOWED) and
+        C(LOCALHOST_ACCESS_POLICY_NOT_HONOURED) (Chrome and Edge) by adding O(localhost_access_origins) to the
+        allow list the installed browser version reads.
+    type: bool
+    default: true
+  localhost_access_origins:
+    description:
+      - The entries added to the Local Network Access allow list, URL patterns of the sites whose pages call
+        NHS Credential Management (Chromium's pattern syntax; a pattern that matches every site is refused).
+      - The default is e-RS and CIS2 Authentication, the sites diagnose checks (an inference; docs/browser-policy.md).
+        Other entries are written as given; diagnose still checks those two sites afterwards.
+    type: list
+    elements: str
+    default: [https://ers.nhs.uk, https://am.nhsidentity.spineservices.nhs.uk]
 notes:
   - Runner calls per host - one to read, one to back up, write and read back (with diagnose's reads, for
     RV(still_reported)), and one more only to put values back after a failure.
@@ -71,6 +96,10 @@ EXAMPLES = r"""
 - name: Add [*.]localhost to Chrome's and Edge's CookiesAllowedForUrls in machine policy
   nhs_cm.remediation.third_party_cookies:
   register: cookies
+
+- name: Cookies only, without the Local Network Access allow entries
+  nhs_cm.remediation.third_party_cookies:
+    localhost_access: false
 
 - name: Per signed-in user, Edge only, and remove a localhost block entry
   nhs_cm.remediation.third_party_cookies:
@@ -101,12 +130,14 @@ backup_path:
   returned: when a backup was saved
   type: str
 findings_before:
-  description: The cookie ids diagnose reported before.
+  description: The cookie and Local Network Access ids diagnose reported before.
   returned: always
   type: list
   elements: str
 still_reported:
-  description: The cookie ids diagnose reports afterwards (in check mode or when nothing changed, RV(findings_before)).
+  description:
+    - The cookie and Local Network Access ids diagnose reports afterwards (in check mode or when nothing
+      changed, RV(findings_before)).
   returned: success
   type: list
   elements: str

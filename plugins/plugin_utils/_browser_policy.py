@@ -69,6 +69,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts i
     CHROMIUM_KEYS,
     COOKIE_LISTS,
     FIREFOX_COOKIES_KEY,
+    LIST_POLICIES,
     MACHINE_READS,
     READ_VALUE_NAMES,
     RECOMMENDABLE,
@@ -191,7 +192,7 @@ def chromium_policy(facts: Facts, browser: str, user: dict[str, t.Any] | None) -
             errors.append(error)
         if source.level != "mandatory":
             continue
-        for policy in COOKIE_LISTS:
+        for policy in LIST_POLICIES:
             list_node, list_error = source.hive.node(facts, f"{source.key}\\{policy}")
             nodes[(source.path, policy)] = list_node
             if list_error:

@@ -118,6 +118,25 @@ _ENTRIES: tuple[Entry, ...] = (
        "A CookiesBlockedForUrls entry matches localhost",
        True, _ROLE_COOKIES,
        "Remove the CookiesBlockedForUrls entry that matches localhost (only when the play opts in)"),
+    _e("LOCALHOST_ACCESS_BLOCKED", 1, "error",
+       "Browser policy blocks the NHS sites' requests to NHS Credential Management on localhost "
+       "(Local Network Access)",
+       True, _ROLE_COOKIES,
+       "Add the NHS sites to LoopbackNetworkAllowedForUrls where it outranks the blocking entry (a "
+       "LocalNetworkAccessBlockedForUrls entry, Chrome or Edge 146 or later); otherwise remove the blocking "
+       "entry (a decision for the trust)"),
+    _e("LOCALHOST_ACCESS_NOT_ALLOWED", 1, "warning",
+       "No browser policy allows the NHS sites' requests to NHS Credential Management on localhost, so each "
+       "user is asked (Local Network Access)",
+       True, _ROLE_COOKIES,
+       "Add the NHS sites to the Local Network Access allow list the browser reads "
+       "(LocalNetworkAccessAllowedForUrls; LoopbackNetworkAllowedForUrls from version 146)"),
+    _e("LOCALHOST_ACCESS_POLICY_NOT_HONOURED", 1, "warning",
+       "The trust allows the NHS sites through a Local Network Access policy the installed browser version does "
+       "not apply to localhost, so each user is asked",
+       True, _ROLE_COOKIES,
+       "Add the NHS sites to the Local Network Access allow list the installed version reads "
+       "(LocalNetworkAccessAllowedForUrls; LoopbackNetworkAllowedForUrls from version 146)"),
     # Fault 2: running on port <port> but is not connected (CM 1.x with the legacy Identity Agent)
     _e("IA_NOT_INSTALLED", 2, "error",
        "NHS Credential Management 1.x is installed without the NHS Identity Agent",
@@ -210,6 +229,23 @@ WHEN: dict[str, str] = {
         'The effective `DefaultCookiesSetting` is 2 and no allow entry matches localhost.',
     'LOCALHOST_COOKIES_BLOCKED':
         'A `CookiesBlockedForUrls` entry matches localhost.',
+    'LOCALHOST_ACCESS_BLOCKED': (
+        'Chrome 142+ or Edge 143+ is installed and, for `https://ers.nhs.uk` or '
+        '`https://am.nhsidentity.spineservices.nhs.uk`, the first Local Network Access list the version reads '
+        'with a matching entry is a block list (`LoopbackNetworkBlockedForUrls` > `LoopbackNetworkAllowedForUrls` '
+        '> `LocalNetworkAccessBlockedForUrls` > `LocalNetworkAccessAllowedForUrls`), and '
+        '`LocalNetworkAccessRestrictionsTemporaryOptOut` is not 1.'
+    ),
+    'LOCALHOST_ACCESS_NOT_ALLOWED': (
+        'Chrome 142+ or Edge 143+ is installed and no Local Network Access list the version reads has an entry '
+        'matching an NHS site (so the user is asked), no other allow list names it, and the opt-out policy is '
+        'not 1.'
+    ),
+    'LOCALHOST_ACCESS_POLICY_NOT_HONOURED': (
+        'As `LOCALHOST_ACCESS_NOT_ALLOWED`, but an allow list the installed version does not apply to localhost '
+        'matches the site: `LoopbackNetworkAllowedForUrls` before 146, `LocalNetworkAllowedForUrls` (local '
+        'network endpoints only), `InsecurePrivateNetworkRequestsAllowedForUrls` (obsolete after 137).'
+    ),
     'IA_NOT_INSTALLED':
         'CM 1.x is installed and no NHS Identity Agent is.',
     'IA_NOT_RUNNING':

@@ -1,7 +1,7 @@
 # Copyright (c) 2025 NHS CM remediation maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Browser-policy checks of diagnose (fault 1 cookies; fault 4 AuthServerAllowlist).
+"""Browser-policy checks of diagnose (fault 1 cookies and Local Network Access; fault 4 AuthServerAllowlist).
 
 Each check runs for Chrome and Edge (and Firefox for the cookie checks, only where a Firefox
 Cookies policy exists), for the machine and for every user (``_policy_facts.judge_scopes``):
@@ -10,6 +10,10 @@ a problem the machine's policy decides for everybody is reported once with scope
 reported per user. Effective values follow ``_browser_policy``; URL matching ``_url_patterns``.
 A value set by domain Group Policy (``facts["gpo"]``) gives ``managed_by_gpo: true`` and the
 policy to change in the remedy.
+
+The Local Network Access checks (``LOCALHOST_ACCESS_*``) run for Chrome and Edge where the
+browser is found (``_local_network.browser_version``) in a version that enforces Local Network
+Access, with the policies that version reads (``_local_network``).
 
 The checks apply where NHS Credential Management is installed, or wanted (option
 ``cm_required``).
@@ -42,6 +46,22 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._browser_policy
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import ID
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import Facts, Options, Outcome, evaluator
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._gpo_policies import gpo_owner
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._local_network import (
+    BY_NAME,
+    ENFORCED_FROM,
+    LNA_BLOCKED,
+    LOOPBACK_ALLOWED,
+    POLICIES,
+    BrowserVersion,
+    LoopbackAccess,
+    Match,
+    SiteDecision,
+    allow_policy_for,
+    browser_version,
+    loopback_access,
+    not_honoured,
+)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import (
     BROWSER_NAMES,
     CHROMIUM_KEYS,
@@ -55,6 +75,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns i
     covers_localhost_any_port,
     firefox_localhost_port,
     matches_localhost_some_port,
+    pair_applies,
+    parse_url,
 )
 
 CHROMIUM = tuple(CHROMIUM_KEYS)
@@ -357,6 +379,186 @@ def _firefox_blocked_judge(facts: Facts) -> t.Callable[[dict[str, t.Any] | None]
 
 
 # ---------------------------------------------------------------------------------------------
+# Local Network Access (Chrome and Edge): the NHS sites' requests to localhost
+
+LnaJudge = t.Callable[[Facts, str, BrowserVersion], t.Callable[[dict[str, t.Any] | None], Verdict | None]]
+
+
+def _lna_errors(facts: Facts, browser: str, version: BrowserVersion) -> t.Callable[[dict[str, t.Any] | None],
+                                                                                  list[str]]:
+    chromium = _chromium_errors(facts, browser)
+
+    def errors_of(user: dict[str, t.Any] | None) -> list[str]:
+        errors = chromium(user)
+        return [*errors, version.error] if user is None and version.error else errors
+    return errors_of
+
+
+def _lna_access(facts: Facts, browser: str, version: BrowserVersion, user: dict[str, t.Any] | None
+                ) -> tuple[ChromiumPolicy, LoopbackAccess] | None:
+    """The view and its decisions, or None where Local Network Access is not in force."""
+    if version.major is None or version.major < ENFORCED_FROM[browser]:
+        return None
+    view = chromium_policy(facts, browser, user)
+    access = loopback_access(view, version.major)
+    return None if access.opted_out else (view, access)
+
+
+def _lna_entry_note(access: LoopbackAccess, policy: str, entry: ListEntry) -> str:
+    if not entry.pair.valid:
+        return f"invalid pattern, matches nothing: {entry.pair.primary.error or entry.pair.error}"
+    sites = [d.site for d in access.sites
+             if pair_applies(entry.pair, parse_url(d.site), parse_url(d.site))]
+    note = f"matches {', '.join(sites)}" if sites else "matches no NHS site"
+    reason = not_honoured(BY_NAME[policy], access.browser, access.major)
+    if reason is not None:
+        return f"{note}; ignored: {reason}"
+    decides = [d.site for d in access.sites if d.decider is not None and d.decider.entry == entry]
+    if decides:
+        verb = "blocks" if BY_NAME[policy].setting == "block" else "allows"
+        note += f"; decides for {', '.join(decides)}: {verb} {'its' if len(decides) == 1 else 'their'} requests " \
+            "to localhost"
+    return note
+
+
+def _gpo_of(facts: Facts, path: str, name: str) -> dict[str, t.Any]:
+    """``{"gpo": <display name>}`` when domain Group Policy writes the value, else nothing."""
+    owner = gpo_owner(facts, path, name)
+    return {"gpo": owner.get("gpo") or "a domain GPO"} if owner is not None else {}
+
+
+def _lna_evidence(facts: Facts, view: ChromiumPolicy, access: LoopbackAccess, version: BrowserVersion
+                  ) -> list[dict[str, t.Any]]:
+    """The version, then every Local Network Access list (each entry with what it matches, whether
+    the version applies it and the GPO that writes it), or where a list the version reads was
+    looked for."""
+    items = list(version.evidence)
+    if access.opt_out.winner is not None:
+        items.append(access.opt_out.winner.evidence(note="not 1: Local Network Access checks are in force"))
+    for policy in POLICIES:
+        effective = access.lists[policy.name]
+        if effective.is_set:
+            items += [entry.value.evidence(note=_lna_entry_note(access, policy.name, entry),
+                                           **_gpo_of(facts, entry.value.path, entry.value.name))
+                      for entry in effective.entries]
+            if not effective.entries:
+                items.append({"path": effective.list_key, "exists": True, "entries": 0,
+                              "source": effective.source.label if effective.source else None})
+            items += effective.ignored + _hidden(view, effective)
+        elif not_honoured(policy, access.browser, access.major) is None:
+            items += [{"path": f"{source.path}\\{policy.name}", "exists": False, "source": source.label}
+                      for source in view.sources if source.level == "mandatory"]
+    return items
+
+
+def _lna_deciding(access: LoopbackAccess, target: str) -> list[tuple[str, str]]:
+    """The values that decide (for the Group Policy lookup): matching entries and the target list's."""
+    matches = [m for d in access.sites for m in ([d.decider] if d.decider else []) + d.ignored]
+    values = [(m.entry.value.path, m.entry.value.name) for m in matches]
+    values += [(e.value.path, e.value.name) for e in access.lists[target].entries]
+    return list(dict.fromkeys(values))
+
+
+def _lna_user_decided(access: LoopbackAccess) -> bool:
+    return access.opt_out.from_user or any(effective.from_user for effective in access.lists.values())
+
+
+def _target_key(view: ChromiumPolicy, access: LoopbackAccess, target: str) -> str:
+    effective = access.lists[target]
+    return effective.list_key if effective.is_set and effective.list_key else f"{view.sources[0].path}\\{target}"
+
+
+def _sites(decisions: list[SiteDecision]) -> str:
+    return ", ".join(decision.site for decision in decisions)
+
+
+def _add_action(name: str, view: ChromiumPolicy, access: LoopbackAccess, sites: str) -> str:
+    target = allow_policy_for(access.browser, access.major)
+    return f"Add {sites} to {name}'s {target} ({_target_key(view, access, target)}), then restart {name}"
+
+
+def _where_entry(match: Match) -> str:
+    value = match.entry.value
+    return f"{match.policy} '{match.entry.pair.text}' ({value.source}, {value.path} value {value.name})"
+
+
+def _lna_blocked_judge(facts: Facts, browser: str, version: BrowserVersion
+                       ) -> t.Callable[[dict[str, t.Any] | None], Verdict | None]:
+    name = BROWSER_NAMES[browser]
+
+    def judge(user: dict[str, t.Any] | None) -> Verdict | None:
+        found = _lna_access(facts, browser, version, user)
+        if found is None:
+            return None
+        view, access = found
+        blocked = access.with_setting("block")
+        if not blocked:
+            return None
+        matches = list({(d.decider.entry.value.path, d.decider.entry.value.name): d.decider
+                        for d in blocked if d.decider is not None}.values())
+        entries = "; ".join(_where_entry(match) for match in matches)
+        outranked = all(match.policy == LNA_BLOCKED for match in matches) and \
+            allow_policy_for(browser, access.major) == LOOPBACK_ALLOWED
+        if outranked:
+            action = (_add_action(name, view, access, _sites(blocked))
+                      + f" ({LOOPBACK_ALLOWED} outranks {LNA_BLOCKED})")
+        else:
+            action = (f"Remove {entries} (no allow list {name} {access.major} reads outranks it: a decision for "
+                      f"the trust), then restart {name}")
+        return Verdict(
+            summary=f"{name} {access.major} blocks the requests of {_sites(blocked)} to NHS Credential Management "
+                    f"on localhost (Local Network Access): {entries}",
+            evidence=_lna_evidence(facts, view, access, version),
+            action=action,
+            deciding=_lna_deciding(access, allow_policy_for(browser, access.major)),
+            user_decided=_lna_user_decided(access))
+    return judge
+
+
+def _lna_ask_judge(facts: Facts, browser: str, version: BrowserVersion, ignored: bool
+                   ) -> t.Callable[[dict[str, t.Any] | None], Verdict | None]:
+    """The user is asked for some NHS site: with (``ignored``) or without an allow entry the
+    version does not apply to localhost."""
+    name = BROWSER_NAMES[browser]
+
+    def judge(user: dict[str, t.Any] | None) -> Verdict | None:
+        found = _lna_access(facts, browser, version, user)
+        if found is None:
+            return None
+        view, access = found
+        asked = [d for d in access.with_setting("ask") if bool(d.ignored) == ignored]
+        if not asked:
+            return None
+        if ignored:
+            reasons = "; ".join(dict.fromkeys(match.reason or "" for d in asked for match in d.ignored))
+            summary = (f"{name} {access.major} does not apply the policy that allows {_sites(asked)} to reach NHS "
+                       f"Credential Management on localhost ({reasons}), so each user is asked (Local Network "
+                       "Access)")
+        else:
+            summary = (f"No policy {name} {access.major} reads allows {_sites(asked)} to reach NHS Credential "
+                       "Management on localhost, so each user is asked (Local Network Access); a user who answers "
+                       "Block gets 'NHS Credential Management cannot be found'")
+        return Verdict(summary=summary, evidence=_lna_evidence(facts, view, access, version),
+                       action=_add_action(name, view, access, _sites(asked)),
+                       deciding=_lna_deciding(access, allow_policy_for(browser, access.major)),
+                       user_decided=_lna_user_decided(access))
+    return judge
+
+
+def _lna_run(facts: Facts, options: Options, check_id: str, make_judge: LnaJudge) -> Outcome:
+    if not cm_applies(facts, options):
+        return Outcome()
+    outcomes = []
+    for browser in CHROMIUM:
+        version = browser_version(facts, browser)
+        if version.major is None and version.error is None:
+            continue  # not installed in its system-level folder, not running: nothing to check
+        outcomes.append(report(facts, check_id, browser, make_judge(facts, browser, version),
+                               _lna_errors(facts, browser, version)))
+    return _merge(*outcomes)
+
+
+# ---------------------------------------------------------------------------------------------
 # The evaluators
 
 def _run(facts: Facts, options: Options, check_id: str,
@@ -390,3 +592,20 @@ def check_localhost_cookies_blocked(facts: Facts, options: Options) -> Outcome:
 @evaluator(ID.AUTH_ALLOWLIST_EXCLUDES_LOCALHOST)
 def check_auth_allowlist_excludes_localhost(facts: Facts, options: Options) -> Outcome:
     return _run(facts, options, ID.AUTH_ALLOWLIST_EXCLUDES_LOCALHOST, _auth_judge, None)
+
+
+@evaluator(ID.LOCALHOST_ACCESS_BLOCKED)
+def check_localhost_access_blocked(facts: Facts, options: Options) -> Outcome:
+    return _lna_run(facts, options, ID.LOCALHOST_ACCESS_BLOCKED, _lna_blocked_judge)
+
+
+@evaluator(ID.LOCALHOST_ACCESS_NOT_ALLOWED)
+def check_localhost_access_not_allowed(facts: Facts, options: Options) -> Outcome:
+    return _lna_run(facts, options, ID.LOCALHOST_ACCESS_NOT_ALLOWED,
+                    lambda f, b, v: _lna_ask_judge(f, b, v, ignored=False))
+
+
+@evaluator(ID.LOCALHOST_ACCESS_POLICY_NOT_HONOURED)
+def check_localhost_access_policy_not_honoured(facts: Facts, options: Options) -> Outcome:
+    return _lna_run(facts, options, ID.LOCALHOST_ACCESS_POLICY_NOT_HONOURED,
+                    lambda f, b, v: _lna_ask_judge(f, b, v, ignored=True))

@@ -67,6 +67,16 @@ IA_PATHS = [
 ]
 #: Every Identity Agent before this version is retired and blocked by NHS.
 IA_MIN_VERSION = "2.4.10.0"
+#: Chrome's and Edge's executables in their system-level install folders (inference: the folders
+#: Chrome's enterprise MSI and Edge install to; docs/browser-policy.md), whose file version says
+#: which Local Network Access policies the browser honours. A browser installed elsewhere is
+#: seen only while it runs (``processes``).
+BROWSER_EXES: dict[str, tuple[str, ...]] = {
+    "chrome": ("C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
+               "C:\\Program Files (x86)\\Google\\Chrome\\Application\\chrome.exe"),
+    "edge": ("C:\\Program Files (x86)\\Microsoft\\Edge\\Application\\msedge.exe",
+             "C:\\Program Files\\Microsoft\\Edge\\Application\\msedge.exe"),
+}
 
 DEFAULT_OPTIONS: dict[str, t.Any] = {
     "cm_required": True,
@@ -241,6 +251,8 @@ def _plan(opts: dict[str, t.Any], machine_reads: list[t.Any], user_reads: list[t
     reads.append(("smartcard_readers", _reg(CALAIS_READERS, [])))
     if opts["ia_paths"]:
         reads.append(("ia_files", {"op": "file_info", "paths": list(opts["ia_paths"])}))
+    reads.append(("browser_files", {"op": "file_info", "paths": [path for paths in BROWSER_EXES.values()
+                                                                 for path in paths]}))
     reads.append(("user_hives", {"op": "user_hives_read", "paths": [[path, depth] for path, depth, _n in user_reads],
                                  "include_offline": bool(opts["include_offline_profiles"])}))
     reads.append(("gpo", {"op": "gpo_registry_settings", "key_prefixes": _gpo_prefixes(machine_reads, user_reads)}))
@@ -479,6 +491,7 @@ def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | Non
         "os": None if "os" in errors else _os(reads["os"]),
         "smartcard_readers": None if "smartcard_readers" in errors else _readers(reads["smartcard_readers"]),
         "ia_files": _ia_files(reads, errors),
+        "browser_files": _browser_files(reads, errors),
         "policy_keys": {label.split(":", 1)[1]: _node(reads[label]) for label in reads if label.startswith("policy:")},
         "users": _users(sessions, reads["user_hives"], errors.get("user_hives"),
                         bool(opts["include_offline_profiles"])),
@@ -550,6 +563,16 @@ def _ia_files(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> lis
         return None
     return [{"path": item.get("path"), "exists": bool(item.get("exists")), "version": item.get("version")}
             for item in reads["ia_files"].get("files") or []]
+
+
+def _browser_files(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> list[dict[str, t.Any]] | None:
+    """``[{browser, path, exists, version}]`` of ``BROWSER_EXES``; None when the read failed."""
+    if "browser_files" in errors:
+        return None
+    browser_of = {path.casefold(): browser for browser, paths in BROWSER_EXES.items() for path in paths}
+    return [{"browser": browser_of.get(str(item.get("path")).casefold()), "path": item.get("path"),
+             "exists": bool(item.get("exists")), "version": item.get("version")}
+            for item in reads["browser_files"].get("files") or []]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,6 +37,10 @@ _CHROME = "Google Chrome"
 _CHROME_REC = "Google Chrome - Default Settings (users can override)"
 _EDGE = "Microsoft Edge"
 _EDGE_REC = "Microsoft Edge - Default Settings (users can override)"
+#: The Local Network Access policies' categories (Chromium's policy group caption; Microsoft's
+#: policy index lists Edge's under Network settings).
+_CHROME_LNA = f"{_CHROME} > Local Network Access settings"
+_EDGE_LNA = f"{_EDGE} > Network settings"
 _IE_SECURITY = "Windows Components > Internet Explorer > Internet Control Panel > Security Page"
 
 #: (key below the hive, value name or "*" for every value of a list key) -> policy as the GPO editor shows it.
@@ -64,6 +68,31 @@ POLICIES: dict[tuple[str, str], str] = {
                                        "Configure list of allowed authentication servers",
     (EDGE_KEY, "AuthServerWhitelist"): f"{_EDGE} > HTTP authentication > "
                                        "Configure list of allowed authentication servers (deprecated name)",
+    (CHROME_KEY + "\\LoopbackNetworkAllowedForUrls", "*"): f"{_CHROME_LNA} > Allow sites to make network requests to "
+                                                          "the local device.",
+    (CHROME_KEY + "\\LoopbackNetworkBlockedForUrls", "*"): f"{_CHROME_LNA} > Block sites from making network requests "
+                                                          "to the local device.",
+    (CHROME_KEY + "\\LocalNetworkAccessAllowedForUrls", "*"): f"{_CHROME_LNA} > Allow sites to make requests to local "
+                                                             "network endpoints.",
+    (CHROME_KEY + "\\LocalNetworkAccessBlockedForUrls", "*"): f"{_CHROME_LNA} > Block sites from making requests to "
+                                                             "local network endpoints.",
+    (CHROME_KEY + "\\LocalNetworkAllowedForUrls", "*"): f"{_CHROME_LNA} > Allow sites to make network requests to "
+                                                       "local network endpoints.",
+    (CHROME_KEY, "LocalNetworkAccessRestrictionsTemporaryOptOut"): f"{_CHROME_LNA} > Specifies whether to "
+                                                                   "(temporarily) opt out of Local Network Access "
+                                                                   "restrictions",
+    (EDGE_KEY + "\\LoopbackNetworkAllowedForUrls", "*"): f"{_EDGE_LNA} > Allow sites to make network requests to the "
+                                                        "local device.",
+    (EDGE_KEY + "\\LoopbackNetworkBlockedForUrls", "*"): f"{_EDGE_LNA} > Block sites from making network requests to "
+                                                        "the local device.",
+    (EDGE_KEY + "\\LocalNetworkAccessAllowedForUrls", "*"): f"{_EDGE_LNA} > Allow sites to make network requests to "
+                                                           "local devices and local network endpoints.",
+    (EDGE_KEY + "\\LocalNetworkAccessBlockedForUrls", "*"): f"{_EDGE_LNA} > Block sites from making network requests "
+                                                           "to local devices and local network endpoints.",
+    (EDGE_KEY + "\\LocalNetworkAllowedForUrls", "*"): f"{_EDGE_LNA} > Allow sites to make network requests to local "
+                                                     "network endpoints.",
+    (EDGE_KEY, "LocalNetworkAccessRestrictionsTemporaryOptOut"): f"{_EDGE_LNA} > Specifies whether to opt out of Local "
+                                                                 "Network Access restrictions",
     (FIREFOX_KEY + "\\Cookies", "Behavior"): "Firefox > Cookies > Cookie Behavior",
     (FIREFOX_KEY + "\\Cookies", "Default"): "Firefox > Cookies > Accept cookies from websites (Deprecated)",
     (FIREFOX_KEY + "\\Cookies", "AcceptThirdParty"): "Firefox > Cookies > Accept third-party cookies (Deprecated)",

@@ -45,8 +45,17 @@ CHROMIUM_KEYS: dict[str, str] = {
 }
 BROWSER_NAMES = {"chrome": "Chrome", "edge": "Edge", "firefox": "Firefox"}
 COOKIE_LISTS = ("CookiesAllowedForUrls", "CookiesBlockedForUrls", "CookiesSessionOnlyForUrls")
+#: The Local Network Access lists read for requests from the NHS sites to localhost (``_local_network``):
+#: the four the browsers apply to loopback, and two allow lists that never apply to it from a version
+#: that enforces Local Network Access (read to say so).
+LNA_LISTS = ("LoopbackNetworkBlockedForUrls", "LoopbackNetworkAllowedForUrls", "LocalNetworkAccessBlockedForUrls",
+             "LocalNetworkAccessAllowedForUrls", "LocalNetworkAllowedForUrls",
+             "InsecurePrivateNetworkRequestsAllowedForUrls")
+LNA_OPT_OUT = "LocalNetworkAccessRestrictionsTemporaryOptOut"
+#: Every list policy read as a subkey of the browser's policy key.
+LIST_POLICIES = COOKIE_LISTS + LNA_LISTS
 CHROMIUM_VALUES = ["BlockThirdPartyCookies", "DefaultCookiesSetting", "AuthServerAllowlist", "AuthServerWhitelist",
-                   *COOKIE_LISTS]
+                   LNA_OPT_OUT, *LIST_POLICIES]
 RECOMMENDED = "Recommended"
 #: Of the policies read, the only one Chrome and Edge accept at the recommended level.
 RECOMMENDABLE = ("BlockThirdPartyCookies",)
@@ -73,7 +82,7 @@ def _chromium_reads() -> list[tuple[str, int]]:
     reads = []
     for key in CHROMIUM_KEYS.values():
         reads.append((key, 0))
-        reads.extend((f"{key}\\{policy}", 0) for policy in COOKIE_LISTS)
+        reads.extend((f"{key}\\{policy}", 0) for policy in LIST_POLICIES)
         reads.append((f"{key}\\{RECOMMENDED}", 0))
     reads.append((FIREFOX_COOKIES_KEY, 1))
     return reads

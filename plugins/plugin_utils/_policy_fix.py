@@ -1,7 +1,8 @@
 # Copyright (c) 2025 NHS CM remediation maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Shared helpers of the policy remediation planners (``_third_party_cookies``, ``_intranet_zone``).
+"""Shared helpers of the policy remediation planners (``_third_party_cookies``, ``_localhost_access``,
+``_intranet_zone``).
 
 Pure functions, no I/O: the registry nodes diagnose read (``facts["policy_keys"]`` and each
 user's ``keys``) as ``(full key, view, node)`` triples for ``_changes.reg_current``; the users
@@ -19,12 +20,13 @@ from __future__ import annotations
 import re
 import typing as t
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import Hive, users
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import Hive, exists, users
 
 Node = dict[str, t.Any]
 Triple = tuple[str, str, Node]
 SCOPES = ("machine", "user")
 _NUMERIC = re.compile(r"[+-]?\d+")
+_STRINGS = ("REG_SZ", "REG_EXPAND_SZ")
 
 
 def _walk(path: str, node: Node | None, out: list[Triple]) -> None:
@@ -64,6 +66,27 @@ def absent_subkey(facts: dict[str, t.Any], hive: Hive, parent: str, name: str) -
 def writable_users(facts: dict[str, t.Any]) -> list[dict[str, t.Any]]:
     """Signed-in users: their hive is loaded, so it can be written."""
     return [user for user in users(facts) if user.get("hive") == "loaded" and user.get("sid")]
+
+
+def targets(facts: dict[str, t.Any], scope: str) -> list[Hive]:
+    """Where a planner writes: machine policy, or each signed-in user's hive."""
+    if scope == "machine":
+        return [Hive("machine")]
+    return [Hive("user", user) for user in writable_users(facts)]
+
+
+def string_entries(node: dict[str, t.Any] | None) -> dict[str, str]:
+    """Numbered string values of a list key: name -> data."""
+    if not exists(node):
+        return {}
+    return {name: item["data"] for name, item in ((node or {}).get("values") or {}).items()
+            if is_numeric_name(name) and isinstance(item, dict) and item.get("type") in _STRINGS
+            and isinstance(item.get("data"), str)}
+
+
+def all_names(node: dict[str, t.Any] | None) -> list[str]:
+    """Every value name of a key (numeric or not), for ``next_free_name``."""
+    return list(((node or {}).get("values") or {}).keys()) if exists(node) else []
 
 
 def is_numeric_name(name: str) -> bool:

@@ -54,9 +54,11 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts i
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix import (
     Triple,
     absent_subkey,
+    all_names,
     finding_ids,
-    is_numeric_name,
     next_free_name,
+    string_entries,
+    targets,
     writable_users,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns import (
@@ -82,7 +84,6 @@ DEFAULTS: dict[str, t.Any] = {
     "skip_ids": [],
 }
 _NEEDS_ALLOW = (ID.THIRD_PARTY_COOKIES_BLOCKED, ID.COOKIES_BLOCKED_BY_DEFAULT)
-_STRINGS = ("REG_SZ", "REG_EXPAND_SZ")
 
 
 @dataclass
@@ -92,29 +93,10 @@ class PolicyPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def _string_entries(node: dict[str, t.Any] | None) -> dict[str, str]:
-    """Numbered string values of a list key: name -> data."""
-    if not exists(node):
-        return {}
-    return {name: item["data"] for name, item in ((node or {}).get("values") or {}).items()
-            if is_numeric_name(name) and isinstance(item, dict) and item.get("type") in _STRINGS
-            and isinstance(item.get("data"), str)}
-
-
 def chromium_entry_covers(data: str) -> bool:
     """An allow entry that covers http://localhost on every port, under every top-level site."""
     pair = parse_pattern_pair(data)
     return pair.valid and pair.secondary is None and covers_localhost_any_port(pair.primary.text)
-
-
-def _all_names(node: dict[str, t.Any] | None) -> list[str]:
-    return list(((node or {}).get("values") or {}).keys()) if exists(node) else []
-
-
-def _targets(facts: dict[str, t.Any], scope: str) -> list[Hive]:
-    if scope == "machine":
-        return [Hive("machine")]
-    return [Hive("user", user) for user in writable_users(facts)]
 
 
 def _chromium_allow(facts: dict[str, t.Any], hive: Hive, browser: str, out: PolicyPlan) -> None:
@@ -129,11 +111,11 @@ def _chromium_allow(facts: dict[str, t.Any], hive: Hive, browser: str, out: Poli
         out.notes.append(f"{BROWSER_NAMES[browser]}: {hive.path(key)} holds {ALLOW_LIST} as one JSON value; add "
                          f"{CHROMIUM_ENTRY} to it by hand (a {ALLOW_LIST} key would hide it)")
         return
-    if any(chromium_entry_covers(data) for data in _string_entries(node).values()):
+    if any(chromium_entry_covers(data) for data in string_entries(node).values()):
         out.notes.append(f"{BROWSER_NAMES[browser]}: {where} already covers localhost; diagnose's finding comes "
                          "from another policy source")
         return
-    out.changes.append(RegValue(where, next_free_name(_all_names(node)), "REG_SZ", CHROMIUM_ENTRY, list_key=True))
+    out.changes.append(RegValue(where, next_free_name(all_names(node)), "REG_SZ", CHROMIUM_ENTRY, list_key=True))
 
 
 def _prs_ports(facts: dict[str, t.Any]) -> list[int]:
@@ -148,7 +130,7 @@ def _firefox_allow(facts: dict[str, t.Any], hive: Hive, out: PolicyPlan) -> None
         out.notes.append(f"Firefox: {error}; nothing added there")
         return
     allow = subkey(node, "Allow")
-    entries = _string_entries(allow)
+    entries = string_entries(allow)
     have = {firefox_localhost_port(parse_firefox_origin(data)) for data in entries.values()}
     missing = [port for port in _prs_ports(facts) if port not in have]
     where = f"{hive.path(FIREFOX_COOKIES_KEY)}\\Allow"
@@ -159,7 +141,7 @@ def _firefox_allow(facts: dict[str, t.Any], hive: Hive, out: PolicyPlan) -> None
         out.notes.append(f"Firefox: {where} already lists every NHS Port Service port")
         return
     out.extra_nodes += absent_subkey(facts, hive, FIREFOX_COOKIES_KEY, "Allow")
-    names = _all_names(allow)
+    names = all_names(allow)
     for port in missing:
         name = next_free_name(names)
         names.append(name)
@@ -188,13 +170,13 @@ def _block_removals(facts: dict[str, t.Any], browser: str) -> list[RegValue]:
 def plan_cookies(facts: dict[str, t.Any], findings: list[dict[str, t.Any]], options: dict[str, t.Any]) -> PolicyPlan:
     """The value changes that fix the cookie findings for the listed browsers."""
     out = PolicyPlan()
-    targets = _targets(facts, options["scope"])
-    if options["scope"] == "user" and not targets:
+    hives = targets(facts, options["scope"])
+    if options["scope"] == "user" and not hives:
         out.notes.append("scope user: nobody is signed in, so no user's hive can be written")
     for browser in options["browsers"]:
         ids = finding_ids(findings, options["skip_ids"], browser)
         if ids & set(_NEEDS_ALLOW):
-            for hive in targets:
+            for hive in hives:
                 if browser == "firefox":
                     _firefox_allow(facts, hive, out)
                     continue

@@ -3,7 +3,9 @@
 ``facts_for(registry, users, gpo)`` answers every key of ``MACHINE_READS`` / ``USER_READS`` as
 ``reg_read`` would (a node with ``exists``, ``values``, ``subkeys`` to the declared depth) and
 returns the facts shape that ``_facts.build_facts`` gives the evaluators:
-``facts["policy_keys"]``, ``facts["users"]``, ``facts["gpo"]``. Key paths are case-insensitive.
+``facts["policy_keys"]``, ``facts["users"]``, ``facts["gpo"]``, and ``facts["browser_files"]``
+with the browsers' file versions given as ``browsers`` (none installed by default). Key paths are
+case-insensitive.
 
 ``planned_fix(planner, defaults, facts, **options)`` plans a policy fix as its action plugin does
 (diagnose's findings, the planner, the write plan) and ``applied(registry, plan)`` is the registry
@@ -16,6 +18,7 @@ import typing as t
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import Plan, plan, reg_current
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import evaluate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import BROWSER_EXES
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import MACHINE_READS, USER_READS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix import read_nodes
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import PolicyPlan
@@ -97,9 +100,20 @@ def read(registry: Registry, path: str, depth: int, denied: tuple[str, ...] = ()
     return node
 
 
+def browser_files(versions: dict[str, str] | None) -> list[dict[str, t.Any]]:
+    """``facts["browser_files"]`` with ``versions`` ({browser: file version}) installed in the
+    first system-level folder of each browser, nothing elsewhere."""
+    files = []
+    for browser, paths in BROWSER_EXES.items():
+        for index, path in enumerate(paths):
+            version = (versions or {}).get(browser) if index == 0 else None
+            files.append({"browser": browser, "path": path, "exists": version is not None, "version": version})
+    return files
+
+
 def facts_for(registry: Registry, users: list[dict[str, t.Any]] | None = None,
               gpo: list[dict[str, t.Any]] | None = None, denied: tuple[str, ...] = (),
-              cm_installed: bool = True) -> dict[str, t.Any]:
+              cm_installed: bool = True, browsers: dict[str, str] | None = None) -> dict[str, t.Any]:
     people = []
     for user in users or []:
         person = dict(user)
@@ -117,6 +131,8 @@ def facts_for(registry: Registry, users: list[dict[str, t.Any]] | None = None,
         "users": people,
         "gpo": {"available": gpo is not None, "error": None if gpo is not None else "not read",
                 "settings": list(gpo or [])},
+        "browser_files": browser_files(browsers),
+        "processes": [],
         "read_errors": {},
     }
 

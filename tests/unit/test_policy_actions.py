@@ -76,3 +76,12 @@ def test_logon_action_is_an_automatic_logon(value: int, error: str | None) -> No
 def test_an_empty_browser_list_is_refused() -> None:
     module = third_party_cookies.ActionModule.__new__(third_party_cookies.ActionModule)
     assert "browsers must list at least one of chrome, edge, firefox" in (module.check_options({"browsers": []}) or "")
+
+
+def test_the_local_network_access_entries_are_checked_before_any_host_is_read() -> None:
+    module = third_party_cookies.ActionModule.__new__(third_party_cookies.ActionModule)
+    base = {"browsers": ["chrome"], "localhost_access": True}
+    assert module.check_options({**base, "localhost_access_origins": ["https://ers.nhs.uk", "[*.]nhs.uk"]}) is None
+    assert "matches every site" in (module.check_options({**base, "localhost_access_origins": ["*"]}) or "")
+    assert "at least one site" in (module.check_options({**base, "localhost_access_origins": []}) or "")
+    assert module.check_options({**base, "localhost_access": False, "localhost_access_origins": []}) is None
