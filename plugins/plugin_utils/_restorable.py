@@ -15,7 +15,8 @@ for each registry key a role can write (relative to a hive root: the machine ``H
 person's ``HKU\\<SID>``, the default profile ``HKU\\.DEFAULT_PROFILE``), which roots, which
 value names, and what the backup's entry may say:
 
-- a new entry of an allow list (``CookiesAllowedForUrls``, Firefox ``Cookies\\Allow``) is only
+- a new entry of an allow list (``CookiesAllowedForUrls``, Firefox ``Cookies\\Allow``, the Local
+  Network Access lists ``LocalNetworkAccessAllowedForUrls`` and ``LoopbackNetworkAllowedForUrls``) is only
   ever added under a free name, so its backup entry says ``existed: false`` (restore deletes it);
 - an entry of a block list is only ever deleted when it blocks localhost, so its backup entry says
   ``existed: true`` and holds a string that blocks localhost;
@@ -47,6 +48,7 @@ from dataclasses import dataclass
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._eval_zones import FLAG_CHECKS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import DEFAULT_OPTIONS, SMARTCARD_SERVICE
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._gpo_policies import normalise_key
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._local_network import LNA_ALLOWED, LOOPBACK_ALLOWED
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import (
     CHROMIUM_KEYS,
     DOMAINS,
@@ -144,6 +146,8 @@ def _rules() -> tuple[Rule, ...]:
             Rule(COOKIES_ROLE, both, f"{key}\\{BLOCK_LIST}", name_kind="list", existed=True,
                  data=_chromium_blocks_localhost),
             Rule(ZONE_ROLE, both, key, ("AuthServerAllowlist", "AuthServerWhitelist")),
+            *(Rule(COOKIES_ROLE, both, f"{key}\\{allow}", name_kind="list", existed=False)
+              for allow in (LNA_ALLOWED, LOOPBACK_ALLOWED)),
         ]
     rules += [
         Rule(COOKIES_ROLE, both, f"{FIREFOX_COOKIES_KEY}\\Allow", name_kind="list", existed=False),

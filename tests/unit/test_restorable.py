@@ -49,6 +49,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._restorable imp
     rule_for,
     split_root,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import DEFAULTS as LNA_DEFAULTS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import plan_localhost_access
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import DEFAULTS as COOKIE_DEFAULTS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import plan_cookies
 
@@ -79,6 +81,12 @@ def _facts(registry: dict[str, t.Any], default_profile: bool = False) -> dict[st
 
 def cookie_entries(registry: dict[str, t.Any], **options: t.Any) -> list[dict[str, t.Any]]:
     return planned_fix(plan_cookies, COOKIE_DEFAULTS, _facts(registry), **options)[1].entries
+
+
+def localhost_access_entries(versions: dict[str, str], **options: t.Any) -> list[dict[str, t.Any]]:
+    """What the Local Network Access fix plans with these browser versions installed."""
+    facts = facts_for(BASE, [USER_A, USER_B], browsers=versions)
+    return planned_fix(plan_localhost_access, {**COOKIE_DEFAULTS, **LNA_DEFAULTS}, facts, **options)[1].entries
 
 
 def zone_entries(registry: dict[str, t.Any], default_profile: bool = False, **options: t.Any
@@ -126,6 +134,9 @@ def every_planned_entry() -> list[dict[str, t.Any]]:
     for scope in ("machine", "user"):
         entries += cookie_entries(BLOCKED, browsers=everything, scope=scope, allow_all_third_party_cookies=True)
         entries += zone_entries(ZONES_WRONG, scope=scope)
+        for versions in ({"chrome": "146.0.7600.1", "edge": "143.0.3650.66"},
+                         {"chrome": "142.0.7444.60", "edge": "146.0.3800.1"}):
+            entries += localhost_access_entries(versions, scope=scope)
     for blocked in (LOCALHOST_BLOCKED, USER_LOCALHOST_BLOCKED):
         entries += cookie_entries(blocked, browsers=everything, remove_localhost_block=True)
     entries += zone_entries(USER_POLICY_WRONG, scope="user")
@@ -263,3 +274,14 @@ def test_hive_roots() -> None:
     assert split_root("HKU\\.DEFAULT_PROFILE\\Software")[0] == DEFAULT_PROFILE
     assert split_root("HKU\\.DEFAULT\\Software")[0] is None
     assert split_root("HKCU\\Software")[0] is None
+
+
+def test_the_host_codes_allow_list_lets_every_planned_value_through() -> None:
+    # The safety net on the host (writes.ps1; the emulator's write_ops.py holds the same patterns,
+    # emulator/tests/test_write_ops.py checks that) must never refuse what a role plans.
+    from nhs_cm_emulator import ops, write_ops  # ops first: it loads write_ops (issue 18 undoes that circle)
+
+    assert ops.HANDLERS
+    for entry in every_planned_entry():
+        if entry["kind"] == "reg":
+            write_ops.check_write_target(entry["key"], entry["name"])

@@ -44,9 +44,10 @@ USER_ROOT = r"^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_P
 ZONE_ROOT = (r"(^HKLM\\SOFTWARE\\Policies\\|" + USER_ROOT
              + r"(Policies\\)?)Microsoft\\Windows\\CurrentVersion\\Internet Settings\\")
 WRITE_TARGETS = (
-    (WRITE_ROOT + r"Policies\\(Google\\Chrome|Microsoft\\Edge)\\(CookiesAllowedForUrls|"
-     r"LocalNetworkAccessAllowedForUrls|LoopbackNetworkAllowedForUrls|LocalNetworkAllowedForUrls)$", r"^[0-9]{1,5}$"),
+    (WRITE_ROOT + r"Policies\\(Google\\Chrome|Microsoft\\Edge)\\(CookiesAllowedForUrls|CookiesBlockedForUrls|"
+     r"LocalNetworkAccessAllowedForUrls|LoopbackNetworkAllowedForUrls)$", r"^[0-9]{1,5}$"),
     (WRITE_ROOT + r"Policies\\Mozilla\\Firefox\\Cookies\\Allow$", r"^[0-9]{1,5}$"),
+    (WRITE_ROOT + r"Policies\\Mozilla\\Firefox\\Cookies\\Block$", r"^[^\x00-\x1F]{1,255}$"),
     (WRITE_ROOT + r"Policies\\(Google\\Chrome|Microsoft\\Edge)$",
      r"^(BlockThirdPartyCookies|AuthServerAllowlist|AuthServerWhitelist)$"),
     (ZONE_ROOT + r"ZoneMap$", r"^(AutoDetect|IntranetName|ProxyBypass|UNCAsIntranet)$"),

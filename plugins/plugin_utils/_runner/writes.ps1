@@ -8,8 +8,9 @@ $UserRoot = '^HKU\\(S-1-(5-21|12-1)(-[0-9]+){4}|nhs_cm_[0-9a-f]{12}|\.DEFAULT_PR
 $ZoneRoot = '(^HKLM\\SOFTWARE\\Policies\\|' + $UserRoot + '(Policies\\)?)Microsoft\\Windows\\CurrentVersion\\Internet Settings\\'
 # (key pattern, value name pattern) pairs; -match is case-insensitive, as the registry is.
 $WriteTargets = @(
-    @(($WriteRoot + 'Policies\\(Google\\Chrome|Microsoft\\Edge)\\(CookiesAllowedForUrls|LocalNetworkAccessAllowedForUrls|LoopbackNetworkAllowedForUrls|LocalNetworkAllowedForUrls)$'), '^[0-9]{1,5}$'),
+    @(($WriteRoot + 'Policies\\(Google\\Chrome|Microsoft\\Edge)\\(CookiesAllowedForUrls|CookiesBlockedForUrls|LocalNetworkAccessAllowedForUrls|LoopbackNetworkAllowedForUrls)$'), '^[0-9]{1,5}$'),
     @(($WriteRoot + 'Policies\\Mozilla\\Firefox\\Cookies\\Allow$'), '^[0-9]{1,5}$'),
+    @(($WriteRoot + 'Policies\\Mozilla\\Firefox\\Cookies\\Block$'), '^[^\x00-\x1F]{1,255}$'),
     @(($WriteRoot + 'Policies\\(Google\\Chrome|Microsoft\\Edge)$'), '^(BlockThirdPartyCookies|AuthServerAllowlist|AuthServerWhitelist)$'),
     @(($ZoneRoot + 'ZoneMap$'), '^(AutoDetect|IntranetName|ProxyBypass|UNCAsIntranet)$'),
     @(($ZoneRoot + 'ZoneMap\\(Domains|EscDomains|Ranges)(\\[^\\]+){1,2}$'), '^(\*|[a-z][a-z0-9+.-]{0,31}|:Range)$'),
