@@ -39,6 +39,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._intranet_zone 
     default_profile_user,
     plan_intranet_zone,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import DEFAULTS as LNA_DEFAULTS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import plan_localhost_access
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._restorable import (
     DEFAULT_PROFILE,
     MACHINE,
@@ -49,8 +51,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._restorable imp
     rule_for,
     split_root,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import DEFAULTS as LNA_DEFAULTS
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import plan_localhost_access
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import DEFAULTS as COOKIE_DEFAULTS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import plan_cookies
 
