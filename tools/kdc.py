@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ TOOLS = ("krb5kdc", "kdb5_util", "kadmin.local", "kinit", "klist")
 PACKAGES = ("krb5-kdc", "krb5-admin-server", "krb5-user", "libkrb5-dev")
 SBIN = ("/usr/sbin", "/sbin")
 START_TIMEOUT = 15.0
+START_ATTEMPTS = 3
 ENCTYPES = "aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal"
 
 
@@ -232,10 +234,8 @@ def _last_log_line(kdc: Kdc) -> str:
 
 def start_kdc(directory: Path, realm: str = REALM, users: Mapping[str, str] | None = None) -> Kdc:
     """Create the realm in `directory` (which must exist and be private), add `users`, start krb5kdc."""
-    port = free_port()
-    kdc = Kdc(directory, realm, port)
-    kdc.write_krb5_conf()
-    _write(kdc.kdc_profile, kdc_conf(realm, directory, port), 0o644)
+    kdc = Kdc(directory, realm, free_port())
+    _configure(kdc)
     _write(directory / "kadm5.acl", "")
     master = secrets.token_urlsafe(24)  # the database's master key, never used again (kept in the stash)
     done = subprocess.run([tool("kdb5_util"), "create", "-s", "-r", realm], input=f"{master}\n{master}\n",
@@ -246,17 +246,35 @@ def start_kdc(directory: Path, realm: str = REALM, users: Mapping[str, str] | No
         raise KdcError(f"kdb5_util create failed: {last}")
     if users:
         kdc.add_users(users)
-    proc = subprocess.Popen([tool("krb5kdc"), "-n", "-r", realm, "-P", str(directory / "krb5kdc.pid")],
+    for attempt in range(START_ATTEMPTS):
+        try:
+            kdc.proc = _start(kdc)
+            return kdc
+        except KdcError:
+            if attempt == START_ATTEMPTS - 1:
+                raise
+            kdc.port = free_port()  # someone took the port between free_port() and krb5kdc's bind
+            _configure(kdc)
+    raise AssertionError("unreachable")
+
+
+def _configure(kdc: Kdc) -> None:
+    kdc.write_krb5_conf()
+    _write(kdc.kdc_profile, kdc_conf(kdc.realm, kdc.directory, kdc.port), 0o644)
+
+
+def _start(kdc: Kdc) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([tool("krb5kdc"), "-n", "-r", kdc.realm, "-P", str(kdc.directory / "krb5kdc.pid")],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=dict(os.environ, **kdc.env()), start_new_session=True)
     try:
         _wait_listening(kdc, proc)
     except BaseException:
-        proc.kill()
+        if proc.poll() is None:
+            proc.kill()
         proc.wait(timeout=10)
         raise
-    kdc.proc = proc
-    return kdc
+    return proc
 
 
 def main(argv: list[str]) -> int:
@@ -274,13 +292,16 @@ def main(argv: list[str]) -> int:
     for name, value in kdc.env().items():
         print(f"export {name}={value}")
     print("Ctrl-C stops it.", flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        while not stop.wait(1):
+            pass
     finally:
         kdc.stop()
     return 0
 
 
 if __name__ == "__main__":
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     sys.exit(main(sys.argv))
