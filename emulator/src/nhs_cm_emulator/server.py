@@ -367,7 +367,7 @@ class WinRMHandler(BaseHTTPRequestHandler):
         elif body and self.server.shared.require_encryption and self.server.shared.tls is None:
             self._send(HTTPStatus.BAD_REQUEST, headers=logon.headers)  # like AllowUnencrypted=false
             return
-        if not body:  # pywinrm's setup_encryption: an empty POST that completes the NTLM logon
+        if not body:  # pywinrm's setup_encryption: an empty POST that completes the NTLM or Kerberos logon
             self._send(HTTPStatus.OK, headers=logon.headers)
             return
         self.server.runtime.record_protection(
