@@ -66,9 +66,9 @@ def test_audit_library_over_kerberos_with_encryption(estate, kdc: Kdc, tmp_path:
     assert PASSWORD not in run.output
 
 
-def test_audit_over_https_with_a_ticket_from_kinit(estate, kdc: Kdc, tmp_path: Path) -> None:
+def test_playbooks_over_https_with_a_ticket_from_kinit(estate, kdc: Kdc, tmp_path: Path) -> None:
     """HTTPS, and a ticket the engineer got with kinit beforehand (kinit_mode manual, no password in
-    the inventory): the audit uses that ticket cache."""
+    the inventory): audit, remediate --check --diff, remediate and rollback all use that ticket."""
     running = joined_estate(estate, kdc, [SCENARIOS / "port-service-stopped.yml", SCENARIOS / "healthy-cm4-scc.yml"],
                             "--https")
     inventory = read_inventory(running)
@@ -79,11 +79,26 @@ def test_audit_over_https_with_a_ticket_from_kinit(estate, kdc: Kdc, tmp_path: P
     ccache = tmp_path / "engineer.ccache"
     kinit = kdc.kinit(f"{USER}@{kdc.realm}", PASSWORD, ccache)
     assert kinit.returncode == 0, kinit.stderr
-    run = run_playbook("playbooks/audit.yml", running.inventory, tmp_path / "r",
-                       env=_env(kdc, KRB5CCNAME=f"FILE:{ccache}"))
-    assert run.rc == 0, run.output
-    assert run.report is not None
-    assert sorted(problem_ids(e) for e in run.report["hosts"].values()) == [[], ["PORT_SERVICE_STOPPED"]]
+    env = _env(kdc, KRB5CCNAME=f"FILE:{ccache}")
+    original = running.get("/state")
+
+    audit = run_playbook("playbooks/audit.yml", running.inventory, tmp_path / "r", env=env)
+    assert audit.rc == 0, audit.output
+    assert audit.report is not None
+    assert sorted(problem_ids(e) for e in audit.report["hosts"].values()) == [[], ["PORT_SERVICE_STOPPED"]]
+    fixes = ("-e", '{"nhs_cm_fixes": ["cm_service"]}')
+    check = run_playbook("playbooks/remediate.yml", running.inventory, tmp_path / "r0", "--check", "--diff", *fixes,
+                         env=env)
+    assert check.rc == 0, check.output
+    assert set(writes(running).values()) == {0}
+    fix = run_playbook("playbooks/remediate.yml", running.inventory, tmp_path / "r1", *fixes, env=env)
+    assert fix.rc == 0, fix.output
+    assert fix.report is not None
+    assert [problem_ids(e) for e in fix.report["hosts"].values()] == [[], []]
+    rollback = run_playbook("playbooks/rollback.yml", running.inventory, tmp_path / "b", "-e", "backup_id=latest",
+                            env=env)
+    assert rollback.rc == 0, rollback.output
+    assert configuration(running.get("/state")) == configuration(original)
     assert_kerberos_only(running.get("/stats"), "tls")
 
 
