@@ -16,7 +16,8 @@ GATE := tools/gate.sh
 .PHONY: qa-install get-pip build sanity units galaxy ruff ansible-lint shellcheck tarball galaxy-importer ansible-doc
 
 help:
-	@echo "make demo   - audit an emulated estate of 20 Windows desktops over WinRM"
+	@echo "make demo   - audit an emulated estate of 20 Windows desktops over WinRM (NTLM)"
+	@echo "make demo TRANSPORT=kerberos - the same as a domain estate, with a real MIT Kerberos KDC"
 	@echo "make test   - run every test (installs what it needs into .venv first)"
 	@echo "make install, make lint, make unit, make integration, make clean"
 	@echo "make bench [N=200] - benchmark the audit against an ansible.windows baseline (benchmarks/README.md)"
@@ -35,8 +36,11 @@ $(COLL_LINK):
 	@mkdir -p $(dir $(COLL_LINK))
 	@ln -sfn ../../.. $(COLL_LINK)
 
-demo: install
-	$(PY) tools/demo.py
+# `make demo` speaks NTLM and needs nothing from Debian; TRANSPORT=kerberos (or basic) on the command
+# line picks another (the bench's TRANSPORT default below does not apply to the demo).
+DEMO_TRANSPORT = $(if $(filter file default undefined,$(origin TRANSPORT)),ntlm,$(TRANSPORT))
+demo: install $(if $(filter kerberos,$(DEMO_TRANSPORT)),kerberos)
+	$(PY) tools/demo.py --transport $(DEMO_TRANSPORT)
 
 # `make bench [N=200] [FORKS=50] [BASELINE_HOSTS=M] [TRANSPORT=basic|ntlm] [SCALING=100,200,400] [REMEDIATE_HOSTS=30]`:
 # the audit against an ansible.windows baseline and a raw floor (benchmarks/README.md); not in `make test`.
@@ -156,3 +160,29 @@ lint-molecule: install qa-install
 	@$(GATE) ansible-lint-molecule env ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg \
 		$(QA_VENV)/bin/ansible-lint --profile production --strict molecule
 lint: lint-molecule
+# Kerberos (a domain estate; tests/integration/test_kerberos*.py, make demo TRANSPORT=kerberos):
+# Debian's MIT Kerberos (krb5kdc, kdb5_util and kadmin.local for the tests' KDC, kinit for Ansible,
+# the headers and compiler that pykerberos and gssapi build with), then those two into .venv from
+# requirements-kerberos.txt. apt-get runs only when something is missing. `make test` needs it.
+KRB_PACKAGES := krb5-kdc krb5-admin-server krb5-user libkrb5-dev gcc
+KRB_TOOLS := krb5kdc kdb5_util kadmin.local kinit klist krb5-config gcc
+KRB_STAMP := $(VENV)/.kerberos-installed
+.PHONY: kerberos kerberos-os
+kerberos: kerberos-os $(KRB_STAMP)
+
+kerberos-os:
+	@need=; for tool in $(KRB_TOOLS); do \
+		PATH="$$PATH:/usr/sbin:/sbin" command -v $$tool >/dev/null 2>&1 || need="$(KRB_PACKAGES)"; done; \
+	$(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+		|| need="$$need python3-dev"; \
+	if [ -n "$$need" ]; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+			-o DPkg::Lock::Timeout=300 $$need; \
+	fi
+
+$(KRB_STAMP): requirements-kerberos.txt | kerberos-os $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-kerberos.txt -c requirements.txt
+	@touch $@
+test: kerberos
+integration: kerberos

@@ -79,7 +79,8 @@ BAD_HOSTS: list[tuple[dict[str, Any], str, str]] = [
     ({"os": "win10"}, "os", "expected a mapping"),
     ({"os": {"version": 10.0}}, "os.version", "quote it"),
     ({"os": {"edition": "x"}}, "os", "unknown field 'edition'"),
-    ({"winrm": {"auth": ["kerberos"]}}, "winrm.auth", "'kerberos' is not one of"),
+    ({"winrm": {"auth": ["credssp"]}}, "winrm.auth", "'credssp' is not one of"),
+    ({"winrm": {"clock_offset_seconds": "5 min"}}, "winrm.clock_offset_seconds", "expected an integer"),
     ({"winrm": {"auth": []}}, "winrm.auth", "non-empty list"),
     ({"winrm": {"auth": ["basic", "basic"]}}, "winrm.auth", "twice"),
     ({"winrm": {"users": {"ansible": 1234}}}, "winrm.users.ansible", "password must be a string"),
@@ -250,7 +251,7 @@ def test_defaults() -> None:
     assert host == {
         "name": "bare", "template": "bare.yml:bare",
         "os": {"product": "Windows 10 Enterprise", "version": "10.0.19045"},
-        "winrm": {"auth": ["basic", "ntlm"], "users": {"ansible": "Passw0rd!"}},
+        "winrm": {"auth": ["basic", "ntlm", "kerberos"], "users": {"ansible": "Passw0rd!"}},
         "sessions": [], "profiles": [], "registry": {}, "denied": [], "services": [], "processes": [],
         "files": [], "group_policy": {},
         "behaviour": {"starts_on_logon_task": True, "port_service_start_fails": False,
@@ -259,7 +260,7 @@ def test_defaults() -> None:
     }
     state = HostState(host)
     assert (state.auth, state.users, state.transport_fail, state.writes) == (
-        ["basic", "ntlm"], {"ansible": "Passw0rd!"}, None, 0)
+        ["basic", "ntlm", "kerberos"], {"ansible": "Passw0rd!"}, None, 0)
 
 
 def test_normalisation() -> None:
@@ -407,10 +408,12 @@ def test_full_host_round_trips(tmp_path: Path) -> None:
                   services=[{"name": "A", "state": "running", "pid": 9000},
                             {"name": "B", "state": "paused", "listens": [1]}],
                   processes=[{"name": "Idle"}, {"image": "C:\\b.exe", "pid": 7000, "listens": [2, 3]}],
-                  transport={"fail": {"kind": "timeout", "seconds": 0.5}})
+                  transport={"fail": {"kind": "timeout", "seconds": 0.5}},
+                  winrm={"auth": ["kerberos"], "users": {"ansible": "x"}, "clock_offset_seconds": -600})
     estate = Estate([HostState(parse_document({"hosts": [raw]}, SRC)[0][0])], {})
     dumped = estate.state_dict()["hosts"][0]
     assert dumped["services"][1]["pid"] == 2004 and dumped["processes"][0]["pid"] == 5000
+    assert dumped["winrm"]["clock_offset_seconds"] == -600
     assert round_trip(estate, tmp_path).state_dict() == estate.state_dict()
 
 

@@ -140,3 +140,29 @@ def test_ntlm_user_file_is_private_and_removed(serve, client, make_host):
     emulator.stop()
     assert not user_file.parent.exists()
     assert os.environ.get(auth.ENV_VAR) == before
+
+
+KRB5_AP_REQ = bytes.fromhex("6082020006092a864886f712010202" + "0100" + "6e" + "00" * 8)  # a GSS header, then rubbish
+
+
+def test_negotiate_tokens_are_told_apart():
+    """NTLM raw or in SPNEGO goes to NTLM; a Kerberos GSS token (pywinrm's kerberos) to Kerberos."""
+    ntlm = spnego.client(USER, PASSWORD, protocol="ntlm").step()
+    spnego_ntlm = spnego.client(USER, PASSWORD, hostname="pc-1", protocol="negotiate",
+                                options=spnego.NegotiateOptions.use_negotiate).step()
+    assert ntlm is not None and spnego_ntlm is not None
+    assert [auth.token_package(t) for t in (ntlm, spnego_ntlm, KRB5_AP_REQ, b"\x60\x01", b"")] == [
+        "ntlm", "ntlm", "kerberos", "ntlm", "ntlm"]
+
+
+def test_kerberos_without_a_domain_is_refused(serve, make_host):
+    """Served without --keytab the hosts are not in a domain: a Kerberos token gets 401 and the
+    usual challenges; no logon is counted."""
+    emulator = serve([make_host("pc-1")], base_address="127.21.2.10")
+    connection = http.client.HTTPConnection("127.21.2.10", 5985, timeout=5)
+    connection.request("POST", "/wsman", b"", {"Authorization": f"Negotiate {base64.b64encode(KRB5_AP_REQ).decode()}"})
+    reply = connection.getresponse()
+    reply.read()
+    assert reply.status == 401
+    assert reply.headers.get_all("WWW-Authenticate") == ["Negotiate", 'Basic realm="WSMAN"']
+    assert emulator.stats()["hosts"]["pc-1"]["logons"] == {}

@@ -127,6 +127,7 @@ def test_validate(scenario, tmp_path):
     (["--scenario", "/no/such/file.yml"], "/no/such/file.yml"),
     (["--base-address", "10.1.2.3"], "refusing to listen on 10.1.2.3"),
     (["--bind", "port", "--base-port", "32767"], "ephemeral range"),
+    (["--transport", "kerberos"], "--transport kerberos needs --keytab"),
 ])
 def test_serve_errors_are_one_line(scenario, args, message):
     done = _run("serve", "--scenario", str(scenario), *args)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import pathlib
+import re
 import typing as t
 
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
@@ -75,8 +76,42 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+#: What a trust's engineer checks for each Kerberos failure of the winrm connection (docs/user-guide.md,
+#: section 10): (words of the error, words it must also have, hint). kinit's own messages say enough.
+KERBEROS_HINTS = (
+    ("not found in Kerberos database", "kerberos: Server ", "no SPN for the name the host is reached by: use "
+     "its DNS name as the domain knows it, not an address or an alias"),
+    ("the specified credentials were rejected", "kerberos:", "the PC refused the ticket: is the account in its "
+     "Administrators group, its clock within 5 minutes of the domain's, and the name this PC's?"),
+    ("Ticket expired", "kerberos:", "kinit again, or set ansible_password so that Ansible gets its own tickets"),
+    ("in cache collection", "kerberos:", "no ticket for this account: kinit first, or set ansible_password so "
+     "that Ansible gets its own tickets"),
+    ("No Kerberos credentials available", "kerberos:", "no ticket: kinit first, or set ansible_password so that "
+     "Ansible gets its own tickets"),
+)
+#: The (text, code) pairs of a pykerberos GSS error: ``(('major text', n), ('minor text', m))``.
+_GSS_PAIR = re.compile(r"""\((?:'([^']*)'|"([^"]*)"), -?\d+\)""")
+
+
+def kerberos_reason(text: str) -> str:
+    """A Kerberos connection error as one line that says what failed and what to check.
+
+    pykerberos' tuple-shaped GSS errors become their telling message (the minor status, else the
+    major), once; the usual causes are added to the errors that do not name them.
+    """
+    if "authGSSClient" in text:
+        pairs = [single or double for single, double in _GSS_PAIR.findall(text)]
+        if len(pairs) >= 2:
+            major, minor = pairs[0], pairs[1]
+            text = f"kerberos: {minor if minor and minor != 'Success' else major}"
+    for words, needs, hint in KERBEROS_HINTS:
+        if words in text and needs in text:
+            return f"{text} ({hint})"
+    return text
+
+
 def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = kerberos_reason(" ".join(str(exc).split()) or type(exc).__name__)
     if len(text) > 300:
         text = text[:297] + "..."
     lowered = text.casefold()

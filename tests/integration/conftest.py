@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from domain import Kdc, new_kdc
 from harness import Estate, start_estate
 
 
@@ -19,8 +20,8 @@ def estate(tmp_path: Path) -> Iterator[Any]:
     """Factory: ``estate([scenario files], *cli options)``; every estate is stopped after the test."""
     started: list[Estate] = []
 
-    def factory(scenarios: list[Path], *extra: str) -> Estate:
-        running = start_estate(tmp_path, scenarios, *extra)
+    def factory(scenarios: list[Path], *extra: str, env: dict[str, str] | None = None) -> Estate:
+        running = start_estate(tmp_path, scenarios, *extra, env=env)
         started.append(running)
         return running
 
@@ -29,3 +30,11 @@ def estate(tmp_path: Path) -> Iterator[Any]:
         running.stop()
 
 
+
+
+@pytest.fixture(scope="session")
+def kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kdc]:
+    """A real MIT Kerberos KDC on a loopback port for this test process (tools/kdc.py); make installs it."""
+    running = new_kdc(tmp_path_factory.mktemp("realm"))
+    yield running
+    running.stop()

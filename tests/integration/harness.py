@@ -49,13 +49,14 @@ class Estate:
         return self.proc.wait(timeout=30)
 
 
-def start_estate(tmp_path: Path, scenarios: list[Path], *extra: str) -> Estate:
+def start_estate(tmp_path: Path, scenarios: list[Path], *extra: str, env: dict[str, str] | None = None) -> Estate:
     inventory = tmp_path / "inventory.yml"
     cmd = [str(BIN / "nhs-cm-emulator"), "serve", "--inventory", str(inventory),
            "--control-port", "0", "--base-address", next_base_address(), *extra]
     for scenario in scenarios:
         cmd += ["--scenario", str(scenario)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, **env) if env else None)
     assert proc.stdout is not None
     control_url = ""
     deadline = time.monotonic() + 60

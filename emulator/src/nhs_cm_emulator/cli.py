@@ -51,10 +51,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, metavar="P", help="port with --bind address (5985, or 5986 with --https)")
     serve.add_argument("--base-port", type=int, default=25985, metavar="P", help="first port with --bind port")
     serve.add_argument("--https", action="store_true", help="serve HTTPS with a throw-away self-signed certificate")
-    serve.add_argument("--transport", choices=["basic", "ntlm"], default="ntlm",
-                       help="ansible_winrm_transport written to the inventory")
+    serve.add_argument("--transport", choices=["basic", "ntlm", "kerberos"], default="ntlm",
+                       help="ansible_winrm_transport written to the inventory (kerberos needs --keytab)")
     serve.add_argument("--require-encryption", action="store_true",
                        help="refuse unencrypted bodies over HTTP (like AllowUnencrypted=false)")
+
+    serve.add_argument("--keytab", metavar="FILE",
+                       help="a domain-joined estate: accept Kerberos for HTTP/<host>.<domain>@REALM with the keys "
+                       "in FILE (read at each logon, so keys may be added after start)")
+    serve.add_argument("--realm", default="EMULATED.TEST", metavar="REALM",
+                       help="Kerberos realm of the estate; its DNS domain is the realm in lower case")
 
     validate = commands.add_parser("validate", help="check scenario files")
     validate.set_defaults(run=_validate)
@@ -83,10 +89,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.transport == "kerberos" and not args.keytab:
+        raise EmulatorError("--transport kerberos needs --keytab (the desktops' keys from the domain's KDC)")
     estate = load_estate(args.scenario, hosts=args.hosts, seed=args.seed)
     options = ServeOptions(bind=args.bind, base_address=args.base_address, port=args.port,
                            base_port=args.base_port, https=args.https,
-                           require_encryption=args.require_encryption, control_port=args.control_port)
+                           require_encryption=args.require_encryption, control_port=args.control_port,
+                           keytab=args.keytab, realm=args.realm)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -101,15 +110,24 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def inventory(emulator: Emulator, transport: str) -> dict[str, Any]:
-    """An Ansible YAML inventory (group `windows`) with every connection variable set."""
+    """An Ansible YAML inventory (group `windows`) with every connection variable set.
+
+    With Kerberos, users are principals of the estate's realm (``ansible@EMULATED.TEST``), Ansible gets
+    their tickets itself (kinit with the password, ``kinit_mode: managed``) and each host is known by
+    its DNS name ``<host>.<domain>`` for its SPN (``kerberos_hostname_override``: the name need not resolve).
+    """
+    kerberos = transport == "kerberos"
+    realm = emulator.options.realm.upper() if kerberos else ""
     hosts: dict[str, dict[str, Any]] = {}
     for runtime in emulator.runtimes:
         host = runtime.host
         entry: dict[str, Any] = {"ansible_host": runtime.endpoint.address, "ansible_port": runtime.endpoint.port,
                                  "nhs_cm_emulated_from": host.template}
+        if kerberos:
+            entry["ansible_winrm_kerberos_hostname_override"] = f"{host.name.lower()}.{realm.lower()}"
         user, password = next(iter(host.users.items()), (DEFAULT_USER, DEFAULT_PASSWORD))
         if user != DEFAULT_USER or password != DEFAULT_PASSWORD:
-            entry.update(ansible_user=user, ansible_password=password)
+            entry.update(ansible_user=f"{user}@{realm}" if kerberos else user, ansible_password=password)
         if transport not in host.auth and host.auth:  # a host that takes only the other scheme
             entry["ansible_winrm_transport"] = host.auth[0]
         entry.update(getattr(emulator.estate, "inventory_vars", {}).get(host.name, {}))  # the scenario's
@@ -119,13 +137,15 @@ def inventory(emulator: Emulator, transport: str) -> dict[str, Any]:
         "ansible_winrm_transport": transport,
         "ansible_winrm_scheme": emulator.options.scheme,
         "ansible_winrm_server_cert_validation": "ignore",
-        "ansible_user": DEFAULT_USER,
+        "ansible_user": f"{DEFAULT_USER}@{realm}" if kerberos else DEFAULT_USER,
         "ansible_password": DEFAULT_PASSWORD,
         "ansible_winrm_message_encryption": "auto",
         "ansible_winrm_read_timeout_sec": 30,
         "ansible_winrm_operation_timeout_sec": 20,
         "ansible_shell_type": "powershell",
     }
+    if kerberos:  # kinit runs with a bare environment: let it see a krb5.conf named by KRB5_CONFIG
+        group_vars.update(ansible_winrm_kinit_mode="managed", ansible_winrm_kinit_env_vars=["KRB5_CONFIG"])
     return {"windows": {"vars": group_vars, "hosts": hosts}}
 
 

@@ -24,9 +24,9 @@ import yaml
 from .registry import REG_TYPES, SYSTEM_HIVES, KeyPathError, join_key, split_key
 
 DEFAULT_OS = {"product": "Windows 10 Enterprise", "version": "10.0.19045"}
-DEFAULT_AUTH = ["basic", "ntlm"]
+DEFAULT_AUTH = ["basic", "ntlm", "kerberos"]
 DEFAULT_USERS = {"ansible": "Passw0rd!"}
-AUTH_KINDS = ("basic", "ntlm")
+AUTH_KINDS = ("basic", "ntlm", "kerberos")  # kerberos: with `serve --keytab` (a domain)
 DEFAULT_BEHAVIOUR = {"starts_on_logon_task": True, "port_service_start_fails": False, "port_service_ports": [43487]}
 #: Optional fault behaviours for reliability tests (emulator/README.md, "Fault behaviours"); kept
 #: out of a host's state unless a scenario gives them, so that existing files round-trip unchanged.
@@ -277,7 +277,7 @@ def _os(raw: Any, where: Where) -> dict[str, str]:
 
 def _winrm(raw: Any, where: Where) -> dict[str, Any]:
     data = _mapping(raw, where, "winrm")
-    _known_fields(data, ("auth", "users"), where, "winrm")
+    _known_fields(data, ("auth", "users", "clock_offset_seconds"), where, "winrm")
     auth = data.get("auth")
     if auth is None:
         auth = list(DEFAULT_AUTH)
@@ -300,7 +300,11 @@ def _winrm(raw: Any, where: Where) -> dict[str, Any]:
             where.fail("winrm.users", f"user name {user!r} must be a non-empty string")
         if not isinstance(password, str):
             where.fail(f"winrm.users.{user}", f"the password must be a string (quote it), found {_kind(password)}")
-    return {"auth": list(auth), "users": dict(users)}
+    winrm: dict[str, Any] = {"auth": list(auth), "users": dict(users)}
+    if "clock_offset_seconds" in data:  # how far the desktop's clock is from the domain's (Kerberos: 300 s at most)
+        winrm["clock_offset_seconds"] = _int(data["clock_offset_seconds"], where, "winrm.clock_offset_seconds",
+                                             -10**9, 10**9)
+    return winrm
 
 
 def _profiles(raw: Any, where: Where) -> list[dict[str, Any]]:

@@ -36,6 +36,7 @@ from nhs_cm_emulator.auth import (
     ConnectionAuth,
     EncryptionError,
     HostAuth,
+    KerberosRealm,
     NtlmUserFiles,
 )
 from nhs_cm_emulator.wsman import Reply, WinRS, internal_error
@@ -92,6 +93,8 @@ class ServeOptions:
     https: bool = False
     require_encryption: bool = False
     control_port: int | None = None  # None: no control server; 0: any free port
+    keytab: str | None = None  # a domain-joined estate: the desktops' Kerberos keys (HTTP/<host>.<domain>)
+    realm: str = "EMULATED.TEST"  # its Kerberos realm; the DNS domain is the realm in lower case
 
     @property
     def scheme(self) -> str:
@@ -186,6 +189,8 @@ class HostRuntime:
         # HTTP body bytes of each WS-Man request and of its answer, by action (not auth legs)
         self._action_in: Counter[str] = Counter()
         self._action_out: Counter[str] = Counter()
+        self._logons: Counter[str] = Counter()  # completed logons by package: basic (every request), ntlm, kerberos
+        self._messages: Counter[str] = Counter()  # WS-Man requests by protection: sealed, tls, plain
 
     @property
     def listens(self) -> bool:
@@ -212,6 +217,14 @@ class HostRuntime:
             if reply.status == HTTPStatus.OK:
                 self._succeeded[reply.action] += 1
 
+    def record_logon(self, package: str) -> None:
+        with self._lock:
+            self._logons[package] += 1
+
+    def record_protection(self, protection: str) -> None:
+        with self._lock:
+            self._messages[protection] += 1
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {"requests": self._requests, "bytes_in": self._bytes_in, "bytes_out": self._bytes_out,
@@ -221,6 +234,7 @@ class HostRuntime:
                     "hive_loads": getattr(self.host, "hive_loads", 0),
                     "mounted": list(getattr(self.host, "mounted", list)()),
                     "actions": dict(self._actions),
+                    "logons": dict(self._logons), "messages": dict(self._messages),
                     "action_bytes": {name: {"in": self._action_in[name], "out": self._action_out[name]}
                                      for name in self._actions}}
 
@@ -231,6 +245,7 @@ class _Shared:
 
     tls: ssl.SSLContext | None
     require_encryption: bool
+    channel_binding: bytes | None = None  # RFC 5929 tls-server-end-point of the certificate, over HTTPS
     stopping: threading.Event = field(default_factory=threading.Event)
 
 
@@ -290,7 +305,7 @@ class WinRMHandler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.ntlm: ConnectionAuth = self.server.runtime.auth.connection()
+        self.negotiate: ConnectionAuth = self.server.runtime.auth.connection(self.server.shared.channel_binding)
 
     def version_string(self) -> str:
         return SERVER_NAME
@@ -345,18 +360,20 @@ class WinRMHandler(BaseHTTPRequestHandler):
         size_in = len(body)
         if encrypted:
             try:
-                body = self.ntlm.unwrap(body)
+                body = self.negotiate.unwrap(body)
             except EncryptionError:
                 self._send(HTTPStatus.BAD_REQUEST, headers=logon.headers)
                 return
         elif body and self.server.shared.require_encryption and self.server.shared.tls is None:
             self._send(HTTPStatus.BAD_REQUEST, headers=logon.headers)  # like AllowUnencrypted=false
             return
-        if not body:  # pywinrm's setup_encryption: an empty POST that completes the NTLM logon
+        if not body:  # pywinrm's setup_encryption: an empty POST that completes the NTLM or Kerberos logon
             self._send(HTTPStatus.OK, headers=logon.headers)
             return
+        self.server.runtime.record_protection(
+            "sealed" if encrypted else "tls" if self.server.shared.tls is not None else "plain")
         reply = self.server.runtime.winrs.handle(body, logon.user)
-        answer = self.ntlm.wrap(reply.body) if encrypted else reply.body
+        answer = self.negotiate.wrap(reply.body) if encrypted else reply.body
         self.server.runtime.record_reply(reply, size_in, len(answer))
         self._send(reply.status, answer, ENCRYPTED_CONTENT_TYPE if encrypted else SOAP_CONTENT_TYPE, logon.headers)
 
@@ -366,29 +383,34 @@ class WinRMHandler(BaseHTTPRequestHandler):
         scheme, _, token = self.headers.get("Authorization", "").strip().partition(" ")
         try:
             if scheme.lower() == "basic":
-                return _Logon(auth.check_basic(token.strip()))
+                user = auth.check_basic(token.strip())
+                self.server.runtime.record_logon("basic")
+                return _Logon(user)
             if scheme.lower() in ("negotiate", "ntlm"):
-                return self._ntlm_leg(scheme, token.strip())
-            if not scheme and self.ntlm.user is not None:  # NTLM authenticated this connection earlier
-                return _Logon(self.ntlm.user)
-        except AuthFailed:
-            pass
+                return self._negotiate_leg(scheme, token.strip())
+            if not scheme and self.negotiate.user is not None:  # NTLM or Kerberos authenticated this connection
+                return _Logon(self.negotiate.user)
+        except AuthFailed as exc:
+            self._deny(exc.token)
+            return None
         self._deny()
         return None
 
-    def _ntlm_leg(self, scheme: str, token: str) -> _Logon | None:
-        step = self.ntlm.step(token)
-        # The last SPNEGO token (mechListMIC) must reach the client, on the 200 (see README).
+    def _negotiate_leg(self, scheme: str, token: str) -> _Logon | None:
+        step = self.negotiate.step(token)
+        # The last token (SPNEGO's mechListMIC, Kerberos' AP-REP) must reach the client, on the 200 (see README).
         headers = [("WWW-Authenticate", f"{scheme} {base64.b64encode(step.token).decode()}")] if step.token else []
         if not step.complete:
             self._send(HTTPStatus.UNAUTHORIZED, headers=headers)
             return None
-        assert self.ntlm.user is not None
-        return _Logon(self.ntlm.user, headers)
+        assert self.negotiate.user is not None and self.negotiate.package is not None
+        self.server.runtime.record_logon(self.negotiate.package)
+        return _Logon(self.negotiate.user, headers)
 
-    def _deny(self) -> None:
-        self.ntlm.reset()
-        challenges = self.server.runtime.auth.challenges()
+    def _deny(self, token: bytes | None = None) -> None:
+        """401 with the host's challenges; Negotiate carries the acceptor's error token (a KRB-ERROR), if any."""
+        self.negotiate.reset()
+        challenges = self.server.runtime.auth.challenges(token)
         self._send(HTTPStatus.UNAUTHORIZED, headers=[("WWW-Authenticate", c) for c in challenges])
 
     def _inject(self, kind: str) -> None:
@@ -541,9 +563,13 @@ class Emulator:
         if self.options.https:
             cert, key = tls.write_self_signed(self._workdir, sorted({e.address for e in endpoints}))
             self._shared.tls = tls.server_context(cert, key)
+            self._shared.channel_binding = tls.channel_binding(cert)
+        realm = self._kerberos_realm(self._workdir)
         for host, endpoint in zip(hosts, endpoints, strict=True):
             ntlm_file = self._ntlm_files.path_for(host.users) if "ntlm" in host.auth else None
-            runtime = HostRuntime(host, endpoint, self.options.scheme, HostAuth(host.auth, host.users, ntlm_file))
+            auth = HostAuth(host.auth, host.users, ntlm_file, (realm, host.name) if realm else None,
+                            float(getattr(host, "clock_offset_seconds", 0)))
+            runtime = HostRuntime(host, endpoint, self.options.scheme, auth)
             self.runtimes.append(runtime)
             if runtime.listens:
                 self._listeners.append(self._listen(runtime))
@@ -554,6 +580,16 @@ class Emulator:
             servers.append(self._control)
         self._accept_loop = _AcceptLoop(servers)
         self._accept_loop.start()
+
+    def _kerberos_realm(self, workdir: Path) -> KerberosRealm | None:
+        """The estate's domain, with a private replay cache, when it is served with a keytab."""
+        if self.options.keytab is None:
+            return None
+        try:
+            return KerberosRealm(self.options.realm, str(Path(self.options.keytab).resolve()),
+                                 f"file2:{workdir / 'replay.rcache2'}")
+        except ImportError as exc:
+            raise EmulatorError(str(exc)) from exc
 
     def _listen(self, runtime: HostRuntime) -> WinRMListener:
         try:
@@ -593,17 +629,23 @@ class Emulator:
         total: dict[str, Any] = dict.fromkeys(("requests", "bytes_in", "bytes_out", "shells", "commands", "writes",
                                                "hive_loads"), 0)
         actions: Counter[str] = Counter()
+        logons: Counter[str] = Counter()
+        messages: Counter[str] = Counter()
         action_bytes: dict[str, dict[str, int]] = {}
         for entry in hosts.values():
             for name in total:
                 total[name] += entry[name]
             actions.update(entry["actions"])
+            logons.update(entry["logons"])
+            messages.update(entry["messages"])
             for action, sizes in entry["action_bytes"].items():
                 summed = action_bytes.setdefault(action, {"in": 0, "out": 0})
                 summed["in"] += sizes["in"]
                 summed["out"] += sizes["out"]
         total["mounted"] = [mount for entry in hosts.values() for mount in entry["mounted"]]
         total["actions"] = dict(actions)
+        total["logons"] = dict(logons)
+        total["messages"] = dict(messages)
         total["action_bytes"] = action_bytes
         return {"hosts": hosts, "total": total}
 

@@ -125,6 +125,7 @@ class HostState:
         self.os: dict[str, str] = data["os"]
         self.auth: list[str] = data["winrm"]["auth"]
         self.users: dict[str, str] = data["winrm"]["users"]
+        self.clock_offset_seconds: int = data["winrm"].get("clock_offset_seconds", 0)
         self.sessions: list[dict[str, Any]] = data["sessions"]
         self.profiles: list[dict[str, Any]] = data["profiles"]
         self.files: list[dict[str, Any]] = data["files"]
@@ -261,7 +262,8 @@ class HostState:
                 "name": self.name,
                 "template": self.template,
                 "os": self.os,
-                "winrm": {"auth": self.auth, "users": self.users},
+                "winrm": {"auth": self.auth, "users": self.users, **(
+                    {"clock_offset_seconds": self.clock_offset_seconds} if self.clock_offset_seconds else {})},
                 "sessions": self.sessions,
                 "profiles": self.profiles,
                 "registry": self.registry.dump(),

@@ -54,6 +54,18 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     return context
 
 
+def channel_binding(cert_file: Path) -> bytes:
+    """RFC 5929 ``tls-server-end-point`` application data of a certificate: what a Kerberos client
+    binds its logon to over HTTPS (the certificate's signature hash, or SHA-256 for MD5 and SHA-1)."""
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    algorithm = cert.signature_hash_algorithm
+    if algorithm is None or algorithm.name in ("md5", "sha1"):
+        algorithm = hashes.SHA256()
+    digest = hashes.Hash(algorithm)
+    digest.update(cert.public_bytes(serialization.Encoding.DER))
+    return b"tls-server-end-point:" + digest.finalize()
+
+
 def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
