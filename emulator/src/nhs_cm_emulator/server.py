@@ -48,6 +48,7 @@ WSMAN_PATH = "/wsman"
 FAULT_KINDS = ("refuse", "auth", "http500", "timeout", "drop")
 DEFAULT_HOLD_SECONDS = 60.0
 IDLE_TIMEOUT = 300.0  # seconds an idle keep-alive connection is kept
+HIDDEN_PASSWORD = "(hidden)"  # what the control server shows instead of a password
 HANDSHAKE_TIMEOUT = 10.0
 
 
@@ -356,6 +357,10 @@ class WinRMHandler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, headers=logon.headers)
             return
         reply = self.server.runtime.winrs.handle(body, logon.user)
+        if reply.hang_up:  # a command's answer is lost (fault behaviour): no response, the connection closes
+            self.server.runtime.record_reply(reply, size_in, 0)
+            self.close_connection = True
+            return
         answer = self.ntlm.wrap(reply.body) if encrypted else reply.body
         self.server.runtime.record_reply(reply, size_in, len(answer))
         self._send(reply.status, answer, ENCRYPTED_CONTENT_TYPE if encrypted else SOAP_CONTENT_TYPE, logon.headers)
@@ -542,8 +547,9 @@ class Emulator:
             cert, key = tls.write_self_signed(self._workdir, sorted({e.address for e in endpoints}))
             self._shared.tls = tls.server_context(cert, key)
         for host, endpoint in zip(hosts, endpoints, strict=True):
-            ntlm_file = self._ntlm_files.path_for(host.users) if "ntlm" in host.auth else None
-            runtime = HostRuntime(host, endpoint, self.options.scheme, HostAuth(host.auth, host.users, ntlm_file))
+            ntlm_file = self._ntlm_files.path_for(host.users, host.name) if "ntlm" in host.auth else None
+            runtime = HostRuntime(host, endpoint, self.options.scheme,
+                                  HostAuth(host.auth, host.users, ntlm_file, host.name))
             self.runtimes.append(runtime)
             if runtime.listens:
                 self._listeners.append(self._listen(runtime))
@@ -608,16 +614,28 @@ class Emulator:
         return {"hosts": hosts, "total": total}
 
     def control(self, path: str) -> tuple[int, Any]:
-        """The control server's answer to GET `path`: (HTTP status, JSON document)."""
+        """The control server's answer to GET `path`: (HTTP status, JSON document). Passwords are
+        never shown: each host's ``winrm.users`` maps its user names to HIDDEN_PASSWORD."""
         path = path.rstrip("/")
         if path == "/state":
-            return HTTPStatus.OK, self.estate.state_dict()
+            state = self.estate.state_dict()
+            for host in state.get("hosts", []):
+                _hide_passwords(host)
+            return HTTPStatus.OK, state
         if path == "/stats":
             return HTTPStatus.OK, self.stats()
         if path.startswith("/state/"):
             name = path.removeprefix("/state/")
             try:
-                return HTTPStatus.OK, self.estate.by_name(name).state_dict()
+                return HTTPStatus.OK, _hide_passwords(self.estate.by_name(name).state_dict())
             except KeyError:
                 return HTTPStatus.NOT_FOUND, {"error": f"no host named {name!r}"}
         return HTTPStatus.NOT_FOUND, {"error": f"unknown path {path or '/'}: use /state, /state/<host> or /stats"}
+
+
+def _hide_passwords(host: dict[str, Any]) -> dict[str, Any]:
+    """``host`` (a state_dict copy) with every password of ``winrm.users`` replaced by HIDDEN_PASSWORD."""
+    winrm = host.get("winrm")
+    if isinstance(winrm, dict) and isinstance(winrm.get("users"), dict):
+        winrm["users"] = dict.fromkeys(winrm["users"], HIDDEN_PASSWORD)
+    return host
