@@ -2,17 +2,30 @@
 
 ``host_from(text, source)`` is the first host of a scenario written in the test, and
 ``run_op(host, **op)`` is the result of one runner operation on it, as ``ops.handle_request``
-answers a request of that one op.
+answers a request of that one op. ``collection_protocol()`` is the collection's
+``plugins/plugin_utils/_protocol.py`` (``build_stdin``, ``parse_reply``, ``BOOTSTRAP``), and
+``runner_command(protocol)`` the command line ansible sends for it; ``runner_stdin(protocol, ops)``
+its standard input.
 """
 
 from __future__ import annotations
 
+import base64
+import gzip
+import importlib.util
 import json
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from nhs_cm_emulator import ops
 from nhs_cm_emulator.scenario import parse_document, parse_text
 from nhs_cm_emulator.state import HostState
+
+ROOT = Path(__file__).resolve().parents[2]
+PROTOCOL_PY = ROOT / "plugins" / "plugin_utils" / "_protocol.py"
+RUNNER_DIR = ROOT / "plugins" / "plugin_utils" / "_runner"
 
 
 def host_from(text: str, source: str, **behaviour: Any) -> HostState:
@@ -29,3 +42,52 @@ def run_op(host: HostState, **op: Any) -> dict[str, Any]:
     reply, code = ops.handle_request(host, json.dumps({"protocol": 1, "ops": [op]}).encode())
     assert code == 0 and reply["ok"] is True
     return reply["results"][0]
+
+
+def collection_protocol() -> ModuleType:
+    """The collection's _protocol.py. It imports the collection's _memo: the checkout's .collections
+    link (`make install`) makes ansible_collections.nhs_cm.remediation importable."""
+    collections = str(ROOT / ".collections")
+    if (ROOT / ".collections").is_dir() and collections not in sys.path:
+        sys.path.append(collections)
+    spec = importlib.util.spec_from_file_location("nhs_cm_protocol_for_tests", PROTOCOL_PY)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def runner_command(protocol: ModuleType) -> tuple[str, list[str]]:
+    """The runner's command line as ansible-core 2.19 sends it: (program, [arguments joined])."""
+    from ansible.plugins.shell.powershell import ShellModule
+
+    line = ShellModule()._encode_script(protocol.BOOTSTRAP, as_list=False, strict_mode=False, preserve_rc=False)
+    program, _, rest = line.partition(" ")
+    return program, [rest]
+
+
+def runner_stdin(protocol: ModuleType, op_list: list[dict[str, Any]], **options: Any) -> bytes:
+    """The runner's standard input for ``op_list`` (build_stdin: validated by the collection)."""
+    return protocol.build_stdin(runner_text(protocol), op_list, **options)
+
+
+def runner_text(protocol: ModuleType) -> str:
+    """The collection's host code, joined as the controller sends it (RUNNER_FILES)."""
+    files = [(name, (RUNNER_DIR / name).read_text(encoding="utf-8")) for name in protocol.RUNNER_FILES]
+    return protocol.join_runner(files)
+
+
+def run_runner(host: HostState, protocol: ModuleType, op_list: list[dict[str, Any]],
+               **options: Any) -> tuple[dict[str, Any], int]:
+    """One runner command on ``host`` as the collection sends it: (reply JSON, exit code)."""
+    stdout, stderr, code = host.execute(*runner_command(protocol), runner_stdin(protocol, op_list, **options))
+    assert stderr == b"", stderr
+    return decode_reply(stdout), code
+
+
+def decode_reply(stdout: bytes) -> dict[str, Any]:
+    """The reply JSON of a runner's standard output, compressed (NHS-CM-GZIP:) or not."""
+    line = stdout.strip()
+    if line.startswith(ops.REPLY_GZIP_PREFIX):
+        line = gzip.decompress(base64.b64decode(line[len(ops.REPLY_GZIP_PREFIX):]))
+    return json.loads(line)

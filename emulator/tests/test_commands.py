@@ -13,6 +13,7 @@ from types import ModuleType
 
 import pytest
 from ansible.plugins.shell.powershell import ShellModule
+from emulated_host import runner_text
 
 from nhs_cm_emulator import commands, ops, scenario
 from nhs_cm_emulator.scenario import parse_document, parse_text
@@ -109,6 +110,28 @@ def test_bootstrap_without_the_runner_marker_fails_like_powershell(host: HostSta
     out, err, code = run_encoded(host, BOOTSTRAP, runner_stdin(REQUEST, runner=runner))
     assert out == b"" and code == 1
     assert b"# NHS-CM-RUNNER v1" in err and b"FullyQualifiedErrorId" in err
+
+
+@pytest.mark.parametrize("program", ["PowerShell", "powershell", "powershell.exe", "POWERSHELL.EXE",
+                                     "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\PowerShell.exe",
+                                     "& 'C:\\WINDOWS\\system32\\WindowsPowerShell\\v1.0\\powershell.exe'"])
+def test_a_nested_powershell_call_is_found_case_insensitively(host: HostState, program: str) -> None:
+    """ansible-core 2.16's winrm connection encodes the command once more: the outer PowerShell runs
+    `PowerShell -NoProfile ... -EncodedCommand <bootstrap>`, which Windows finds in any case."""
+    inner = SHELL._encode_script(BOOTSTRAP, strict_mode=False, preserve_rc=False)
+    inner = program + inner.removeprefix("PowerShell")
+    out, err, code = run_encoded(host, inner, runner_stdin(REQUEST), strict_mode=False, preserve_rc=False)
+    assert (err, code) == (b"", 0) and json.loads(out)["results"][0]["computer_name"] == "pc-cmd"
+    # the nested program's exit code: 1 for powershell.exe -Command when it was not 0
+    out, err, code = run_encoded(host, inner, runner_stdin(b"{not json"), strict_mode=False, preserve_rc=False)
+    assert code == 1 and json.loads(out)["error"] == "invalid_request"
+
+
+def test_cmd_starts_powershell_in_any_case(host: HostState) -> None:
+    encoded = base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode()
+    out, _, code = host.execute("cmd", ["/c POWERSHELL.exe -NoProfile -EncodedCommand " + encoded],
+                                runner_stdin(REQUEST))
+    assert code == 0 and json.loads(out)["ok"] is True
 
 
 def test_pre_encoded_command_line_is_accepted(host: HostState) -> None:
@@ -236,9 +259,7 @@ def _protocol() -> ModuleType:
 
 def _runner_text() -> str:
     """The collection's host code, joined as the controller sends it (RUNNER_FILES)."""
-    protocol = _protocol()
-    files = [(name, (RUNNER_DIR / name).read_text(encoding="utf-8")) for name in protocol.RUNNER_FILES]
-    return protocol.join_runner(files)
+    return runner_text(_protocol())
 
 
 def needs_collection(test: t.Callable[..., None]) -> t.Callable[..., None]:

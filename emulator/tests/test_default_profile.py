@@ -137,7 +137,7 @@ def test_a_missing_default_folder_fails_every_use_in_the_request_and_changes_not
     host = _host(text)
     host.registry.lookup("HKLM", PROFILE_LIST.split("\\")[1:]).values.pop("default")
     results = _run(host, {"op": "reg_read", "key": f"{PSEUDO}\\{ZONEMAP}"},
-                   {"op": "reg_write", "key": f"{PSEUDO}\\{ZONEMAP}", "name": "x", "type": "REG_DWORD", "data": 1})
+                   {"op": "reg_write", "key": f"{PSEUDO}\\{ZONEMAP}", "name": "AutoDetect", "type": "REG_DWORD", "data": 1})
     assert [r["error"] for r in results] == ["not_found", "not_found"]
     assert "no value 'Default'" in results[0]["message"]
     assert host.writes == 0 and host.mounted() == []
@@ -145,7 +145,7 @@ def test_a_missing_default_folder_fails_every_use_in_the_request_and_changes_not
 
 def test_a_hive_that_cannot_be_loaded_fails_with_reg_exe_s_reason() -> None:
     host = _host()
-    host.registry.load_default_profile("nhs_cm_000000000000")  # held by someone else
+    host.registry.load_default_profile("other_tool")  # held by another program (not an nhs_cm_* mount)
     result = _run(host, {"op": "reg_read", "key": f"{PSEUDO}\\{ZONEMAP}"})[0]
     assert result["error"] == "failed" and "being used by another process" in result["message"]
 

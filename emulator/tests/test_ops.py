@@ -307,16 +307,60 @@ def test_file_info(host: HostState) -> None:
 
 
 def test_session_list(host: HostState) -> None:
+    # found from the processes' owners (explorer.exe, else a person's process): no connection state
     assert ok(host, op="session_list")["sessions"] == [
-        {"id": 1, "user": "NHS\\jsmith", "sid": SID, "state": "active"},
-        {"id": 2, "user": "NHS\\akhan", "sid": SID2, "state": "disconnected"}]
+        {"id": 1, "user": "NHS\\jsmith", "sid": SID},
+        {"id": 2, "user": "NHS\\akhan", "sid": SID2}]
 
 
-def test_session_states_map_to_other() -> None:
+def test_sessions_come_from_the_owners_of_the_processes() -> None:
+    text = rf"""
+hosts:
+  - name: pc-sessions
+    sessions:
+      - {{id: 3, user: 'NHS\jsmith', sid: '{SID}'}}
+      - {{id: 1, user: 'NHS\akhan', sid: '{SID2}'}}
+      - {{id: 2, user: 'NHS\bsmith', sid: 'S-1-5-21-1004336348-1177238915-682003330-1003'}}
+    profiles:
+      - {{user: 'NHS\jsmith', sid: '{SID}', path: 'C:\Users\jsmith', loaded: true}}
+      - {{user: 'NHS\akhan', sid: '{SID2}', path: 'C:\Users\akhan', loaded: true}}
+      - {{user: 'NHS\bsmith', sid: 'S-1-5-21-1004336348-1177238915-682003330-1003', path: 'C:\Users\bsmith'}}
+    processes:
+      - {{image: 'C:\Tools\helper.exe', session: 3, user: 'NHS\akhan'}}
+      - {{image: 'C:\Windows\explorer.exe', session: 3}}
+      - {{image: 'C:\Tools\agent.exe', session: 1, user: 'NT AUTHORITY\SYSTEM'}}
+"""
+    host = host_from(text, "sessions.yml")
+    sessions = ok(host, op="session_list")["sessions"]
+    # sorted by id; session 3: its explorer.exe's owner, though akhan's process has a lower pid;
+    # sessions 1 and 2: no explorer.exe, so the person owning a process (the user's sihost.exe)
+    assert sessions == [{"id": 1, "user": "NHS\\akhan", "sid": SID2},
+                        {"id": 2, "user": "NHS\\bsmith", "sid": "S-1-5-21-1004336348-1177238915-682003330-1003"},
+                        {"id": 3, "user": "NHS\\jsmith", "sid": SID}]
+    sihost = [(p["session"], p["user"]) for p in ok(host, op="process_list")["processes"] if p["name"] == "sihost.exe"]
+    assert sihost == [(1, "NHS\\akhan"), (2, "NHS\\bsmith")]  # Windows runs it in every signed-in session
+    assert all(p["name"] != "sihost.exe" for p in host.state_dict()["processes"])  # the emulator's own
+
+
+def test_process_owners_are_null_with_a_reason_when_they_cannot_be_read() -> None:
+    assert ok(host_from(HOST, "ops.yml"), op="process_list")["user_error"] is None
+    host = host_from(HOST, "ops.yml", process_owners_unreadable=True)
+    result = ok(host, op="process_list")
+    assert {p["user"] for p in result["processes"]} == {None}
+    assert result["user_error"].startswith("Get-Process -IncludeUserName failed: The 'IncludeUserName' parameter "
+                                           "requires elevated user rights.")
+    # without the owners the sessions' users are unknown: never an empty list that would mean nobody
+    failure = run_op(host, op="session_list")
+    assert failure["ok"] is False and failure["error"] == "access_denied"
+    assert "Get-Process -IncludeUserName failed" in failure["message"]
+
+
+def test_a_session_state_in_an_old_scenario_is_accepted_but_never_answered() -> None:
     text = HOST.replace("state: disconnected", "state: idle")
     hosts, _ = parse_document(parse_text(text, "x.yml"), "x.yml")
-    sessions = ok(HostState(hosts[0]), op="session_list")["sessions"]
-    assert sessions[1]["state"] == "other"
+    state = HostState(hosts[0])
+    assert all("state" not in s for s in ok(state, op="session_list")["sessions"])
+    assert state.state_dict()["sessions"][1]["state"] == "idle"  # kept in the scenario form
 
 
 def test_os_info(host: HostState) -> None:

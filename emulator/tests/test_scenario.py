@@ -257,6 +257,7 @@ def test_defaults() -> None:
         "behaviour": {"starts_on_logon_task": True, "port_service_start_fails": False,
                       "port_service_ports": [43487]},
         "transport": {"fail": None}, "backups": [], "default_profile": {"registry": {}},
+        "hive_mounts": [], "backup_folder": None, "user_writable_folders": [],
     }
     state = HostState(host)
     assert (state.auth, state.users, state.transport_fail, state.writes) == (
@@ -493,3 +494,14 @@ def test_mutated_hosts_load_or_give_scenario_error(mutations: list[tuple[tuple[A
     state = HostState(hosts[0])
     dumped = state.state_dict()
     assert HostState(parse_document({"hosts": [dumped]}, SRC)[0][0]).state_dict() == dumped
+
+
+def test_the_readme_example_of_the_host_safety_fields_loads() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Extension: host safety fields", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (host,), _ = parse_document(parse_text(example, "README.md"), "README.md")
+    assert [m["mount"] for m in host["hive_mounts"]] == ["nhs_cm_0123456789ab", "nhs_cm_a1b2c3d4e5f6"]
+    assert [b["id"] for b in host["backups"]] == ["run-1", "planted", "broken"]
+    assert host["user_writable_folders"][1] == {"path": "C:\\Tools", "group": "Everyone"}
+    assert HostState(host).mounted() == ["nhs_cm_0123456789ab", "nhs_cm_a1b2c3d4e5f6"]

@@ -123,6 +123,35 @@ def test_spnego_logon_returns_mech_list_mic_and_encrypts(serve, make_host):
     assert b'Name="ShellId"' in context.unwrap_winrm(payload[start + 4:start + 4 + size], sealed)
 
 
+@pytest.mark.parametrize(("username", "ntlm", "basic"), [
+    ("ansible", True, True),
+    ("ANSIBLE", True, True),  # user names ignore case, as on Windows
+    ("PC-Long-Host-Name-1\\ansible", True, False),  # the host's name: NTLM only (Basic takes the bare name)
+    ("pc-long-host-name-1\\Ansible", True, False),
+    ("PC-LONG-HOST-NA\\ansible", True, False),  # its NetBIOS name (15 characters)
+    (".\\ansible", True, False),
+    ("OTHER-PC\\ansible", False, False),  # another machine's (or a domain's) account
+    ("ansible@pc-long-host-name-1", False, False),  # a UPN is a domain account's name, not a local one's
+])
+def test_a_local_account_named_as_windows_takes_it(serve, client, make_host, username, ntlm, basic):
+    emulator = serve([make_host("pc-long-host-name-1")], base_address="127.21.10.3")
+    for transport, accepted in (("ntlm", ntlm), ("basic", basic)):
+        protocol = client(emulator, transport=transport, username=username)
+        if accepted:
+            protocol.close_shell(protocol.open_shell(), close_session=False)
+        else:
+            with pytest.raises(InvalidCredentialsError):
+                protocol.open_shell()
+
+
+def test_a_domain_account_listed_with_its_domain_is_taken_as_listed(serve, client, make_host):
+    emulator = serve([make_host("pc-1", users={"NHS\\svc_audit": PASSWORD})], base_address="127.21.10.4")
+    client(emulator, transport="ntlm", username="nhs\\SVC_AUDIT").open_shell()
+    for username in ("svc_audit", "pc-1\\svc_audit"):
+        with pytest.raises(InvalidCredentialsError):
+            client(emulator, transport="ntlm", username=username).open_shell()
+
+
 def _header(action: str) -> dict:
     protocol = Protocol("http://unused/wsman", username=USER, password=PASSWORD)
     return protocol.build_wsman_header(action=action, resource_uri=wsman.CMD_RESOURCE)

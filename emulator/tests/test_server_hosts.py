@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -135,5 +136,28 @@ def test_control_endpoints(serve, client, make_host, run_command):
 
     status, error = _get(emulator.control_url + "/state/pc-9")
     assert status == 404 and "pc-9" in error["error"]
+
+
+def test_the_control_server_never_shows_passwords(serve, client, run_command):
+    from nhs_cm_emulator.scenario import parse_document
+    from nhs_cm_emulator.state import HostState
+
+    doc = {"hosts": [{"name": "pc-1", "winrm": {"users": {"ansible": "Passw0rd!", "audit": "S3cret-Audit:pw"}}},
+                     {"name": "pc-2"}]}
+    hosts = [HostState(data) for data in parse_document(doc, "secrets.yml")[0]]
+    emulator = serve(hosts, base_address="127.21.10.5", control_port=0)
+    run_command(client(emulator, transport="ntlm", username="PC-1\\audit", password="S3cret-Audit:pw"),
+                "hostname", [])
+    bodies = []
+    for path in ("/state", "/state/pc-1", "/state/pc-2", "/stats", "/nothing"):
+        with contextlib.suppress(urllib.error.HTTPError), urllib.request.urlopen(emulator.control_url + path,
+                                                                                  timeout=5) as reply:
+            bodies.append(reply.read())
+    assert len(bodies) == 4
+    assert all(b"Passw0rd!" not in body and b"S3cret" not in body for body in bodies)
+    state = json.loads(bodies[0])
+    assert state["hosts"][0]["winrm"]["users"] == {"ansible": "(hidden)", "audit": "(hidden)"}
+    assert json.loads(bodies[1])["winrm"]["users"] == {"ansible": "(hidden)", "audit": "(hidden)"}
+    assert hosts[0].users["audit"] == "S3cret-Audit:pw"  # the host itself keeps them
     status, error = _get(emulator.control_url + "/nothing")
     assert status == 404 and "/stats" in error["error"]

@@ -30,19 +30,40 @@ def test_exit_code_and_no_stdin(serve, client, make_host, run_command):
     assert run_command(client(emulator), "exit", ["3"]) == (b"exit\n3\n", b"", 3)
 
 
-def test_stdin_in_several_sends_runs_on_first_receive_after_end(serve, client, make_host):
+def _wait_for(condition, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_stdin_in_several_sends_runs_once_the_input_is_complete(serve, client, make_host):
     host = make_host("pc-1")
     protocol = client(serve([host], base_address="127.21.1.3"))
     shell = protocol.open_shell()
     command = protocol.run_command(shell, "cmd", console_mode_stdin=False)
     for chunk in (b"one ", b"two "):
         protocol.send_command_input(shell, command, chunk)
+    time.sleep(0.2)
+    assert host.calls == []  # its input is not complete yet
     protocol.send_command_input(shell, command, b"three", end=True)
-    assert host.calls == []  # nothing runs before the Receive
+    # as on Windows, the Send with End="true" starts it: no Receive is needed
+    assert _wait_for(lambda: len(host.calls) == 1)
     assert protocol.get_command_output(shell, command) == (b"cmd\none two three", b"", 0)
     # the output is delivered once; a later Receive still reports Done
     assert protocol.get_command_output_raw(shell, command) == (b"", b"", 0, True)
     assert len(host.calls) == 1
+
+
+def test_a_command_without_stdin_starts_on_the_command_request(serve, client, make_host):
+    host = make_host("pc-1")
+    protocol = client(serve([host], base_address="127.21.1.11"))
+    shell = protocol.open_shell()
+    command = protocol.run_command(shell, "exit", ["4"])
+    assert _wait_for(lambda: len(host.calls) == 1)  # before any Receive
+    assert protocol.get_command_output(shell, command) == (b"exit\n4\n", b"", 4)
 
 
 def test_receive_before_stdin_ended_is_operation_timeout(serve, client, make_host):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from emulated_host import host_from
 
 from nhs_cm_emulator import ops, write_ops
-from nhs_cm_emulator.scenario import parse_document
+from nhs_cm_emulator.scenario import ScenarioError, parse_document
 from nhs_cm_emulator.state import HostState
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,15 +159,15 @@ def test_backup_save_records_missing_keys_and_shows_in_the_state(host: HostState
     assert one(host, op="backup_save", id="b1", entries=[])["error"] == "invalid_request"  # ids are unique
 
 
-def test_backup_load_by_id_and_latest_and_list(host: HostState) -> None:
-    assert one(host, op="backup_load", id="latest")["error"] == "not_found"
+def test_backup_load_by_id_and_list(host: HostState) -> None:
     run(host, {"op": "backup_save", "id": "first", "entries": []},
         {"op": "backup_save", "id": "second", "entries": [{"kind": "service", "name": "SCardSvr"}]})
-    assert one(host, op="backup_load", id="latest")["backup"]["id"] == "second"
+    assert one(host, op="backup_load", id="second")["backup"]["id"] == "second"
     assert one(host, op="backup_load", id="first")["backup"]["entries"] == []
     assert one(host, op="backup_load", id="third")["error"] == "not_found"
+    assert one(host, op="backup_load", id="latest")["error"] == "not_found"  # an id like any other now
     listed = one(host, op="backup_list")["backups"]
-    assert [(b["id"], b["entries"]) for b in listed] == [("first", 0), ("second", 1)]
+    assert [(b["id"], b["entries"], b["error"]) for b in listed] == [("first", 0, None), ("second", 1, None)]
     assert listed[0]["saved_at"] < listed[1]["saved_at"]
 
 
@@ -221,10 +222,31 @@ def test_service_set_unknown_service_is_not_found(host: HostState) -> None:
     assert one(host, op="service_set", name="NoSuchService", state="started")["error"] == "not_found"
 
 
+def test_a_service_that_does_not_settle_in_time_is_a_timeout_not_a_failure() -> None:
+    host = make_host(hung_services=["nhsportservice"])
+    started = time.monotonic()
+    result = one(host, op="service_set", name="NHSPortService", state="started", timeout_ms=1000)
+    assert time.monotonic() - started >= 1.0  # the runner waits timeout_ms for the state
+    assert result == {"ok": False, "error": "timeout", "message": "service NHSPortService did not become Running "
+                                                                 "within 1000 ms (it is StartPending)"}
+    query = one(host, op="service_query", names=["NHSPortService"])["services"][0]
+    assert query["state"] == "start_pending" and query["pid"] > 0 and 43487 not in host.listeners()
+    result = one(host, op="service_set", name="NHSPortService", state="stopped", timeout_ms=1000)
+    assert result["error"] == "timeout" and "did not become Stopped" in result["message"]
+    assert host.services[0].state == "stop_pending"
+    assert len([p for p in host.processes if p.name == "NHSPortService.exe"]) == 1
+    assert host.state_dict()["behaviour"]["hung_services"] == ["NHSPortService"]
+
+
+def test_hung_services_must_be_services_of_the_host() -> None:
+    with pytest.raises(ScenarioError, match=r"behaviour\.hung_services\[0\]: 'Nope' is not the name of a service"):
+        make_host(hung_services=["Nope"])
+
+
 # -- tasks and processes ------------------------------------------------------------------------
 
 def task(**extra: Any) -> dict[str, Any]:
-    op = {"op": "task_run", "name": "nhs_cm_start_cm_s2_1234", "user": "NHS\\akhan", "session": 2,
+    op = {"op": "task_run", "name": "nhs_cm_start_cm_s2_1234", "user": SID2, "session": 2,
           "command": CM + "NHSCredentialManagement.exe", "wait_ms": 1000}
     op.update(extra)
     return op
@@ -246,7 +268,7 @@ def test_task_run_does_nothing_when_tasks_do_not_start_programs() -> None:
 
 
 def test_task_run_for_a_user_not_in_that_session_starts_nothing(host: HostState) -> None:
-    (result,) = run(host, task(user="NHS\\jsmith"))
+    (result,) = run(host, task(user=SID))
     assert result["started"] is False
 
 
@@ -437,15 +459,15 @@ def test_hostile_keys_are_forbidden_whatever_the_op(host: HostState, key: str, o
     {"op": "reg_write", "key": EDGE, "name": "x" * 256, "type": "REG_SZ", "data": "1"},
     {"op": "reg_write", "key": EDGE, "name": "a\nb", "type": "REG_SZ", "data": "1"},
     {"op": "service_set", "name": "WinRM", "state": "stopped"},
-    {"op": "task_run", "name": "evil", "user": "NHS\\akhan", "session": 2,
+    {"op": "task_run", "name": "evil", "user": SID2, "session": 2,
      "command": CM + "NHSCredentialManagement.exe"},
-    {"op": "task_run", "name": "nhs_cm_x", "user": "NHS\\akhan", "session": 2,
+    {"op": "task_run", "name": "nhs_cm_x", "user": SID2, "session": 2,
      "command": "C:\\Windows\\System32\\cmd.exe"},
-    {"op": "task_run", "name": "nhs_cm_x", "user": "NHS\\akhan", "session": 2,
+    {"op": "task_run", "name": "nhs_cm_x", "user": SID2, "session": 2,
      "command": CM + "..\\..\\..\\Windows\\System32\\cmd.exe"},
-    {"op": "task_run", "name": "nhs_cm_x", "user": "NHS\\akhan", "session": 2, "command": "\\\\server\\share\\x.exe"},
-    {"op": "task_run", "name": "nhs_cm_x", "user": "NHS\\akhan", "session": 2, "command": CM + "script.ps1"},
-    {"op": "task_run", "name": "nhs_cm_x", "user": "NHS\\akhan", "session": 2,
+    {"op": "task_run", "name": "nhs_cm_x", "user": SID2, "session": 2, "command": "\\\\server\\share\\x.exe"},
+    {"op": "task_run", "name": "nhs_cm_x", "user": SID2, "session": 2, "command": CM + "script.ps1"},
+    {"op": "task_run", "name": "nhs_cm_x", "user": SID2, "session": 2,
      "command": CM + "NHSCredentialManagement.exe", "arguments": "a\r\nb"},
     {"op": "process_stop", "pid": 104, "image": "C:\\Windows\\System32\\smss.exe"},
     {"op": "backup_save", "id": "..\\..\\Windows\\evil", "entries": []},

@@ -16,6 +16,13 @@ A host accepts a principal of its own realm whose name is one of its users. A ho
 off by more than 5 minutes (``winrm.clock_offset_seconds``) refuses every ticket, as Windows does
 (KRB_AP_ERR_SKEW): everything here shares one real clock, so the emulator applies the offset itself.
 gssapi is optional: without a keytab the emulator does not import it.
+
+Account names, as Windows takes them for a local account of the host: case-insensitively, and with
+NTLM also qualified by the host's own name, its NetBIOS form (15 characters) or ``.``
+(``PC-0001\\ansible``, ``.\\ansible``); Basic takes the bare name only (WinRM's Basic logs local
+accounts on by their bare name; a qualified one gets 401). ``user@domain`` is a domain account's
+form (UPN) and is not a local account's, with either scheme. A user listed with a domain
+(``NHS\\admin``) is taken as listed.
 """
 
 from __future__ import annotations
@@ -73,14 +80,18 @@ class NtlmUserFiles:
         self._files: dict[tuple[tuple[str, str], ...], str] = {}
         self._saved = os.environ.get(ENV_VAR)
 
-    def path_for(self, users: dict[str, str]) -> str:
-        """The file holding exactly `users` (written on first use)."""
-        key = tuple(sorted(users.items()))
+    def path_for(self, users: dict[str, str], computer_name: str | None = None) -> str:
+        """The file holding exactly `users` (written on first use), each local one (no domain) also
+        under the domains that name the host ``computer_name`` (see the module docstring)."""
+        domains = local_domains(computer_name)
+        key = (tuple(sorted(users.items())), tuple(sorted(domains)))
         if key not in self._files:
             path = self._directory / f"ntlm-users-{len(self._files)}"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.writelines(_smbpasswd_line(user, password) for user, password in key)
+                for user, password in key[0]:
+                    names = [user] if "\\" in user or "@" in user else [user] + [f"{d}\\{user}" for d in key[1]]
+                    handle.writelines(_smbpasswd_line(name, password) for name in names)
             self._files[key] = str(path)
         return self._files[key]
 
@@ -91,6 +102,14 @@ class NtlmUserFiles:
                 os.environ.pop(ENV_VAR, None)
             else:
                 os.environ[ENV_VAR] = self._saved
+
+
+def local_domains(computer_name: str | None) -> set[str]:
+    """The domain parts that name the host itself in ``DOMAIN\\user`` (compared case-insensitively):
+    ``.``, the computer name and its NetBIOS form (the first 15 characters, upper case)."""
+    if not computer_name:
+        return {"."}
+    return {".", computer_name.upper(), computer_name[:15].upper()}
 
 
 def _smbpasswd_line(user: str, password: str) -> str:
@@ -214,7 +233,8 @@ class HostAuth:
     """What one emulated host accepts: its schemes (basic, ntlm, kerberos), its users, its clock."""
 
     def __init__(self, schemes: list[str], users: dict[str, str], ntlm_file: str | None,
-                 kerberos: tuple[KerberosRealm, str] | None = None, clock_offset: float = 0) -> None:
+                 kerberos: tuple[KerberosRealm, str] | None = None, clock_offset: float = 0,
+                 computer_name: str | None = None) -> None:
         self.basic = "basic" in schemes
         self.ntlm_file = ntlm_file if "ntlm" in schemes else None
         self.ntlm = self.ntlm_file is not None
@@ -224,6 +244,7 @@ class HostAuth:
         self.clock_offset = clock_offset
         self._users = users
         self._by_lower = {name.lower(): name for name in users}
+        self._domains = {domain.lower() for domain in local_domains(computer_name)}
 
     def challenges(self, token: bytes | None = None) -> list[str]:
         """The WWW-Authenticate values of a 401 from this host (Negotiate with an error token, if any)."""
@@ -236,15 +257,23 @@ class HostAuth:
             name, _, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError) as exc:
             raise AuthFailed("malformed Basic credentials") from exc
-        user = self.user_named(name)
+        user = self.user_named(name, qualified=False)  # Basic: a local account by its bare name
         if not self.basic or user is None or not hmac.compare_digest(
                 self._users[user].encode("utf-8"), password.encode("utf-8")):
             raise AuthFailed("Basic logon refused")
         return user
 
-    def user_named(self, name: str | None) -> str | None:
-        """The host's own spelling of user `name` (case-insensitive), or None if it has no such user."""
-        return self._by_lower.get((name or "").lower())
+    def user_named(self, name: str | None, qualified: bool = True) -> str | None:
+        """The host's own spelling of user `name` (case-insensitive), or None if it has no such user.
+        ``qualified``: a local user may also be named ``<this host>\\user`` or ``.\\user`` (NTLM)."""
+        text = (name or "").lower()
+        listed = self._by_lower.get(text)
+        if listed is not None:
+            return listed
+        domain, backslash, bare = text.rpartition("\\")
+        if qualified and backslash and domain in self._domains and bare in self._by_lower:
+            return self._by_lower[bare]
+        return None
 
     def connection(self, channel_bindings: bytes | None = None) -> ConnectionAuth:
         """Fresh Negotiate state for a new TCP connection (with the TLS channel bindings, over HTTPS)."""

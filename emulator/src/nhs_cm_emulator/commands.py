@@ -13,9 +13,15 @@ What is understood:
   ``invalid_request`` with exit code 1, as the real bootstrap answers. Part one must contain the
   line ``# NHS-CM-RUNNER v1`` (else a PowerShell-style error on stderr, exit code 1); part two is
   the request JSON (see ops.py). A request with ``compress: true`` is answered with one line
-  ``NHS-CM-GZIP:<base64 of the gzipped reply JSON>``, as the runner's Write-Reply does. The
-  runner text may be any subset of the runner's sections, minified (``runner_for_ops`` of the
-  collection): only its marker line is looked for.
+  ``NHS-CM-GZIP:<base64 of the gzipped reply JSON>``, as the runner's Write-Reply does (never a
+  reply the runner gave before it ran the request, such as ``busy``). The runner text may be any
+  subset of the runner's sections, minified (``runner_for_ops`` of the collection): only its
+  marker line is looked for. With ``behaviour.lose_write_answers`` the answer of a request that
+  holds a write operation is raised as ``wsman.LostAnswer`` (the write is made; the client never
+  gets the answer).
+- A nested ``PowerShell ...`` statement (ansible-core 2.16 encodes its encoded command once more)
+  runs as a program reading the same standard input; PowerShell is found case-insensitively,
+  with or without ``.exe``, a folder or ``&``, on the command line, after ``cmd /c`` and in a script.
 - Ansible's module exec wrapper (``bootstrap_wrapper.ps1``): answered by the Python twins of a
   few ansible.windows modules in modules.py (win_ping, win_reg_stat, win_service_info, one
   win_shell command line); any other module fails with a JSON ``failed`` result.
@@ -36,9 +42,12 @@ import gzip
 import ntpath
 import re
 import zlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from . import cmdline, modules, ops
+from .write_ops import WRITE_OPERATIONS
+from .wsman import LostAnswer
 
 if TYPE_CHECKING:
     from .state import HostState
@@ -57,7 +66,14 @@ PS_KEYWORDS = {"if", "else", "elseif", "try", "catch", "finally", "foreach", "fo
                "function", "filter", "param", "begin", "process", "end", "return", "throw", "trap", "break",
                "continue", "class", "enum", "using", "data", "workflow"}
 OUTPUT_COMMANDS = {"echo", "write-output", "write", "write-host"}
+POWERSHELL_PROGRAMS = ("powershell", "pwsh")
 Result = tuple[bytes, bytes, int]
+
+
+def program_name(word: str) -> str:
+    """The program a command-line word starts, found as Windows finds it: the name without a folder or
+    ``.exe``, in any case (``PowerShell``, ``powershell.exe``, ``C:\\...\\POWERSHELL.EXE`` are one)."""
+    return ntpath.basename(word.strip('"')).lower().removesuffix(".exe")
 
 
 def interpret(host: HostState, command: str, arguments: list[str], stdin: bytes) -> Result:
@@ -65,11 +81,11 @@ def interpret(host: HostState, command: str, arguments: list[str], stdin: bytes)
     words = line.split()
     if not words:
         return b"", b"", 0
-    program = ntpath.basename(words[0].strip('"')).lower().removesuffix(".exe")
-    if program in ("powershell", "pwsh"):
+    if program_name(words[0]) == "cmd" and len(words) > 1 and words[1].lower() in ("/c", "/k"):
+        line = line.split(None, 2)[2] if len(words) > 2 else ""  # cmd.exe runs the rest
+        words = line.split()
+    if words and program_name(words[0]) in POWERSHELL_PROGRAMS:
         return _powershell(host, words[1:], stdin)
-    if program == "cmd" and len(words) > 1 and words[1].lower() in ("/c", "/k"):
-        line = line.split(None, 2)[2] if len(words) > 2 else ""
     return _cmd(host, line)
 
 
@@ -127,7 +143,7 @@ def run_script(host: HostState, script: str, stdin: bytes) -> Result:
         return run_bootstrap(host, stdin)
     if ANSIBLE_EXEC_WRAPPER in script:
         return modules.run_exec_wrapper(host, stdin)  # Python twins of a few ansible.windows modules
-    return _statements(host, strip_ansible_wrapping(lines))
+    return _statements(host, strip_ansible_wrapping(lines), stdin)
 
 
 def strip_ansible_wrapping(lines: list[str]) -> list[str]:
@@ -162,38 +178,60 @@ def run_bootstrap(host: HostState, stdin: bytes) -> Result:
         return b"", _ps_error(message, "ScriptBlock", "InvalidOperation", "RunnerNotFound").encode("utf-8"), 1
     if host.behaviour.get("garbage_reply"):  # fault behaviour (scenario.py OPTIONAL_BEHAVIOUR): nothing runs
         return b"Windows PowerShell\r\nCopyright (C) Microsoft Corporation.\r\n<profile banner, not JSON>\r\n", b"", 0
-    reply, code = ops.handle_request(host, request)
-    return ops.encode_reply(reply, ops.wants_compressed_reply(request)), b"", code
+    reply, code = ops.handle_request(host, request)  # takes the host-wide mutex first (busy after the wait)
+    # only a request the runner accepted and ran is answered compressed (busy: before it was read)
+    result = ops.encode_reply(reply, reply["ok"] is True and ops.wants_compressed_reply(request)), b"", code
+    if reply["ok"] is True and host.answers_to_lose > 0 and set(ops.request_ops(request)) & set(WRITE_OPERATIONS):
+        host.answers_to_lose -= 1  # behaviour.lose_write_answers: it ran, but the answer never arrives
+        raise LostAnswer(result)
+    return result
 
 
 # -- one-liners -------------------------------------------------------------------------------
 
 
-def _statements(host: HostState, lines: list[str]) -> Result:
-    out: list[str] = []
-    errors: list[str] = []
+def _statements(host: HostState, lines: list[str], stdin: bytes = b"") -> Result:
+    out: list[bytes] = []
+    errors: list[bytes] = []
+    unknown = False  # a statement the emulator cannot run (an error record on stderr)
+    native_failed = False  # the last statement was a program that exited with a code other than 0
     for line in lines:
         for statement in _split_statements(line):
             words = _words(statement)
             if not words or statement.startswith("#"):
                 continue
             verb = words[0].lower()
-            if verb == "exit":
+            native_failed = False
+            call = words[1:] if verb == "&" else words  # the call operator: & 'C:\...\powershell.exe' ...
+            if call and program_name(_unquote(call[0])) in POWERSHELL_PROGRAMS:
+                # a nested powershell.exe (ansible-core 2.16 wraps its already encoded command once more):
+                # a program, found case-insensitively, that reads the same standard input
+                stdout, stderr, code = _powershell(host, _unquote_all(call[1:]), stdin)
+                out.append(stdout)
+                errors.append(stderr)
+                native_failed = code != 0
+            elif verb == "exit":
                 return _finish(out, errors, _exit_code(words))
-            if verb in ("hostname", "hostname.exe"):
-                out.append(host.name)
+            elif verb in ("hostname", "hostname.exe"):
+                out.append(_lines([host.name]))
             elif verb in OUTPUT_COMMANDS:
-                out += [w for w in _unquote_all(words[1:]) if w.lower() not in ("-inputobject", "-noenumerate")]
+                out.append(_lines(w for w in _unquote_all(words[1:]) if w.lower() not in ("-inputobject",
+                                                                                          "-noenumerate")))
             elif statement[0] in "'\"" or re.fullmatch(r"-?\d+", statement):
-                out += _unquote_all(words)
+                out.append(_lines(_unquote_all(words)))
             else:
-                errors.append(_unknown(statement, words[0]))
-    return _finish(out, errors, 1 if errors else 0)
+                errors.append(_unknown(statement, words[0]).encode("utf-8"))
+                unknown = True
+    # as powershell.exe -Command: 1 when a statement failed or the last program exited with another code
+    return _finish(out, errors, 1 if unknown or native_failed else 0)
 
 
-def _finish(out: list[str], errors: list[str], code: int) -> Result:
-    stdout = "".join(f"{line}\r\n" for line in out).encode("utf-8")
-    return stdout, "".join(errors).encode("utf-8"), code
+def _lines(texts: Iterable[str]) -> bytes:
+    return "".join(f"{text}\r\n" for text in texts).encode("utf-8")
+
+
+def _finish(out: list[bytes], errors: list[bytes], code: int) -> Result:
+    return b"".join(out), b"".join(errors), code
 
 
 def _exit_code(words: list[str]) -> int:

@@ -3,6 +3,12 @@
 ``handle_request(host, data)`` takes the request JSON (bytes, part two of the runner's
 standard input) and returns ``(reply, exit_code)``. Each operation validates every field of
 its request and answers ``invalid_request`` naming the field; operations never raise.
+
+As the runner, a request first takes the host-wide mutex ``Global\\nhs_cm_runner`` (waiting up to
+``HostState.mutex_wait`` seconds, else the reply is ``busy``), then unloads every hive a killed
+run left loaded under ``HKU\\nhs_cm_*``, runs its operations and unloads the default profile's
+hive if it loaded it. What went wrong in those two unloads is the reply's ``cleanup_error``; the
+results are kept.
 """
 
 from __future__ import annotations
@@ -26,7 +32,13 @@ PROTOCOL = 1
 RUNNER = "nhs_cm"
 #: The start of a compressed reply line (REPLY_GZIP_PREFIX of the collection's _protocol.py).
 REPLY_GZIP_PREFIX = b"NHS-CM-GZIP:"
-ERROR_KINDS = ("access_denied", "not_found", "invalid_request", "timeout", "failed", "forbidden", "skipped")
+ERROR_KINDS = ("access_denied", "not_found", "invalid_request", "timeout", "failed", "forbidden", "skipped",
+               "busy")
+BUSY_MESSAGE = ("another nhs_cm run is in progress on this PC (mutex Global\\nhs_cm_runner); try again later")
+#: What Get-Process -IncludeUserName says without elevation (behaviour process_owners_unreadable).
+NO_OWNERS = ("Get-Process -IncludeUserName failed: The 'IncludeUserName' parameter requires elevated user rights. "
+             "Try running the command again in a session that has been opened with elevated user rights (that "
+             "is, Run as Administrator).")
 MAX_DEPTH = 4
 MAX_BODY = 4096
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -57,7 +69,7 @@ REQUEST_FIELDS: dict[str, tuple[str, ...]] = {
 }
 REPLY_FIELDS: dict[str, tuple[str, ...]] = {
     "reg_read": ("exists", "values", "subkeys"),
-    "process_list": ("processes",),
+    "process_list": ("processes", "user_error"),
     "service_query": ("services",),
     "tcp_listeners": ("listeners",),
     "http_get": ("status", "body", "error"),
@@ -88,6 +100,12 @@ def _invalid(op: str, field: str, problem: str) -> OpError:
 
 def invalid_reply(message: str) -> dict[str, Any]:
     return {"runner": RUNNER, "protocol": PROTOCOL, "ok": False, "error": "invalid_request", "message": message,
+            "results": []}
+
+
+def busy_reply() -> dict[str, Any]:
+    """Another run holds the host-wide mutex: the request did not run (exit code 1)."""
+    return {"runner": RUNNER, "protocol": PROTOCOL, "ok": False, "error": "busy", "message": BUSY_MESSAGE,
             "results": []}
 
 
@@ -136,18 +154,59 @@ def wants_compressed_reply(data: bytes | str) -> bool:
     return request.get("compress") is True
 
 
-def handle_request(host: HostState, data: bytes | str) -> tuple[dict[str, Any], int]:
-    """Run every operation of a request: (reply, exit code)."""
+def request_ops(data: bytes | str) -> list[str]:
+    """The names of a request's operations (none when it cannot be read)."""
     try:
         request = parse_request(data)
-    except OpError as exc:
-        return invalid_reply(exc.message), 1
+    except OpError:
+        return []
+    return [op["op"] for op in request["ops"] if isinstance(op, dict) and isinstance(op.get("op"), str)]
+
+
+def handle_request(host: HostState, data: bytes | str) -> tuple[dict[str, Any], int]:
+    """Run a request as the runner does (see the module docstring): (reply, exit code)."""
+    if not host.take_runner_mutex():
+        return busy_reply(), 1
     try:
+        problems = unload_leftover_mounts(host)
+        reply, code = _run_request(host, data, problems)
+    finally:
+        host.release_runner_mutex()
+    if problems:  # the results stay: the controller learns which writes happened
+        reply["cleanup_error"] = "; ".join(problems)
+    return reply, code
+
+
+def _run_request(host: HostState, data: bytes | str, problems: list[str]) -> tuple[dict[str, Any], int]:
+    try:
+        request = parse_request(data)
         write_ops.check_write_errors(request)
     except OpError as exc:
         return invalid_reply(exc.message), 1
-    results = write_ops.run_request(host, request)  # honours write_errors: stop
+    try:
+        results = write_ops.run_request(host, request)  # honours write_errors: stop
+    finally:
+        problem = release_default_profile(host)  # the runner unloads it at the end of the request
+        if problem:
+            problems.append(problem)
     return {"runner": RUNNER, "protocol": PROTOCOL, "ok": True, "results": results}, 0
+
+
+def unload_leftover_mounts(host: HostState) -> list[str]:
+    """Unload every ``HKU\\nhs_cm_*`` mount (a run killed before its cleanup leaves its hive loaded),
+    as the runner does first: why each one that stays loaded could not be unloaded."""
+    problems = []
+    for mount in sorted(host.registry.mounted(), key=str.lower):
+        if not mount.lower().startswith(MOUNT_PREFIX):
+            continue
+        try:
+            host.registry.unload_hive(mount)
+        except HiveError as exc:
+            problems.append(f"HKU\\{mount} (left loaded by an earlier run) cannot be unloaded: reg.exe unload "
+                            f"exited with 1: {exc}")
+        else:
+            host.hive_unloads += 1
+    return problems
 
 
 def encode_reply(reply: dict[str, Any], compress: bool = False) -> bytes:
@@ -245,13 +304,20 @@ def default_profile_segments(host: HostState, hive: str, segments: list[str]) ->
     return [host.default_profile_mount, *segments[1:]]
 
 
-def release_default_profile(host: HostState) -> None:
-    """Unload the default profile's hive if the request loaded it (the runner's Invoke-RequestCleanup)."""
-    if host.default_profile_mount is not None:
-        host.registry.unload_hive(host.default_profile_mount)
-        host.hive_unloads += 1
+def release_default_profile(host: HostState) -> str | None:
+    """Unload the default profile's hive if the request loaded it (the runner's end-of-run cleanup):
+    why it stays loaded, or None."""
+    mount, problem = host.default_profile_mount, None
+    if mount is not None:
+        try:
+            host.registry.unload_hive(mount)
+        except HiveError as exc:
+            problem = f"the default profile hive stays loaded as HKU\\{mount}: reg.exe unload exited with 1: {exc}"
+        else:
+            host.hive_unloads += 1
     host.default_profile_mount = None
     host.default_profile_error = None
+    return problem
 
 
 def op_reg_read(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
@@ -304,9 +370,14 @@ def _read_node(reg: Registry, hive: str, logical: list[str], node: Key, depth: i
 
 
 def op_process_list(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    """Every process; with ``behaviour.process_owners_unreadable`` (Get-Process -IncludeUserName
+    fails, as without elevation) every ``user`` is null, meaning unknown, and ``user_error`` says why."""
+    unreadable = bool(host.behaviour.get("process_owners_unreadable"))
     processes = sorted(host.processes, key=lambda p: p.pid)
-    return {"processes": [{"pid": p.pid, "name": p.name, "image": p.image, "session": p.session, "user": p.user,
-                           "version": host.process_version(p)} for p in processes]}
+    return {"processes": [{"pid": p.pid, "name": p.name, "image": p.image, "session": p.session,
+                           "user": None if unreadable else p.user, "version": host.process_version(p)}
+                          for p in processes],
+            "user_error": NO_OWNERS if unreadable else None}
 
 
 def op_service_query(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
@@ -397,10 +468,24 @@ def normalise_path(path: str) -> str:
 
 
 def op_session_list(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
-    sessions = sorted(host.sessions, key=lambda s: s["id"])
-    return {"sessions": [{"id": s["id"], "user": s["user"], "sid": s["sid"],
-                          "state": s["state"] if s["state"] in ("active", "disconnected") else "other"}
-                         for s in sessions if s.get("user")]}
+    """The sessions with a user, found as the runner finds them, from the processes: a session's
+    user is the owner of its explorer.exe, else of its processes owned by a person (USER_SID);
+    never session 0. Nothing is compiled on the host, so the connection state is not known.
+    Without the processes' owners (``process_owners_unreadable``) no session's user is known."""
+    if host.behaviour.get("process_owners_unreadable"):
+        raise OpError("access_denied", f"the sessions' users cannot be known: {NO_OWNERS}")
+    owners: dict[int, list[tuple[bool, int, str]]] = {}
+    for process in host.processes:
+        if process.session < 1 or not process.user:
+            continue
+        explorer = process.name.lower() == "explorer.exe"
+        if explorer or USER_SID.match(host.account_sid(process.user) or ""):
+            owners.setdefault(process.session, []).append((not explorer, process.pid, process.user))
+    sessions = []
+    for number in sorted(owners):
+        user = min(owners[number])[2]  # explorer.exe first, then the lowest pid
+        sessions.append({"id": number, "user": user, "sid": host.account_sid(user)})
+    return {"sessions": sessions}
 
 
 def op_os_info(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
@@ -490,8 +575,12 @@ def _read_offline(host: HostState, sid: str, folder: str | None,
     except Exception as exc:  # as the runner: a read that fails must not leave the hive loaded
         error = f"failed: {type(exc).__name__}: {exc}"
     finally:
-        host.registry.unload_hive(mount)
-        host.hive_unloads += 1
+        try:
+            host.registry.unload_hive(mount)
+        except HiveError as exc:  # it stays loaded: the next run's start unloads it, or says why not
+            error = f"failed: cannot unload HKU\\{mount}: reg.exe unload exited with 1: {exc}"
+        else:
+            host.hive_unloads += 1
     return mount, keys, error
 
 

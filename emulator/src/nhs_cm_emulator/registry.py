@@ -16,6 +16,10 @@ scenario denies in the hive stay denied under the mount point (the ACLs travel w
 The default profile (``<ProfileList Default>\\NTUSER.DAT``, the template of new profiles) is one
 more such hive, ``default_profile``: ``load_default_profile`` shows it under a mount point until
 ``unload_hive``; what is written there stays in it (the file).
+
+A hive in ``stuck`` (a profile's SID in lower case, or ``DEFAULT_PROFILE_MARK``) cannot be unloaded:
+``unload_hive`` fails as ``reg unload`` does while a process holds a key of the hive open, and the
+mount point stays.
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class HiveError(Exception):
 DEFAULT_PROFILE_MARK = "<default profile>"
 FILE_IN_USE = "ERROR: The process cannot access the file because it is being used by another process."
 FILE_NOT_FOUND = "ERROR: The system cannot find the file specified."
+ACCESS_DENIED = "ERROR: Access is denied."
 KEY_NOT_FOUND = "ERROR: The system was unable to find the specified registry key or value."
 
 
@@ -163,6 +168,8 @@ class Registry:
         self.mounts: dict[str, tuple[str, str]] = {}
         #: The default profile's NTUSER.DAT (keys relative to its root); empty unless a scenario fills it.
         self.default_profile = Key("Default")
+        #: Hives that will not unload (sids in lower case, DEFAULT_PROFILE_MARK): see the module docstring.
+        self.stuck: set[str] = set()
 
     def put_default_profile(self, segments: list[str], values: dict[str, tuple[str, Any]]) -> None:
         """Add a key of the default profile's hive as a scenario gives it (explicit), with its values."""
@@ -275,6 +282,8 @@ class Registry:
         folded = mount.lower()
         if folded not in self.mounts:
             raise HiveError(KEY_NOT_FOUND)
+        if self.mounts[folded][1] in self.stuck:
+            raise HiveError(ACCESS_DENIED)
         del self.mounts[folded]
         del self.roots["HKU"].children[folded]
         self._denied = [(hive, path) for hive, path in self._denied if not (hive == "HKU" and path[:1] == (folded,))]

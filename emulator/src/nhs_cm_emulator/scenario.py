@@ -33,7 +33,16 @@ DEFAULT_BEHAVIOUR = {"starts_on_logon_task": True, "port_service_start_fails": F
 #: ``garbage_reply: true``: the runner answers a line that is not JSON and runs nothing.
 #: ``gp_refresh: {after_writes: N, registry: {...}}``: once the host has made N writes, a Group
 #: Policy refresh (one the collection cannot see, like a Preferences item) writes ``registry`` once.
-OPTIONAL_BEHAVIOUR = ("garbage_reply", "gp_refresh")
+#: ``mutex_wait_seconds: S``: how long a runner waits for the host-wide mutex before ``busy`` (10).
+#: ``slow_ops: {op: seconds}``: each such runner operation takes that long (the mutex stays held).
+#: ``lose_write_answers: N``: the next N runner commands whose request holds a write operation run,
+#: but their answer is lost (the Receive that would carry it gets the connection closed).
+#: ``stuck_hives: [default | <sid>]``: hives that ``reg unload`` cannot unload (a handle is open).
+#: ``hung_services: [name]``: services that never finish starting or stopping (start/stop_pending).
+#: ``process_owners_unreadable: true``: ``Get-Process -IncludeUserName`` fails (no elevation).
+OPTIONAL_BEHAVIOUR = ("garbage_reply", "gp_refresh", "mutex_wait_seconds", "slow_ops", "lose_write_answers",
+                      "stuck_hives", "hung_services", "process_owners_unreadable")
+DEFAULT_MUTEX_WAIT = 10.0  # seconds: the runner's wait for Global\nhs_cm_runner, as on Windows
 FAIL_KINDS = ("refuse", "auth", "http500", "timeout", "drop")
 DEFAULT_FAIL_SECONDS = 60.0  # as the server's DEFAULT_HOLD_SECONDS: longer than a client's 30 s read timeout
 SESSION_STATES = ("active", "disconnected", "connected", "connectquery", "shadow", "idle", "listen", "reset",
@@ -57,7 +66,21 @@ PROCESS_PID_BASE = 5000
 RESERVED_PIDS = 2000
 
 HOST_FIELDS = ("name", "template", "os", "winrm", "sessions", "profiles", "registry", "denied", "services",
-               "processes", "files", "group_policy", "behaviour", "transport", "backups", "default_profile")
+               "processes", "files", "group_policy", "behaviour", "transport", "backups", "default_profile",
+               "hive_mounts", "backup_folder", "user_writable_folders")
+#: Owners Windows shows (Get-Acl .Owner) for the accounts the runner trusts with its backups.
+ADMIN_OWNERS = {"system": "NT AUTHORITY\\SYSTEM", "nt authority\\system": "NT AUTHORITY\\SYSTEM",
+                "s-1-5-18": "NT AUTHORITY\\SYSTEM", "administrators": "BUILTIN\\Administrators",
+                "builtin\\administrators": "BUILTIN\\Administrators", "s-1-5-32-544": "BUILTIN\\Administrators"}
+DEFAULT_OWNER = "BUILTIN\\Administrators"  # what an elevated administrator's process creates
+#: The ACL backup_save gives the backup folder (inheritance off): SYSTEM and Administrators only.
+PROTECTED_ACL = ["NT AUTHORITY\\SYSTEM", "BUILTIN\\Administrators"]
+#: The groups whose write access makes a folder writable by non-administrators.
+USER_GROUPS = {"users": "BUILTIN\\Users", "builtin\\users": "BUILTIN\\Users",
+               "authenticated users": "NT AUTHORITY\\Authenticated Users",
+               "nt authority\\authenticated users": "NT AUTHORITY\\Authenticated Users", "everyone": "Everyone"}
+TIMESTAMP = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,3}))?Z$")
+MOUNT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class ScenarioError(Exception):
@@ -249,6 +272,7 @@ def normalise_host(raw: Any, source: str, index: int) -> dict[str, Any]:
     processes = _processes(raw.get("processes"), where, sessions)
     _check_pids(services, processes, where)
     _check_ports(services, processes, where)
+    backups = _backups(raw.get("backups"), where)
     return {
         "name": name,
         "template": template,
@@ -262,10 +286,13 @@ def normalise_host(raw: Any, source: str, index: int) -> dict[str, Any]:
         "processes": processes,
         "files": _files(raw.get("files"), where),
         "group_policy": _registry(raw.get("group_policy"), where, "group_policy", profiles),
-        "behaviour": _behaviour(raw.get("behaviour"), where, profiles),
+        "behaviour": _behaviour(raw.get("behaviour"), where, profiles, services),
         "transport": {"fail": _transport(raw.get("transport"), where)},
-        "backups": _backups(raw.get("backups"), where),
+        "backups": backups,
         "default_profile": _default_profile(raw.get("default_profile"), where),
+        "hive_mounts": _hive_mounts(raw.get("hive_mounts"), where, profiles),
+        "backup_folder": _backup_folder(raw.get("backup_folder"), where, bool(backups)),
+        "user_writable_folders": _user_writable_folders(raw.get("user_writable_folders"), where),
     }
 
 
@@ -480,7 +507,60 @@ def _gp_refresh(raw: Any, where: Where, profiles: list[dict[str, Any]]) -> dict[
             "registry": _registry(data.get("registry"), where, "behaviour.gp_refresh.registry", profiles)}
 
 
-def _behaviour(raw: Any, where: Where, profiles: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _seconds(raw: Any, where: Where, field: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 <= raw <= 600:
+        where.fail(field, f"expected a number of seconds 0..600, found {raw!r}")
+    return float(raw)
+
+
+def _optional_behaviour(data: dict[str, Any], where: Where, profiles: list[dict[str, Any]],
+                        services: list[dict[str, Any]]) -> dict[str, Any]:
+    """The optional knobs and faults of OPTIONAL_BEHAVIOUR besides garbage_reply and gp_refresh."""
+    from .ops import OPERATIONS  # the operation names (ops.py does not import this module)
+
+    out: dict[str, Any] = {}
+    if data.get("mutex_wait_seconds") is not None:
+        out["mutex_wait_seconds"] = _seconds(data["mutex_wait_seconds"], where, "behaviour.mutex_wait_seconds")
+    if data.get("slow_ops") is not None:
+        slow = _mapping(data["slow_ops"], where, "behaviour.slow_ops")
+        for name, seconds in slow.items():
+            if name not in OPERATIONS:
+                where.fail("behaviour.slow_ops", f"{name!r} is not a runner operation ({', '.join(OPERATIONS)})")
+            _seconds(seconds, where, f"behaviour.slow_ops.{name}")
+        out["slow_ops"] = {name: float(seconds) for name, seconds in slow.items()}
+    if data.get("lose_write_answers") is not None:
+        out["lose_write_answers"] = _int(data["lose_write_answers"], where, "behaviour.lose_write_answers", 0, 10**6)
+    if data.get("stuck_hives") is not None:
+        offline = {p["sid"].lower(): p["sid"] for p in profiles if not p["loaded"]}
+        stuck = []
+        for i, hive in enumerate(_list(data["stuck_hives"], where, "behaviour.stuck_hives")):
+            if isinstance(hive, str) and hive.lower() == "default":
+                stuck.append("default")
+            elif isinstance(hive, str) and hive.lower() in offline:
+                stuck.append(offline[hive.lower()])
+            else:
+                where.fail(f"behaviour.stuck_hives[{i}]", f"{hive!r} is neither 'default' (the default profile's "
+                           "hive) nor the sid of a profile with loaded: false")
+        out["stuck_hives"] = stuck
+    if data.get("hung_services") is not None:
+        names = {s["name"].lower(): s["name"] for s in services}
+        hung = []
+        for i, name in enumerate(_list(data["hung_services"], where, "behaviour.hung_services")):
+            if not isinstance(name, str) or name.lower() not in names:
+                where.fail(f"behaviour.hung_services[{i}]", f"{name!r} is not the name of a service of this host")
+            hung.append(names[name.lower()])
+        out["hung_services"] = hung
+    if data.get("process_owners_unreadable") is not None:
+        value = data["process_owners_unreadable"]
+        if not isinstance(value, bool):
+            where.fail("behaviour.process_owners_unreadable", f"expected true or false, found {_kind(value)}")
+        if value:
+            out["process_owners_unreadable"] = True
+    return out
+
+
+def _behaviour(raw: Any, where: Where, profiles: list[dict[str, Any]] | None = None,
+               services: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     data = _mapping(raw, where, "behaviour")
     _known_fields(data, tuple(DEFAULT_BEHAVIOUR) + OPTIONAL_BEHAVIOUR, where, "behaviour")
     if "garbage_reply" in data and not isinstance(data["garbage_reply"], bool):
@@ -498,6 +578,7 @@ def _behaviour(raw: Any, where: Where, profiles: list[dict[str, Any]] | None = N
         out["garbage_reply"] = True
     if data.get("gp_refresh") is not None:
         out["gp_refresh"] = _gp_refresh(data["gp_refresh"], where, profiles or [])
+    out.update(_optional_behaviour(data, where, profiles or [], services or []))
     return out
 
 
@@ -654,20 +735,130 @@ def reg_data(vtype: str, data: Any, where: Where, field: str) -> Any:
     return text
 
 
+def timestamp(raw: Any, where: Where, field: str) -> str:
+    """A UTC time as the runner writes it, ``yyyy-MM-ddTHH:mm:ss.fffZ`` (milliseconds optional)."""
+    match = TIMESTAMP.match(raw) if isinstance(raw, str) else None
+    if match is None:
+        where.fail(field, f"{raw!r} is not a UTC time such as '2026-01-31T09:15:00.000Z'")
+    return f"{match.group(1)}.{(match.group(2) or '0').ljust(3, '0')}Z"
+
+
+def _owner(raw: Any, where: Where, field: str) -> str:
+    """An owner as Get-Acl shows it; SYSTEM and Administrators (names or SIDs) in Windows' spelling."""
+    owner = _string(raw if raw is not None else DEFAULT_OWNER, where, field)
+    return ADMIN_OWNERS.get(owner.lower(), owner)
+
+
 def _backups(raw: Any, where: Where) -> list[dict[str, Any]]:
-    """Backups the collection saved on the host (backup_save): optional, so that a dumped state
-    loads again. Each is {id, saved_at, entries, missing_keys}."""
+    """The files of the backup folder (%ProgramData%\\nhs_cm\\backups\\<id>.json): those the collection
+    saved (backup_save), so that a dumped state loads again, and those a test plants. Each is
+    ``{id, saved_at, entries, missing_keys}`` (a backup as the runner writes it) or ``{id, content}``
+    (the file's text as it is, valid JSON or not), with the file's ``modified`` time (UTC; by
+    default ``saved_at``), ``owner`` (BUILTIN\\Administrators) and ``reparse_point`` (false)."""
     out: list[dict[str, Any]] = []
-    for _i, field, data in _records(raw, where, "backups", ("id", "saved_at", "entries", "missing_keys")):
+    ids: dict[str, int] = {}
+    fields = ("id", "saved_at", "entries", "missing_keys", "content", "modified", "owner", "reparse_point")
+    for i, field, data in _records(raw, where, "backups", fields):
         backup_id = _string(data.get("id"), where, f"{field}.id")
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", backup_id):
             where.fail(f"{field}.id", "1 to 80 letters, digits, '_' or '-'")
-        entries = _list(data.get("entries"), where, f"{field}.entries")
-        missing = _list(data.get("missing_keys"), where, f"{field}.missing_keys")
-        if not all(isinstance(e, dict) for e in entries + missing):
-            where.fail(field, "entries and missing_keys must be lists of mappings")
-        out.append({"id": backup_id, "saved_at": _string(data.get("saved_at"), where, f"{field}.saved_at"),
-                    "entries": entries, "missing_keys": missing})
+        if backup_id.lower() in ids:
+            where.fail(f"{field}.id", f"{backup_id}.json is also backups[{ids[backup_id.lower()]}] (file names "
+                       "ignore case)")
+        ids[backup_id.lower()] = i
+        backup: dict[str, Any] = {"id": backup_id}
+        if "content" in data:
+            given = [name for name in ("saved_at", "entries", "missing_keys") if name in data]
+            if given:
+                where.fail(field, f"give the file's content or {', '.join(given)}, not both")
+            if not isinstance(data["content"], str):
+                where.fail(f"{field}.content", f"expected the file's text, found {_kind(data['content'])}")
+            if data.get("modified") is None:
+                where.fail(f"{field}.modified", "required with content: the file's last-write time (UTC)")
+            backup["content"] = data["content"]
+        else:
+            entries = _list(data.get("entries"), where, f"{field}.entries")
+            missing = _list(data.get("missing_keys"), where, f"{field}.missing_keys")
+            if not all(isinstance(e, dict) for e in entries + missing):
+                where.fail(field, "entries and missing_keys must be lists of mappings")
+            saved_at = _string(data.get("saved_at"), where, f"{field}.saved_at")
+            if data.get("modified") is None and not TIMESTAMP.match(saved_at):
+                where.fail(f"{field}.modified", "required: saved_at is not a time the file's time can be taken from")
+            backup.update(saved_at=saved_at, entries=entries, missing_keys=missing)
+        backup["modified"] = timestamp(data.get("modified", backup.get("saved_at")), where, f"{field}.modified")
+        backup["owner"] = _owner(data.get("owner"), where, f"{field}.owner")
+        reparse = data.get("reparse_point", False)
+        if not isinstance(reparse, bool):
+            where.fail(f"{field}.reparse_point", f"expected true or false, found {_kind(reparse)}")
+        backup["reparse_point"] = reparse
+        out.append(backup)
+    return out
+
+
+def _backup_folder(raw: Any, where: Where, has_backups: bool) -> dict[str, Any] | None:
+    """The backup folder (%ProgramData%\\nhs_cm\\backups): absent (null) until backup_save creates it,
+    unless the scenario gives it or has backups. ``{owner, reparse_point, acl, inherit}``: ``acl``
+    lists who has access, ``inherit`` whether it inherits %ProgramData%'s ACL (which lets Users
+    create files)."""
+    if raw is None:
+        return {"owner": DEFAULT_OWNER, "reparse_point": False, "acl": list(PROTECTED_ACL), "inherit": False} \
+            if has_backups else None
+    data = _mapping(raw, where, "backup_folder")
+    _known_fields(data, ("owner", "reparse_point", "acl", "inherit"), where, "backup_folder")
+    for name in ("reparse_point", "inherit"):
+        if not isinstance(data.get(name, False), bool):
+            where.fail(f"backup_folder.{name}", f"expected true or false, found {_kind(data[name])}")
+    acl = data.get("acl", PROTECTED_ACL)
+    acl = [_owner(item, where, "backup_folder.acl") for item in _list(acl, where, "backup_folder.acl")]
+    return {"owner": _owner(data.get("owner"), where, "backup_folder.owner"),
+            "reparse_point": data.get("reparse_point", False), "acl": acl, "inherit": data.get("inherit", False)}
+
+
+def _hive_mounts(raw: Any, where: Where, profiles: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Hives loaded under ``HKU\\<mount>`` by a run that did not finish (killed before it unloaded
+    them): ``{mount, hive}``, hive ``default`` (the default profile's) or a profile's sid (loaded: false)."""
+    offline = {p["sid"].lower(): p["sid"] for p in profiles if not p["loaded"]}
+    out: list[dict[str, str]] = []
+    mounts: dict[str, int] = {}
+    hives: dict[str, int] = {}
+    for i, field, data in _records(raw, where, "hive_mounts", ("mount", "hive")):
+        mount = data.get("mount")
+        if not isinstance(mount, str) or not MOUNT_NAME.match(mount) or SID.match(mount) \
+                or mount.upper() in SYSTEM_HIVES:
+            where.fail(f"{field}.mount", f"{mount!r} is not a mount point name such as nhs_cm_0123456789ab "
+                       "(letters, digits, '_', '.', '-'; not a SID)")
+        hive = data.get("hive")
+        if isinstance(hive, str) and hive.lower() == "default":
+            hive = "default"
+        elif isinstance(hive, str) and hive.lower() in offline:
+            hive = offline[hive.lower()]
+        else:
+            where.fail(f"{field}.hive", f"{hive!r} is neither 'default' (the default profile's hive) nor the sid "
+                       "of a profile with loaded: false (a loaded hive cannot be loaded again)")
+        for seen, key, what in ((mounts, mount.lower(), "mount point"), (hives, hive.lower(), "hive")):
+            if key in seen:
+                where.fail(field, f"the same {what} as hive_mounts[{seen[key]}]")
+            seen[key] = i
+        out.append({"mount": mount, "hive": hive})
+    return out
+
+
+def _user_writable_folders(raw: Any, where: Where) -> list[dict[str, str]]:
+    """Folders whose ACL lets non-administrators write (``{path, group}``, group Users,
+    Authenticated Users or Everyone; a path alone means Users). Any other folder is as Windows
+    makes Program Files: only administrators and SYSTEM may write."""
+    out: list[dict[str, str]] = []
+    for i, item in enumerate(_list(raw, where, "user_writable_folders")):
+        field = f"user_writable_folders[{i}]"
+        data = _mapping({"path": item} if isinstance(item, str) else item, where, field, allow_none=False)
+        _known_fields(data, ("path", "group"), where, field)
+        path = _abs_path(data.get("path"), where, f"{field}.path").rstrip("\\")
+        if path.endswith(":"):  # a drive's root
+            path += "\\"
+        group = data.get("group", "Users")
+        if not isinstance(group, str) or group.lower() not in USER_GROUPS:
+            where.fail(f"{field}.group", f"{group!r} is not one of Users, Authenticated Users, Everyone")
+        out.append({"path": path, "group": USER_GROUPS[group.lower()]})
     return out
 
 

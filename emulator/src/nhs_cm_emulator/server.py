@@ -49,6 +49,7 @@ WSMAN_PATH = "/wsman"
 FAULT_KINDS = ("refuse", "auth", "http500", "timeout", "drop")
 DEFAULT_HOLD_SECONDS = 60.0
 IDLE_TIMEOUT = 300.0  # seconds an idle keep-alive connection is kept
+HIDDEN_PASSWORD = "(hidden)"  # what the control server shows instead of a password
 HANDSHAKE_TIMEOUT = 10.0
 
 
@@ -373,6 +374,10 @@ class WinRMHandler(BaseHTTPRequestHandler):
         self.server.runtime.record_protection(
             "sealed" if encrypted else "tls" if self.server.shared.tls is not None else "plain")
         reply = self.server.runtime.winrs.handle(body, logon.user)
+        if reply.hang_up:  # a command's answer is lost (fault behaviour): no response, the connection closes
+            self.server.runtime.record_reply(reply, size_in, 0)
+            self.close_connection = True
+            return
         answer = self.negotiate.wrap(reply.body) if encrypted else reply.body
         self.server.runtime.record_reply(reply, size_in, len(answer))
         self._send(reply.status, answer, ENCRYPTED_CONTENT_TYPE if encrypted else SOAP_CONTENT_TYPE, logon.headers)
@@ -566,9 +571,9 @@ class Emulator:
             self._shared.channel_binding = tls.channel_binding(cert)
         realm = self._kerberos_realm(self._workdir)
         for host, endpoint in zip(hosts, endpoints, strict=True):
-            ntlm_file = self._ntlm_files.path_for(host.users) if "ntlm" in host.auth else None
+            ntlm_file = self._ntlm_files.path_for(host.users, host.name) if "ntlm" in host.auth else None
             auth = HostAuth(host.auth, host.users, ntlm_file, (realm, host.name) if realm else None,
-                            float(getattr(host, "clock_offset_seconds", 0)))
+                            float(getattr(host, "clock_offset_seconds", 0)), computer_name=host.name)
             runtime = HostRuntime(host, endpoint, self.options.scheme, auth)
             self.runtimes.append(runtime)
             if runtime.listens:
@@ -650,16 +655,28 @@ class Emulator:
         return {"hosts": hosts, "total": total}
 
     def control(self, path: str) -> tuple[int, Any]:
-        """The control server's answer to GET `path`: (HTTP status, JSON document)."""
+        """The control server's answer to GET `path`: (HTTP status, JSON document). Passwords are
+        never shown: each host's ``winrm.users`` maps its user names to HIDDEN_PASSWORD."""
         path = path.rstrip("/")
         if path == "/state":
-            return HTTPStatus.OK, self.estate.state_dict()
+            state = self.estate.state_dict()
+            for host in state.get("hosts", []):
+                _hide_passwords(host)
+            return HTTPStatus.OK, state
         if path == "/stats":
             return HTTPStatus.OK, self.stats()
         if path.startswith("/state/"):
             name = path.removeprefix("/state/")
             try:
-                return HTTPStatus.OK, self.estate.by_name(name).state_dict()
+                return HTTPStatus.OK, _hide_passwords(self.estate.by_name(name).state_dict())
             except KeyError:
                 return HTTPStatus.NOT_FOUND, {"error": f"no host named {name!r}"}
         return HTTPStatus.NOT_FOUND, {"error": f"unknown path {path or '/'}: use /state, /state/<host> or /stats"}
+
+
+def _hide_passwords(host: dict[str, Any]) -> dict[str, Any]:
+    """``host`` (a state_dict copy) with every password of ``winrm.users`` replaced by HIDDEN_PASSWORD."""
+    winrm = host.get("winrm")
+    if isinstance(winrm, dict) and isinstance(winrm.get("users"), dict):
+        winrm["users"] = dict.fromkeys(winrm["users"], HIDDEN_PASSWORD)
+    return host

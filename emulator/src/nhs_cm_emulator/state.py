@@ -9,24 +9,35 @@ Process ids are deterministic (Windows-like multiples of 4):
                     lsass, then csrss and winlogon per interactive session), in that order
   2000 + 4*i        the service at index i of ``services`` while it is not stopped
   5000 + 4*j        the process at index j of ``processes``
-A ``pid`` given in the scenario (2000 or more) overrides the scheme.
+A ``pid`` given in the scenario (2000 or more) overrides the scheme. A session whose user has no
+process in the scenario gets the user's ``sihost.exe`` (Windows runs it in every signed-in session),
+numbered after the emulator's other processes, so that the session shows in ``session_list``,
+which (as the runner) finds sessions from the processes' owners.
+
+Concurrency: ``execute`` holds the host's lock; ``pause`` lets time pass without it (a slow
+operation, a service that does not settle), and the runner's host-wide mutex
+(``take_runner_mutex``) is a flag under the same lock, so that two runner commands of one host
+can overlap as on Windows and the second one waits for the first.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime
 import ntpath
 import random
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import commands
 from .ops import normalise_path
-from .registry import PROFILE_LIST, Registry, split_key
+from .registry import DEFAULT_PROFILE_MARK, PROFILE_LIST, Registry, split_key
 from .scenario import (
     CORE_PID_BASE,
+    DEFAULT_MUTEX_WAIT,
     SYSTEM_PID,
     ScenarioError,
     Where,
@@ -120,6 +131,9 @@ class HostState:
     def __init__(self, data: dict[str, Any]) -> None:
         data = copy.deepcopy(data)
         self._lock = threading.RLock()
+        # notified when the runner's mutex is released; waiting on it lets go of the lock
+        self._changed = threading.Condition(self._lock)
+        self.runner_running = False  # the runner's host-wide mutex (Global\nhs_cm_runner) is held
         self.name: str = data["name"]
         self.template: str = data["template"]
         self.os: dict[str, str] = data["os"]
@@ -133,7 +147,13 @@ class HostState:
         self.behaviour: dict[str, Any] = data["behaviour"]
         self.transport_fail: dict[str, Any] | None = data["transport"]["fail"]
         self.writes = 0
-        self.backups: list[dict[str, Any]] = data["backups"]  # saved by backup_save (write_ops.py)
+        # the backup folder's files (write_ops.py): what backup_save wrote and what a scenario planted
+        self.backups: list[dict[str, Any]] = data["backups"]
+        self.backup_folder: dict[str, Any] | None = data["backup_folder"]
+        self.user_writable_folders: list[dict[str, str]] = data["user_writable_folders"]
+        # optional knobs and faults (scenario.py OPTIONAL_BEHAVIOUR)
+        self.mutex_wait: float = self.behaviour.get("mutex_wait_seconds", DEFAULT_MUTEX_WAIT)
+        self.answers_to_lose: int = self.behaviour.get("lose_write_answers", 0)
         # loading an offline hive to read it is not a registry write: counted apart
         self.hive_loads = 0
         self.hive_unloads = 0
@@ -144,10 +164,15 @@ class HostState:
         self.services = [Service(s["name"], s["display_name"], s["state"], s["start_mode"], s["image"],
                                  s["listens"], None if s["state"] == "stopped" else s.get("pid", service_pid(i)))
                          for i, s in enumerate(data["services"])]
-        self.processes = self._core_processes() + self._service_processes() + [
-            Process(p.get("pid", process_pid(j)), p["name"], p["image"], p["session"], p["user"], p["listens"],
-                    p["version"], pid_given="pid" in p)
-            for j, p in enumerate(data["processes"])]
+        listed = [Process(p.get("pid", process_pid(j)), p["name"], p["image"], p["session"], p["user"], p["listens"],
+                          p["version"], pid_given="pid" in p)
+                  for j, p in enumerate(data["processes"])]
+        self.processes = self._core_processes(listed) + self._service_processes() + listed
+        for mount in data["hive_mounts"]:  # left loaded by a run that was killed
+            if mount["hive"] == "default":
+                self.registry.load_default_profile(mount["mount"])
+            else:
+                self.registry.load_hive(mount["hive"], mount["mount"])
 
     # -- construction ---------------------------------------------------------------------------
     def _build_registry(self, data: dict[str, Any]) -> Registry:
@@ -163,9 +188,11 @@ class HostState:
         for path, values in data.get("default_profile", {}).get("registry", {}).items():
             reg.put_default_profile(path.split("\\"), {n: (v["type"], v["data"]) for n, v in values.items()})
         reg.add_synthetic(self.profiles)
+        reg.stuck = {DEFAULT_PROFILE_MARK if hive == "default" else hive.lower()
+                     for hive in data["behaviour"].get("stuck_hives", [])}
         return reg
 
-    def _core_processes(self) -> list[Process]:
+    def _core_processes(self, listed: list[Process]) -> list[Process]:
         system_version = f"{self.os['version']}.1"
         core: list[tuple[str, str | None, int, str | None]] = [
             ("smss.exe", SYSTEM32 + "smss.exe", 0, SYSTEM_USER),
@@ -177,6 +204,11 @@ class HostState:
         for session in sorted(s["id"] for s in self.sessions):
             core += [("csrss.exe", None, session, None), ("winlogon.exe", SYSTEM32 + "winlogon.exe", session,
                                                           SYSTEM_USER)]
+        for session in sorted(self.sessions, key=lambda s: s["id"]):
+            owned = any(p.session == session["id"] and (p.user or "").lower() == session["user"].lower()
+                        for p in listed)
+            if not owned:  # Windows runs the user's shell host in every signed-in session
+                core.append(("sihost.exe", SYSTEM32 + "sihost.exe", session["id"], session["user"]))
         out = [Process(SYSTEM_PID, "System", None, 0, None, implicit=True)]
         for k, (name, image, session, user) in enumerate(core):
             out.append(Process(CORE_PID_BASE + 4 * k, name, image, session, user,
@@ -225,12 +257,64 @@ class HostState:
     def default_profile_file(self) -> str | None:
         """``<ProfileList value Default, expanded>\\NTUSER.DAT``, where the default profile's hive
         is (as the runner resolves it), or None when that value is missing or not a string."""
+        folder = self.profile_list_folder("Default")
+        return None if folder is None else folder + "\\NTUSER.DAT"
+
+    def profile_list_folder(self, name: str) -> str | None:
+        """A folder value of ProfileList (``Default``, ``ProfilesDirectory``, ``Public``), expanded,
+        without a trailing backslash; None when the value is missing or not a string."""
         node = self.registry.lookup("HKLM", list(PROFILE_LIST))
-        value = node.value("Default") if node is not None else None
+        value = node.value(name) if node is not None else None
         if value is None or not isinstance(value.data, str) or not value.data.strip():
             return None
-        folder = re.sub(r"%([^%]+)%", lambda m: ENVIRONMENT.get(m.group(1).lower(), m.group(0)), value.data)
-        return folder.rstrip("\\") + "\\NTUSER.DAT"
+        return self.expand(value.data).rstrip("\\")
+
+    def account_sid(self, account: str | None) -> str | None:
+        """The SID of an account name (``DOMAIN\\name``) as Windows would translate it: known here
+        from the profiles and the sessions; None for an account the host cannot resolve."""
+        if not account:
+            return None
+        wanted = account.lower()
+        for record in [*self.profiles, *self.sessions]:
+            if str(record.get("user", "")).lower() == wanted and record.get("sid"):
+                return record["sid"]
+        return {"nt authority\\system": "S-1-5-18", "nt authority\\local service": "S-1-5-19",
+                "nt authority\\network service": "S-1-5-20"}.get(wanted)
+
+    def expand(self, text: str) -> str:
+        """``%SystemDrive%``, ``%SystemRoot%``, ``%ProgramData%`` ... expanded as on the emulated hosts."""
+        return re.sub(r"%([^%]+)%", lambda m: ENVIRONMENT.get(m.group(1).lower(), m.group(0)), text)
+
+    def now(self) -> datetime.datetime:
+        """The host's clock (UTC): what the runner's operations read, e.g. a backup's time."""
+        return datetime.datetime.now(datetime.UTC)
+
+    def pause(self, seconds: float) -> None:
+        """Let ``seconds`` pass inside a command without holding the host: other commands (and the
+        control server) go on meanwhile, as on Windows."""
+        deadline = time.monotonic() + seconds
+        with self._changed:
+            while (left := deadline - time.monotonic()) > 0:
+                self._changed.wait(left)
+
+    def take_runner_mutex(self) -> bool:
+        """Take the runner's host-wide mutex (Global\\nhs_cm_runner), waiting for it up to
+        ``mutex_wait`` seconds (10 s, as the runner) without holding the host: False when another
+        run still holds it then."""
+        deadline = time.monotonic() + self.mutex_wait
+        with self._changed:
+            while self.runner_running:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+            self.runner_running = True
+            return True
+
+    def release_runner_mutex(self) -> None:
+        with self._changed:
+            self.runner_running = False
+            self._changed.notify_all()
 
     def listeners(self) -> dict[int, tuple[int, Service | Process]]:
         """port -> (pid, owner) for running services and processes."""
@@ -245,7 +329,8 @@ class HostState:
         return out
 
     def mounted(self) -> list[str]:
-        """User hives loaded under a mount point now (none between two commands)."""
+        """Hives loaded under a mount point now: none between two commands, unless a scenario left
+        one (``hive_mounts``) or a hive would not unload (``behaviour.stuck_hives``)."""
         with self._lock:
             return self.registry.mounted()
 
@@ -276,6 +361,10 @@ class HostState:
                 "transport": {"fail": self.transport_fail},
                 "backups": self.backups,
                 "default_profile": {"registry": self.registry.default_profile_dump()},
+                "hive_mounts": [{"mount": mount, "hive": "default" if hive == DEFAULT_PROFILE_MARK else hive.upper()}
+                                for mount, hive in self.registry.mounts.values()],
+                "backup_folder": self.backup_folder,
+                "user_writable_folders": self.user_writable_folders,
             })
 
     def __repr__(self) -> str:

@@ -7,23 +7,31 @@ The write allow-list is the runner's (``$WriteKeyPatterns``, ``$DeleteKeyPattern
 plugins/plugin_utils/nhs_cm_runner.ps1), pattern for pattern: the same targets are refused
 with ``forbidden`` in the same order of checks, whatever the request asks.
 
-Behaviour (shared/spec/emulated-host.md, ``behaviour``):
+Behaviour (shared/spec/emulated-host.md, ``behaviour``, and emulator/README.md):
 - ``service_set`` of the NHS Port Service fails when ``port_service_start_fails``; once
   (re)started it listens on ``port_service_ports``. A running service has the pid
-  2000 + 4 * its index, as at load time.
-- ``task_run`` starts the program in the session of the task's user when
-  ``starts_on_logon_task`` allows it and the image is a file the host has (else the task ran
+  2000 + 4 * its index, as at load time. A service of ``hung_services`` stays start_pending /
+  stop_pending: the operation waits ``timeout_ms`` and answers ``timeout``.
+- ``task_run`` starts the program in the session of the task's user (``user``: that user's SID)
+  when ``starts_on_logon_task`` allows it and the image is a file the host has (else the task ran
   but the program did not: ``started: false`` with the LastTaskResult Windows would give). A
-  program under a CM or Identity Hub ``InstallLocation`` listens on a free loopback port.
+  program under a CM or Identity Hub ``InstallLocation`` listens on a free loopback port. A
+  program in a folder non-administrators can write (a profile, Public, %ProgramData%, a temporary
+  folder, ``user_writable_folders``) is ``forbidden``.
+- Backups are the files of the backup folder (``HostState.backups``, ``backup_folder``), with
+  their owner, reparse point and last-write time; see op_backup_save, op_backup_load and
+  op_backup_list.
 - Every executed write operation counts in ``HostState.writes`` (``GET /stats``).
 - ``gp_refresh`` (optional): right after the host's ``after_writes``-th write, its ``registry``
-  values are written, once, as a Group Policy refresh during the run would.
+  values are written, once, as a Group Policy refresh during the run would. ``slow_ops``: an
+  operation of the request takes that many seconds first.
 """
 
 from __future__ import annotations
 
 import datetime
 import fnmatch
+import json
 import ntpath
 import re
 from collections.abc import Callable
@@ -32,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from . import ops
 from .ops import OpError, normalise_path, split_key
 from .registry import KeyPathError, Value
+from .scenario import ADMIN_OWNERS, DEFAULT_OWNER, PROTECTED_ACL
 
 if TYPE_CHECKING:
     from .registry import Key, Registry
@@ -127,25 +136,25 @@ def check_write_errors(request: dict[str, Any]) -> None:
 def run_request(host: HostState, request: dict[str, Any]) -> list[dict[str, Any]]:
     """One result per op; with ``write_errors: stop`` every write after a failed write is skipped."""
     stop = request.get("write_errors") == "stop"
+    slow: dict[str, float] = host.behaviour.get("slow_ops", {})
     results: list[dict[str, Any]] = []
     failed: str | None = None
-    try:
-        for index, op in enumerate(request["ops"]):
-            name = op.get("op") if isinstance(op, dict) else None
-            is_write = name in WRITE_OPERATIONS
-            if is_write and failed is not None:
-                results.append({"ok": False, "error": "skipped",
-                                "message": f"not run: {failed} failed before it (write_errors: stop)"})
-                continue
-            result = ops.run_op(host, op)
-            if is_write and result.get("ok"):
-                host.writes += 1
-                _gp_refresh(host)
-            if is_write and stop and not result.get("ok"):
-                failed = f"ops[{index}] ({name})"
-            results.append(result)
-    finally:
-        ops.release_default_profile(host)  # the runner unloads it at the end of the request
+    for index, op in enumerate(request["ops"]):
+        name = op.get("op") if isinstance(op, dict) else None
+        is_write = name in WRITE_OPERATIONS
+        if is_write and failed is not None:
+            results.append({"ok": False, "error": "skipped",
+                            "message": f"not run: {failed} failed before it (write_errors: stop)"})
+            continue
+        if isinstance(name, str) and slow.get(name):  # behaviour.slow_ops: this operation takes its time
+            host.pause(slow[name])
+        result = ops.run_op(host, op)
+        if is_write and result.get("ok"):
+            host.writes += 1
+            _gp_refresh(host)
+        if is_write and stop and not result.get("ok"):
+            failed = f"ops[{index}] ({name})"
+        results.append(result)
     return results
 
 
@@ -341,12 +350,11 @@ def op_reg_delete_key(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
 # -- backups ------------------------------------------------------------------------------------
 
 
-def _backup_id(op: dict[str, Any], allow_latest: bool) -> str:
+def _backup_id(op: dict[str, Any]) -> str:
     value = _str(op, "id")
-    if (allow_latest and value == "latest") or re.match(BACKUP_ID_PATTERN, value):
+    if re.match(BACKUP_ID_PATTERN, value):
         return value
-    raise _forbidden(f"backup id '{value}' must be {'latest or ' if allow_latest else ''}1 to 80 letters, digits, "
-                     "'_' or '-'")
+    raise _forbidden(f"backup id '{value}' must be 1 to 80 letters, digits, '_' or '-'")
 
 
 def _entries(op: dict[str, Any]) -> list[dict[str, Any]]:
@@ -396,46 +404,109 @@ def _path(backup_id: str) -> str:
     return f"{BACKUP_FOLDER}\\{backup_id}.json"
 
 
-def _stamp(host: HostState) -> str:
-    now = datetime.datetime.now(datetime.UTC)
-    text = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-    latest = max((b["saved_at"] for b in host.backups), default="")
-    if text <= latest:  # two backups in one millisecond: keep them ordered
+def _stamp(moment: datetime.datetime) -> str:
+    """A UTC time as the runner writes it: yyyy-MM-ddTHH:mm:ss.fffZ."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _file_time(host: HostState) -> str:
+    """Now, by the host's clock, for a new backup file; never the time of a file already there or
+    earlier (two backups in one millisecond stay in the order they were saved)."""
+    text = _stamp(host.now())
+    latest = max((b["modified"] for b in host.backups), default="")
+    if text <= latest:
         later = datetime.datetime.strptime(latest, "%Y-%m-%dT%H:%M:%S.%fZ") + datetime.timedelta(milliseconds=1)
-        text = later.strftime("%Y-%m-%dT%H:%M:%S.") + f"{later.microsecond // 1000:03d}Z"
+        text = _stamp(later)
     return text
 
 
+def _owner_problem(owner: str) -> str | None:
+    if owner.lower() in ADMIN_OWNERS:
+        return None
+    return f"is owned by {owner}, not by SYSTEM or BUILTIN\\Administrators, so another account controls it"
+
+
+def _folder_problem(folder: dict[str, Any]) -> str | None:
+    """Why the runner must not use an existing backup folder, or None."""
+    if folder["reparse_point"]:
+        return "is a reparse point (a link to another folder), which another account could have made"
+    return _owner_problem(folder["owner"])
+
+
+def _file_problem(backup: dict[str, Any]) -> str | None:
+    """Why the runner must not trust a backup file, or None."""
+    if backup["reparse_point"]:
+        return "is a reparse point (a link to another file), which another account could have made"
+    return _owner_problem(backup["owner"])
+
+
+def _content(backup: dict[str, Any]) -> dict[str, Any]:
+    """The backup a file holds, or ValueError saying why it is none."""
+    if "content" not in backup:
+        return {name: backup[name] for name in ("id", "saved_at", "entries", "missing_keys")}
+    try:
+        data = json.loads(backup["content"].lstrip("\ufeff"))
+    except ValueError as exc:
+        raise ValueError(f"is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
+        raise ValueError("is not a backup: no list of entries")
+    return data
+
+
+def _find_backup(host: HostState, backup_id: str) -> dict[str, Any] | None:
+    return next((b for b in host.backups if b["id"].lower() == backup_id.lower()), None)
+
+
 def op_backup_save(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
-    backup_id = _backup_id(op, allow_latest=False)
+    backup_id = _backup_id(op)
     entries = _entries(op)
-    if any(b["id"].lower() == backup_id.lower() for b in host.backups):
+    folder = host.backup_folder
+    if folder is not None:
+        problem = _folder_problem(folder)
+        if problem:
+            raise _forbidden(f"the backup folder {BACKUP_FOLDER} {problem}; refusing to save backups there")
+        host.backup_folder = {**folder, "acl": list(PROTECTED_ACL), "inherit": False}  # made protected again
+    else:  # created with a protected ACL: SYSTEM and Administrators only, inheritance off
+        host.backup_folder = {"owner": DEFAULT_OWNER, "reparse_point": False, "acl": list(PROTECTED_ACL),
+                              "inherit": False}
+    if _find_backup(host, backup_id) is not None:
         raise _invalid("backup_save", "id", f"a backup with the id '{backup_id}' exists already")
     missing = _missing_keys(host, entries)
-    host.backups.append({"id": backup_id, "saved_at": _stamp(host), "entries": entries, "missing_keys": missing})
+    modified = _file_time(host)
+    host.backups.append({"id": backup_id, "saved_at": modified, "entries": entries, "missing_keys": missing,
+                         "modified": modified, "owner": DEFAULT_OWNER, "reparse_point": False})
     return {"id": backup_id, "path": _path(backup_id), "missing_keys": missing}
 
 
-def _ordered(host: HostState) -> list[dict[str, Any]]:
-    return sorted(host.backups, key=lambda b: (b["saved_at"], b["id"]))
-
-
 def op_backup_load(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
-    backup_id = _backup_id(op, allow_latest=True)
-    backups = _ordered(host)
-    if backup_id == "latest":
-        if not backups:
-            raise OpError("not_found", f"no backup is saved on this host ({BACKUP_FOLDER})")
-        return {"backup": backups[-1]}
-    for backup in backups:
-        if backup["id"].lower() == backup_id.lower():
-            return {"backup": backup}
-    raise OpError("not_found", f"no backup '{backup_id}' on this host ({_path(backup_id)})")
+    backup_id = _backup_id(op)
+    backup = _find_backup(host, backup_id)
+    if backup is None:
+        raise OpError("not_found", f"no backup '{backup_id}' on this host ({_path(backup_id)})")
+    path = _path(backup["id"])
+    problem = _file_problem(backup)
+    if problem:
+        raise _forbidden(f"the backup file {path} {problem}; refusing to use it")
+    try:
+        return {"backup": _content(backup)}
+    except ValueError as exc:
+        raise OpError("failed", f"the backup file {path} {exc}") from None
 
 
 def op_backup_list(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
-    return {"backups": [{"id": b["id"], "saved_at": b["saved_at"], "entries": len(b["entries"]),
-                         "path": _path(b["id"])} for b in _ordered(host)]}
+    """One element per *.json file of the backup folder, oldest first by the file's last-write time
+    (never by what a file says); a file that cannot be used says why in ``error``."""
+    listed = []
+    for backup in sorted(host.backups, key=lambda b: (b["modified"], b["id"].lower())):
+        entries, error = None, _file_problem(backup)
+        if error is None:
+            try:
+                entries = len(_content(backup)["entries"])
+            except ValueError as exc:
+                error = str(exc)
+        listed.append({"id": backup["id"], "saved_at": backup["modified"], "entries": entries,
+                       "path": _path(backup["id"]), "error": error})
+    return {"backups": listed}
 
 
 # -- services -----------------------------------------------------------------------------------
@@ -469,19 +540,35 @@ def _stop(host: HostState, service: Service) -> None:
     service.state, service.pid = "stopped", None
 
 
-def _start(host: HostState, index: int, service: Service) -> None:
+def _hangs(host: HostState, service: Service) -> bool:
+    """``behaviour.hung_services``: the service never finishes starting or stopping."""
+    return service.name.lower() in {name.lower() for name in host.behaviour.get("hung_services", [])}
+
+
+def _not_settled(host: HostState, service: Service, wanted: str, timeout_ms: int) -> OpError:
+    """The runner waits ``timeout_ms`` for the state, then gives up (error timeout)."""
+    host.pause(timeout_ms / 1000)
+    shown = {"start_pending": "StartPending", "stop_pending": "StopPending"}.get(service.state, service.state)
+    return OpError("timeout", f"service {service.name} did not become {wanted} within {timeout_ms} ms (it is "
+                              f"{shown})")
+
+
+def _start(host: HostState, index: int, service: Service, timeout_ms: int) -> None:
     from .scenario import service_pid
     from .state import SYSTEM_USER, Process
 
     if _is_port_service(service) and host.behaviour.get("port_service_start_fails"):
         raise OpError("failed", f"service {service.name} is Stopped, not Running (the service did not respond "
                                 "to the start or control request in a timely fashion)")
-    service.state = "running"
-    service.pid = service_pid(index)
+    if service.pid is None:  # (a service still start_pending from an earlier start has its process)
+        service.pid = service_pid(index)
+        image = service.executable()
+        host.processes.append(Process(service.pid, ntpath.basename(image), image, 0, SYSTEM_USER, implicit=True))
+    service.state = "start_pending" if _hangs(host, service) else "running"
+    if service.state != "running":
+        raise _not_settled(host, service, "Running", timeout_ms)
     if _is_port_service(service):
         service.listens = list(host.behaviour.get("port_service_ports") or [])
-    image = service.executable()
-    host.processes.append(Process(service.pid, ntpath.basename(image), image, 0, SYSTEM_USER, implicit=True))
 
 
 def op_service_set(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
@@ -490,7 +577,7 @@ def op_service_set(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
     state = _choice(op, "state", ("started", "stopped", "restarted"), None)
     if state is None:
         raise _invalid("service_set", "state", "missing")
-    _int(op, "timeout_ms", 1000, 120000, 30000)
+    timeout_ms = _int(op, "timeout_ms", 1000, 120000, 30000)
     _listen_ports(op)
     _int(op, "listen_wait_ms", 0, 120000, 0)  # the emulated service listens at once: nothing to wait for
     index, service = _service(host, name)
@@ -501,11 +588,14 @@ def op_service_set(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
     if start_mode is not None:
         service.start_mode = start_mode
     if state in ("stopped", "restarted") and service.state != "stopped":
+        if _hangs(host, service):
+            service.state = "stop_pending"
+            raise _not_settled(host, service, "Stopped", timeout_ms)
         _stop(host, service)
     if state in ("started", "restarted") and service.state != "running":
         if service.start_mode == "disabled":
             raise OpError("failed", f"service {service.name} cannot be started: it is disabled")
-        _start(host, index, service)
+        _start(host, index, service, timeout_ms)
     return {"name": service.name, "display_name": service.display_name, "state": service.state,
             "start_mode": service.start_mode, "previous_state": previous_state,
             "previous_start_mode": previous_start_mode}
@@ -541,10 +631,41 @@ def _new_pid(host: HostState) -> int:
     return max([PROCESS_PID_BASE, *(p.pid for p in host.processes)]) + 4
 
 
-def _session_of(host: HostState, number: int, user: str) -> dict[str, Any] | None:
+def _session_of(host: HostState, number: int, sid: str) -> dict[str, Any] | None:
+    """The session ``number`` when its user is the account ``sid`` (the task's principal)."""
     for session in host.sessions:
-        if session["id"] == number and user.lower() in (str(session["user"]).lower(), str(session["sid"]).lower()):
+        if session["id"] == number and str(session["sid"]).lower() == sid.lower():
             return session
+    return None
+
+
+def _is_under(path: str, folder: str) -> bool:
+    folded, base = normalise_path(path), normalise_path(folder).rstrip("\\")
+    return folded == base or folded.startswith(base + "\\")
+
+
+def writable_folder_problem(host: HostState, command: str) -> str | None:
+    """Why non-administrators could replace the program ``command`` (so the runner refuses to
+    start it as a user), or None: it lies under a user profile folder, the Public profile,
+    %ProgramData% or a temporary folder, or a folder on its path gives write access to Users,
+    Authenticated Users or Everyone (``user_writable_folders``; every other folder is
+    administrators-only, as Program Files)."""
+    from .state import ENVIRONMENT
+
+    places = [(host.profile_list_folder("ProfilesDirectory") or "C:\\Users", "the user profile folder"),
+              (host.profile_list_folder("Public") or "C:\\Users\\Public", "the Public profile folder")]
+    places += [(profile["path"], f"the profile folder of {profile['user']}") for profile in host.profiles]
+    places += [(ENVIRONMENT["programdata"], "%ProgramData%"), (SYSTEM_ROOT + "\\Temp", "a temporary folder")]
+    for folder, label in places:
+        if _is_under(command, folder):
+            shown = folder.rstrip("\\")
+            return (f"lies under {label} ({shown}), which non-administrators can write: only a program in a "
+                    "folder that only administrators can write is started")
+    folder = ntpath.dirname(command)
+    for acl in host.user_writable_folders:
+        if _is_under(folder, acl["path"]):
+            return (f"lies in {acl['path']}, whose ACL lets {acl['group']} write: only a program in a folder "
+                    "that only administrators can write is started")
     return None
 
 
@@ -560,6 +681,9 @@ def op_task_run(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
 
     name = _str(op, "name")
     user = _str(op, "user")
+    if not ops.USER_SID.match(user):
+        raise _invalid("task_run", "user", f"must be the SID of a person's account (S-1-5-21-... or S-1-12-1-...), "
+                                           f"not {user!r}")
     number = _int(op, "session", 1, 65535, None)
     command = _str(op, "command")
     arguments = _str(op, "arguments", "")
@@ -568,7 +692,7 @@ def op_task_run(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
         raise _forbidden(f"task name '{name}' must be nhs_cm_ followed by 1 to 64 letters, digits, '_' or '-'")
     if len(arguments) > 512 or re.search(r"[\x00-\x1F]", arguments):
         raise _forbidden("the arguments must be at most 512 characters without control characters")
-    problem = program_path_problem(command)
+    problem = program_path_problem(command) or writable_folder_problem(host, command)
     if problem:
         raise _forbidden(f"command '{command}' {problem}")
     if normalise_path(command) not in host.known_files():

@@ -3,6 +3,12 @@
 Requests are parsed with ElementTree; responses are written as text in the shape Windows uses and
 pywinrm 0.5.0 / ansible-core's `winrm` connection parse. Nothing is ever run: a command's text,
 arguments and standard input go to the emulated host's `execute`.
+
+As on Windows, a command starts once its input is complete: at once (Command) when it takes no
+standard input (``WINRS_CONSOLEMODE_STDIN=TRUE``), else on the Send whose stream has
+``End="true"``. It runs in a thread of its own, so that the Send is answered at once and two
+commands of one host can run at the same time; a Receive waits for it up to the request's
+OperationTimeout and then answers the OperationTimeout fault (the client sends Receive again).
 """
 
 from __future__ import annotations
@@ -75,6 +81,16 @@ class Host(Protocol):
     name: str
 
     def execute(self, command: str, arguments: list[str], stdin: bytes) -> tuple[bytes, bytes, int]: ...
+
+
+class LostAnswer(Exception):
+    """Raised by ``Host.execute`` when the command ran (its changes are made) but its answer must
+    never reach the client: the Receive that would carry it is answered by closing the connection
+    without a response (a fault behaviour, emulator/README.md)."""
+
+    def __init__(self, result: tuple[bytes, bytes, int]) -> None:
+        super().__init__("the answer of this command is lost")
+        self.result = result
 
 
 class WSManFault(Exception):
@@ -169,7 +185,8 @@ def _seconds(duration: str) -> float:
 
 @dataclass
 class Command:
-    """A command of a shell: it runs (once) on its first Receive after its standard input ended."""
+    """A command of a shell: it starts (once) when its standard input is complete, in a thread of
+    its own, and its output is delivered once."""
 
     id: str
     command: str
@@ -177,8 +194,11 @@ class Command:
     expects_stdin: bool
     stdin: list[bytes] = field(default_factory=list)
     stdin_ended: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
     result: tuple[bytes, bytes, int] | None = None
-    run_lock: threading.Lock = field(default_factory=threading.Lock)
+    failure: str | None = None  # the host model failed (a bug): told to the client as an internal error
+    lost: bool = False  # the answer never reaches the client (LostAnswer)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # for its input's end and its delivery
     delivered: bool = False
 
 
@@ -191,11 +211,13 @@ class Shell:
 
 @dataclass(frozen=True)
 class Reply:
-    """WinRS's answer to one request: the action's short name, HTTP status and SOAP text."""
+    """WinRS's answer to one request: the action's short name, HTTP status and SOAP text.
+    ``hang_up``: send nothing and close the connection (the answer of a command is lost)."""
 
     action: str
     status: int
     body: bytes
+    hang_up: bool = False
 
 
 class WinRS:
@@ -221,6 +243,8 @@ class WinRS:
             body = self._dispatch(request, user)
         except WSManFault as fault:
             return Reply(request.name, 500, fault.envelope(request.message_id, self._host.name))
+        except _HangUp:
+            return Reply(request.name, 0, b"", hang_up=True)
         return Reply(request.name, 200, envelope(_RESPONSE_ACTIONS[request.name], request.message_id, body))
 
     def _dispatch(self, request: Request, user: str) -> str:
@@ -306,48 +330,71 @@ class WinRS:
         )
         with self._lock:
             self._shell(request).commands[command.id] = command
+        if not command.expects_stdin:  # no standard input to wait for: it starts now, as on Windows
+            command.stdin_ended.set()
+            self._start(command)
         return f"<rsp:CommandResponse><rsp:CommandId>{command.id}</rsp:CommandId></rsp:CommandResponse>"
 
     def _send(self, request: Request, user: str) -> str:
         command = self._find_command(request, f"{_S}Send/{_S}Stream")
-        if command.result is not None or command.stdin_ended.is_set():
-            raise WSManFault(CODE_PIPE_CLOSING, "The pipe is being closed.", sender=False)
-        for stream in request.body.iterfind(f"{_S}Send/{_S}Stream"):
-            try:
-                command.stdin.append(base64.b64decode((stream.text or "").strip(), validate=True))
-            except binascii.Error as exc:
-                raise WSManFault(CODE_INVALID_BODY, "The stdin stream is not valid base64.", "w:InvalidBody") from exc
-            if stream.get("End", "").lower() == "true":
+        with command.lock:
+            if command.stdin_ended.is_set():
+                raise WSManFault(CODE_PIPE_CLOSING, "The pipe is being closed.", sender=False)
+            ended = False
+            for stream in request.body.iterfind(f"{_S}Send/{_S}Stream"):
+                try:
+                    command.stdin.append(base64.b64decode((stream.text or "").strip(), validate=True))
+                except binascii.Error as exc:
+                    raise WSManFault(CODE_INVALID_BODY, "The stdin stream is not valid base64.",
+                                     "w:InvalidBody") from exc
+                ended = ended or stream.get("End", "").lower() == "true"
+            if ended:
                 command.stdin_ended.set()
+                self._start(command)  # the input is complete: the command runs now, not on a Receive
         return "<rsp:SendResponse/>"
 
     def _receive(self, request: Request, user: str) -> str:
         command = self._find_command(request, f"{_S}Receive/{_S}DesiredStream")
-        if command.expects_stdin and not command.stdin_ended.wait(request.operation_timeout):
+        if not command.finished.wait(request.operation_timeout):  # input not complete, or still running
             raise WSManFault(
                 CODE_OPERATION_TIMEOUT,
                 "The WS-Management service cannot complete the operation within the time specified in "
                 "OperationTimeout.",
                 "w:TimedOut", sender=False)
-        stdout, stderr, rc = self._run(command)
+        if command.failure is not None:  # a bug in the host model: tell the client instead of hanging up
+            raise internal_error(f"The emulated host failed: {command.failure}")
+        stdout, stderr, rc = self._deliver(command)
         return (
             f"<rsp:ReceiveResponse>{_stream('stdout', command.id, stdout)}{_stream('stderr', command.id, stderr)}"
             f'<rsp:CommandState CommandId="{command.id}" State="{DONE_STATE}"><rsp:ExitCode>{rc}</rsp:ExitCode>'
             f"</rsp:CommandState></rsp:ReceiveResponse>"
         )
 
-    def _run(self, command: Command) -> tuple[bytes, bytes, int]:
-        """Run the command once; its output is delivered once, later Receives get none."""
-        with command.run_lock:
-            if command.result is None:
-                try:
-                    command.result = self._host.execute(command.command, command.arguments, b"".join(command.stdin))
-                except Exception as exc:  # a bug in the host model: tell the client instead of hanging up
-                    raise internal_error(f"The emulated host failed: {type(exc).__name__}: {exc}") from exc
+    def _start(self, command: Command) -> None:
+        """Run the command in a thread of its own (once: its input is complete)."""
+        name = f"nhs-cm-emulator-command-{self._host.name}"
+        threading.Thread(target=self._run, args=(command,), name=name, daemon=True).start()
+
+    def _run(self, command: Command) -> None:
+        try:
+            command.result = self._host.execute(command.command, command.arguments, b"".join(command.stdin))
+        except LostAnswer as lost:
+            command.result, command.lost = lost.result, True
+        except Exception as exc:  # a bug in the host model: reported on the Receive
+            command.failure = f"{type(exc).__name__}: {exc}"
+        finally:
+            command.finished.set()
+
+    def _deliver(self, command: Command) -> tuple[bytes, bytes, int]:
+        """The output, once; later Receives get none (and Done). A lost answer hangs up instead."""
+        assert command.result is not None
+        with command.lock:
             stdout, stderr, rc = command.result
             if command.delivered:
                 return b"", b"", rc
             command.delivered = True
+            if command.lost:
+                raise _HangUp
             return stdout, stderr, rc
 
     def _signal(self, request: Request, user: str) -> str:
@@ -357,6 +404,10 @@ class WinRS:
             with self._lock:
                 self._shell(request).commands.pop(command.id, None)
         return "<rsp:SignalResponse/>"
+
+
+class _HangUp(Exception):
+    """Internal: answer this request by closing the connection (a lost answer)."""
 
 
 def _stream(name: str, command_id: str, data: bytes) -> str:
