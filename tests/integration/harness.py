@@ -96,3 +96,15 @@ def run_playbook(playbook: str, inventory: Path, report_dir: Path, *args: str,
 def problem_ids(entry: dict[str, Any]) -> list[str]:
     """Ids of a host's error and warning findings, each once, sorted (the `expect` form)."""
     return sorted({f["id"] for f in entry["findings"] if f["severity"] in ("error", "warning")})
+
+
+#: What a backup adds to an emulated host's state: the backup files and the folder the first one makes.
+BACKUP_FIELDS = ("backups", "backup_folder")
+
+
+def without_backups(state: dict[str, Any]) -> dict[str, Any]:
+    """An estate's ``/state`` (``{"hosts": [...]}``) by host name, or one host's state, without what
+    backups added: a remediation and its rollback leave everything else as it was."""
+    if "hosts" in state:
+        return {host["name"]: without_backups(host) for host in state["hosts"]}
+    return {key: value for key, value in state.items() if key not in BACKUP_FIELDS}

@@ -10,7 +10,7 @@ import typing as t
 from pathlib import Path
 
 from ansible.plugins.shell.powershell import ShellModule
-from harness import ROOT, SCENARIOS, problem_ids, run_playbook
+from harness import ROOT, SCENARIOS, problem_ids, run_playbook, without_backups
 
 from nhs_cm_emulator.scenario import parse_document, parse_text
 from nhs_cm_emulator.state import HostState
@@ -49,8 +49,6 @@ def host_state(running: t.Any) -> dict[str, t.Any]:
     return running.get(f"/state/{HOST}")
 
 
-def without_backups(state: dict[str, t.Any]) -> dict[str, t.Any]:
-    return {k: v for k, v in state.items() if k != "backups"}
 
 
 def test_check_fix_verify_repeat_and_roll_back_the_default_profile(estate, tmp_path: Path) -> None:
@@ -128,7 +126,7 @@ hosts:
     registry:
       '{EDGE}':
         BlockThirdPartyCookies: {{type: REG_DWORD, data: 1}}
-    denied: ['{EDGE}\Recommended']
+    denied: ['{EDGE}\LocalNetworkAccessAllowedForUrls']
     default_profile:
       registry:
         '{IS}\ZoneMap':
@@ -151,13 +149,13 @@ def test_a_failure_after_the_default_profile_was_written_puts_it_back() -> None:
     run = _runner(host)
     original = host.state_dict()
     zone1 = f"{DP}\\{IS}\\Zones\\1"
-    keys = [f"{DP}\\{IS}\\ZoneMap", zone1, f"{EDGE}\\Recommended"]
+    keys = [f"{DP}\\{IS}\\ZoneMap", zone1, f"{EDGE}\\LocalNetworkAccessAllowedForUrls"]
     reads = run([{"op": "reg_read", "key": key} for key in keys[:2]])
     current = changes.reg_current([(key, "64", result) for key, result in zip(keys, reads, strict=False)])
     current[(changes.normalise_key(keys[2]), "64")] = {}  # say it looked readable and empty
     wanted = [changes.RegValue(keys[0], "AutoDetect", "REG_DWORD", 0),
               changes.RegValue(zone1, "1A00", "REG_DWORD", 0x20000),  # creates Zones and Zones\1
-              changes.RegValue(keys[2], "BlockThirdPartyCookies", "REG_DWORD", 0)]  # access denied
+              changes.RegValue(keys[2], "1", "REG_SZ", "https://ers.nhs.uk")]  # access denied
     the_plan = changes.plan(wanted, current)
     done = changes.outcome(the_plan, run(changes.write_request(the_plan, "b-dp"), write_errors="stop"))
     assert not done.ok and "access_denied" in str(done.failure)

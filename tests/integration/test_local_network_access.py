@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from harness import SCENARIOS, problem_ids, run_playbook
+from harness import SCENARIOS, problem_ids, run_playbook, without_backups
 
 LNA_IDS = {"LOCALHOST_ACCESS_BLOCKED", "LOCALHOST_ACCESS_NOT_ALLOWED", "LOCALHOST_ACCESS_POLICY_NOT_HONOURED"}
 FAULTY = ["localhost-access-blocked", "localhost-access-not-allowed", "localhost-access-policy-not-honoured"]
@@ -52,8 +52,6 @@ def writes(running: Any) -> dict[str, int]:
     return {name: host["writes"] for name, host in running.get("/stats")["hosts"].items()}
 
 
-def without_backups(state: dict[str, Any]) -> dict[str, Any]:
-    return {host["name"]: {k: v for k, v in host.items() if k != "backups"} for host in state["hosts"]}
 
 
 def registry_of(state: dict[str, Any], name: str) -> dict[str, Any]:

@@ -85,10 +85,13 @@ def test_check_fix_verify_repeat_and_roll_back(estate, tmp_path: Path) -> None:
     after_fix = running.get("/state")
     assert configuration(after_fix)["healthy-no-user"] == configuration(original)["healthy-no-user"]
     assert processes(after_fix, "healthy-no-user") == []
-    # One runner call to read and one to back up, write and read back per host (the RDS host
-    # finds CM's executable from the other sessions' CM processes).
+    # One runner call to read and one to back up, write and read back per host; a host that starts
+    # a program makes one more read first, of the program's install folder (CM's and the Identity
+    # Agent's paths come from the product's install data, never from a running process).
     commands = {name: stats["commands"] for name, stats in running.get("/stats")["hosts"].items()}
-    assert {commands[name] for name in FAULTY} == {3}  # check run: 1 read; real run: 1 read + 1 write
+    starts = {"cm-not-running", "rds-three-sessions-one-without-cm"}  # CM started in a session
+    assert {commands[name] for name in FAULTY if name not in starts} == {3}  # check: 1 read; real: read + write
+    assert {commands[name] for name in starts} == {5}  # and the install folder read in each run
     # RDS: CM and the Identity Agent started in session 4 only, as its user; nothing else started.
     started = set(processes(after_fix, "rds-three-sessions-one-without-cm")) - set(
         processes(original, "rds-three-sessions-one-without-cm"))
@@ -178,23 +181,46 @@ def test_cm_executable_from_the_install_folder_or_none(estate, tmp_path: Path) -
     assert (1, "NHSCredentialManagement.exe", "NHS\\lmitchell") in processes(running.get("/state"), "two-programs")
 
 
-def test_a_dropped_write_call_changes_nothing(estate, tmp_path: Path) -> None:
-    """The connection drops while the write call is sent: the host is unreachable, and nothing
-    was written (the emulator runs a command only when it is received whole)."""
+def test_a_write_call_dropped_before_its_input_arrived_changes_nothing(estate, tmp_path: Path) -> None:
+    """The connection drops while the write call's input is sent: the controller cannot know whether
+    it ran, so the host fails with "changed: unknown"; and nothing was written (Windows, and the
+    emulator, run a command only once its input is complete)."""
     # Basic auth, one shell per task: Create, then Command, Send, Receive, Signal per runner call:
-    # requests 0-4 are the read call, so request 7 is the write call's Receive.
+    # requests 0-4 are the read call, so request 6 is the write call's Send.
     path = tmp_path / "drop.yml"
     doc = yaml.safe_load((SCENARIOS / "port-service-stopped.yml").read_text())
-    doc["hosts"][0]["transport"] = {"fail": {"kind": "drop", "after_requests": 7, "times": 50}}
+    doc["hosts"][0]["transport"] = {"fail": {"kind": "drop", "after_requests": 6, "times": 50}}
     path.write_text(yaml.safe_dump(doc))
     running = estate([path], "--transport", "basic")
     original = running.get("/state")
     run = run_playbook(_playbook(tmp_path), running.inventory, tmp_path / "r")
     assert run.rc != 0
-    assert recap(run.output)["port-service-stopped"]["unreachable"] == 1
+    assert recap(run.output)["port-service-stopped"]["failed"] == 1
+    assert "changed: unknown" in run.output and "rollback.yml -e backup_id=" in run.output
     stats = running.get("/stats")["hosts"]["port-service-stopped"]
-    assert stats["commands"] == 2  # the read call ran; the write call's command was sent, never received
     assert stats["writes"] == 0
+    assert configuration(running.get("/state")) == configuration(original)
+
+
+def test_a_write_whose_answer_is_lost_is_changed_unknown_with_the_backup_id(estate, tmp_path: Path) -> None:
+    """The write call ran on the host, but its answer never came back: the host fails with
+    "changed: unknown" and the backup id to roll back with, and the rollback puts it back."""
+    path = tmp_path / "lost.yml"
+    doc = yaml.safe_load((SCENARIOS / "port-service-stopped.yml").read_text())
+    doc["hosts"][0].setdefault("behaviour", {})["lose_write_answers"] = 1
+    path.write_text(yaml.safe_dump(doc))
+    running = estate([path], "--transport", "basic")
+    original = running.get("/state")
+    run = run_playbook(_playbook(tmp_path), running.inventory, tmp_path / "r", "-v")
+    assert run.rc != 0
+    assert recap(run.output)["port-service-stopped"]["failed"] == 1
+    assert "changed: unknown" in run.output
+    (backup,) = running.get("/state/port-service-stopped")["backups"]
+    assert backup["id"] in run.output, "the message names the backup to roll back with"
+    assert running.get("/stats")["hosts"]["port-service-stopped"]["writes"] > 0, "the write did happen"
+    rollback = run_playbook("playbooks/rollback.yml", running.inventory, tmp_path / "b", "-e",
+                            f"backup_id={backup['id']}")
+    assert rollback.rc == 0, rollback.output
     assert configuration(running.get("/state")) == configuration(original)
 
 

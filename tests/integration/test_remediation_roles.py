@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness import SCENARIOS, problem_ids, run_playbook
+from harness import SCENARIOS, problem_ids, run_playbook, without_backups
 
 COOKIE_IDS = {"THIRD_PARTY_COOKIES_BLOCKED", "COOKIES_BLOCKED_BY_DEFAULT", "LOCALHOST_COOKIES_BLOCKED"}
 ZONE_IDS = {"INTRANET_AUTODETECT_ON", "INTRANET_LOCAL_SITES_OFF", "INTRANET_PROXY_BYPASS_OFF", "INTRANET_UNC_OFF",
@@ -48,9 +48,6 @@ def stats(running: Any, field: str) -> dict[str, int]:
     return {name: host[field] for name, host in running.get("/stats")["hosts"].items()}
 
 
-def without_backups(state: dict[str, Any]) -> dict[str, Any]:
-    """The hosts' state but the backups (a rollback leaves the backup files on the host)."""
-    return {host["name"]: {k: v for k, v in host.items() if k != "backups"} for host in state["hosts"]}
 
 
 def registry_of(state: dict[str, Any], name: str) -> dict[str, Any]:

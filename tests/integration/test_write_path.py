@@ -33,13 +33,13 @@ RUNNER = runner_text()
 HOST = rf"""
 hosts:
   - name: pc-values
-    sessions: [{{id: 1, user: 'NHS\jsmith', sid: '{SID}', state: active}}]
+    sessions: [{{id: 1, user: 'NHS\jsmith', sid: '{SID}'}}]
     profiles: [{{user: 'NHS\jsmith', sid: '{SID}', path: 'C:\Users\jsmith', loaded: true}}]
     registry:
       'HKLM\SOFTWARE\Policies\Microsoft\Edge':
         BlockThirdPartyCookies: {{type: REG_SZ, data: '1'}}
-        HideFirstRunExperience: {{type: REG_DWORD, data: 1}}
-    denied: ['HKLM\SOFTWARE\Policies\Microsoft\Edge\Recommended']
+        AuthServerAllowlist: {{type: REG_SZ, data: '*.nhs.uk'}}
+    denied: ['HKLM\SOFTWARE\Policies\Microsoft\Edge\LocalNetworkAccessAllowedForUrls']
     group_policy:
       'HKLM\SOFTWARE\Policies\Microsoft\Edge':
         BlockThirdPartyCookies: {{type: REG_SZ, data: '1'}}
@@ -107,7 +107,8 @@ def test_write_verify_idempotent_and_roll_back_exactly(host: HostState) -> None:
     assert host.writes == writes
 
     # rollback: the backup on the host, planned against the host now, written back
-    (loaded,) = run([{"op": "backup_load", "id": "latest"}])
+    (listed,) = run([{"op": "backup_list"}])  # the controller picks latest: the newest by file time
+    (loaded,) = run([{"op": "backup_load", "id": listed["backups"][-1]["id"]}])
     backup = loaded["backup"]
     undo = changes.plan(changes.restore_changes(backup["entries"]), read_current(run, KEYS))
     run(undo.write_ops + changes.restore_ops([], backup["missing_keys"]))
@@ -117,14 +118,15 @@ def test_write_verify_idempotent_and_roll_back_exactly(host: HostState) -> None:
 def test_a_denied_key_part_way_puts_back_what_was_written(host: HostState) -> None:
     run = Runner(host)
     original = host.state_dict()["registry"]
-    wanted = [WANTED[0], WANTED[1], changes.RegValue(EDGE + "\\Recommended", "BlockThirdPartyCookies", "REG_DWORD", 0),
-              WANTED[2]]
-    current = read_current(run, [*KEYS, EDGE + "\\Recommended"])
-    current[(changes.normalise_key(EDGE + "\\Recommended"), "64")] = {}  # say it looked readable and empty
+    denied = EDGE + "\\LocalNetworkAccessAllowedForUrls"
+    wanted = [WANTED[0], WANTED[1], changes.RegValue(denied, "1", "REG_SZ", "https://ers.nhs.uk"), WANTED[2]]
+    current = read_current(run, [*KEYS, denied])
+    current[(changes.normalise_key(denied), "64")] = {}  # say it looked readable and empty
     the_plan = changes.plan(wanted, current)
     done = apply(run, the_plan, "b-denied")
     assert not done.ok
-    assert done.failure is not None and "Recommended" in done.failure and "access_denied" in done.failure
+    assert done.failure is not None and "LocalNetworkAccessAllowedForUrls" in done.failure
+    assert "access_denied" in done.failure
     # the two writes before the denied one are put back; the denied one changed nothing; the 4th was skipped
     assert [item.change for item in done.attempted] == wanted[:2]
     assert host.state_dict()["registry"] == original
@@ -156,10 +158,10 @@ def test_a_gpo_owned_value_is_left_alone_unless_overridden(host: HostState) -> N
     run = Runner(host)
     (gpo,) = run([{"op": "gpo_registry_settings", "key_prefixes": ["SOFTWARE\\Policies\\Microsoft\\Edge"]}])
     facts = {"gpo": {"available": True, "error": None, "settings": gpo["settings"]}}
-    wanted = [WANTED[0], changes.RegValue(EDGE, "HideFirstRunExperience", "REG_DWORD", 0)]
+    wanted = [WANTED[0], changes.RegValue(EDGE, "AuthServerAllowlist", "REG_SZ", "*.nhs.uk,localhost")]
     current = read_current(run, [EDGE])
     the_plan = changes.plan(wanted, current, facts=facts)
-    assert [item.change.name for item in the_plan.planned] == ["HideFirstRunExperience"]  # type: ignore[union-attr]
+    assert [item.change.name for item in the_plan.planned] == ["AuthServerAllowlist"]  # type: ignore[union-attr]
     assert the_plan.gpo_skipped[0]["name"] == "BlockThirdPartyCookies"
     assert the_plan.gpo_skipped[0]["gpo"] == gpo["settings"][0]["gpo"]
     overridden = changes.plan(wanted, current, facts=facts, override_gpo=True)
