@@ -137,7 +137,8 @@ def test_a_missing_default_folder_fails_every_use_in_the_request_and_changes_not
     host = _host(text)
     host.registry.lookup("HKLM", PROFILE_LIST.split("\\")[1:]).values.pop("default")
     results = _run(host, {"op": "reg_read", "key": f"{PSEUDO}\\{ZONEMAP}"},
-                   {"op": "reg_write", "key": f"{PSEUDO}\\{ZONEMAP}", "name": "AutoDetect", "type": "REG_DWORD", "data": 1})
+                   {"op": "reg_write", "key": f"{PSEUDO}\\{ZONEMAP}", "name": "AutoDetect", "type": "REG_DWORD",
+                    "data": 1})
     assert [r["error"] for r in results] == ["not_found", "not_found"]
     assert "no value 'Default'" in results[0]["message"]
     assert host.writes == 0 and host.mounted() == []
