@@ -103,7 +103,8 @@ def test_a_planted_backup_is_never_restored(estate, tmp_path: Path) -> None:
     playbook.write_text(CM_FIX)
     fix = run_playbook(str(playbook), running.inventory, tmp_path / "r", "-v")
     assert fix.rc == 0, fix.output
-    assert [s["state"] for s in _host(running, "pc-planted")["services"] if s["name"] == "NHSPortService"] == ["running"]
+    port = [s["state"] for s in _host(running, "pc-planted")["services"] if s["name"] == "NHSPortService"]
+    assert port == ["running"]
 
     # latest: the newest backup the administrator wrote, by the file system's time: not the planted
     # file (newer, but a user's), not the broken one (named, and the others still listed).
