@@ -5,6 +5,7 @@ compiled)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterator
@@ -400,3 +401,10 @@ def test_the_minified_runner_parses_to_the_same_tree(names: set[str]) -> None:
     assert list(_shape(minified, minified.tree.root_node)) == list(_shape(plain, plain.tree.root_node))
     assert minified.text(minified.tree.root_node).splitlines()[0] == RUNNER_MARKER
     assert set(minified.operations()) == names
+
+
+def test_what_diagnose_sends_is_at_most_10_kb_after_gzip() -> None:
+    # Issue 17's target (docs/runner-protocol.md): the runner diagnose needs and its request,
+    # gzipped as build_stdin sends them (before base64).
+    stdin = _protocol.build_stdin(runner_text(), plan_reads())
+    assert len(base64.b64decode(stdin)) <= 10 * 1024
