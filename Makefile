@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 COLL_LINK := .collections/ansible_collections/nhs_cm/remediation
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# The checkout's collection (`make install` links it into .collections/). ansible.cfg sets no
+# collections path, so that AWX sees an installed collection when it runs this repository.
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Quality gates (docs/quality.md): their tools live in a venv of their own.
 QA_VENV := .venv-qa

@@ -134,7 +134,8 @@ def test_unreadable_scenario_gives_one_line(tmp_path: Path) -> None:
 def test_ansible_doc_renders() -> None:
     for plugin in ("nhs_cm.remediation.diagnose", "nhs_cm.remediation.report"):
         done = subprocess.run([str(BIN / "ansible-doc"), plugin], cwd=ROOT, capture_output=True, text=True,
-                              env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "PATH": str(BIN), "HOME": str(ROOT)},
+                              env={"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "PATH": str(BIN), "HOME": str(ROOT),
+                                   "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections")},
                               timeout=120)
         assert done.returncode == 0, done.stderr
         assert "OPTIONS" in done.stdout and "RETURN VALUES" in done.stdout
