@@ -107,7 +107,7 @@ ansible-doc: build
 	@$(GATE) ansible-doc tools/qa.sh docs
 
 clean:
-	rm -rf $(VENV) .collections reports .pytest_cache .ruff_cache
+	rm -rf $(VENV) .collections reports .pytest_cache .ruff_cache .awx
 	rm -rf $(QA_VENV) build
 
 # Debian's chromium renders report.html in tests/integration/test_reports_html.py. CI starts on a
@@ -159,3 +159,12 @@ lint-molecule: install qa-install
 	@$(GATE) ansible-lint-molecule env ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg \
 		$(QA_VENV)/bin/ansible-lint --profile production --strict molecule
 lint: lint-molecule
+# awx.awx (from the `ansible` wheel of requirements-awx.txt, unpacked into .awx/): the argument
+# specs that tests/integration/test_awx_load.py checks awx/*.yml against.
+AWX_STAMP := .awx/ansible_collections/awx/awx/MANIFEST.json
+.PHONY: awx-collection
+awx-collection: $(AWX_STAMP)
+$(AWX_STAMP): requirements-awx.txt | $(STAMP)
+	$(PY) tools/awx_collection.py .awx
+test: awx-collection
+integration: awx-collection

@@ -78,7 +78,8 @@ def main() -> int:
     started = time.monotonic()
     emulator, control = start_emulator(args, inventory)
     try:
-        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
+        env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+                   ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
                    PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
         cmd = [str(BIN / "ansible-playbook"), str(ROOT / "playbooks" / "audit.yml"),
                "-i", str(inventory), "-e", f"nhs_cm_report_dir={args.report_dir}"]
