@@ -168,3 +168,24 @@ $(AWX_STAMP): requirements-awx.txt | $(STAMP)
 	$(PY) tools/awx_collection.py .awx
 test: awx-collection
 integration: awx-collection
+# `make test-matrix`: the smoke path (audit, remediate --check --diff, remediate, rollback) under
+# every ansible-core minor that meta/runtime.yml declares, against emulated hosts
+# (tests/matrix/). One venv per minor in .venv-matrix/<version>, made from exactly what a user's
+# pip line installs (ansible-core plus meta/ee-requirements.txt, pip's cache kept); 2.19 is
+# .venv's own pinned ansible-core. Part of `make test`.
+MATRIX_CORES := 2.16.20 2.17.14 2.18.19
+MATRIX_VENV := .venv-matrix
+MATRIX_STAMPS := $(foreach core,$(MATRIX_CORES),$(MATRIX_VENV)/$(core)/.installed)
+.PHONY: matrix-install test-matrix
+matrix-install: $(MATRIX_STAMPS)
+$(MATRIX_VENV)/%/.installed: meta/ee-requirements.txt
+	rm -rf $(MATRIX_VENV)/$*
+	$(PYTHON) -m venv $(MATRIX_VENV)/$*
+	$(MATRIX_VENV)/$*/bin/python -m pip install --quiet "ansible-core==$*" -r meta/ee-requirements.txt
+	@touch $@
+test-matrix: install matrix-install
+	@$(GATE) test-matrix $(PY) -m pytest -q -p no:cacheprovider -n 2 tests/matrix
+test: test-matrix
+clean-matrix:
+	rm -rf $(MATRIX_VENV)
+clean: clean-matrix

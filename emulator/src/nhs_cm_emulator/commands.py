@@ -127,7 +127,25 @@ def run_script(host: HostState, script: str, stdin: bytes) -> Result:
         return run_bootstrap(host, stdin)
     if ANSIBLE_EXEC_WRAPPER in script:
         return modules.run_exec_wrapper(host, stdin)  # Python twins of a few ansible.windows modules
-    return _statements(host, strip_ansible_wrapping(lines))
+    body = strip_ansible_wrapping(lines)
+    nested = _nested_powershell(body)
+    if nested is not None:
+        return _powershell(host, nested, stdin)
+    return _statements(host, body)
+
+
+def _nested_powershell(body: list[str]) -> list[str] | None:
+    """The arguments of a script that is one call of powershell.exe, else None.
+
+    ansible-core 2.16 to 2.18 encode a command that is already ``PowerShell ... -EncodedCommand``
+    once more, so the script run is that command line. Windows finds the program whatever its
+    case, with or without ``.exe`` or a folder; the child reads the same standard input.
+    """
+    if len(body) != 1:
+        return None
+    words = body[0].split()
+    program = ntpath.basename(words[0].strip("\"'")).lower().removesuffix(".exe") if words else ""
+    return words[1:] if program in ("powershell", "pwsh") else None
 
 
 def strip_ansible_wrapping(lines: list[str]) -> list[str]:
