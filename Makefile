@@ -186,6 +186,7 @@ $(MATRIX_VENV)/%/.installed: meta/ee-requirements.txt
 test-matrix: install matrix-install
 	@$(GATE) test-matrix $(PY) -m pytest -q -p no:cacheprovider -n 2 tests/matrix
 test: test-matrix
+.PHONY: clean-matrix
 clean-matrix:
 	rm -rf $(MATRIX_VENV)
 clean: clean-matrix
