@@ -94,7 +94,8 @@ def test_failing_hosts_fail_alone(estate, tmp_path: Path) -> None:
         assert hosts[name]["status"] == "failed"
         assert hosts[name]["error"] and "\n" not in hosts[name]["error"]
     assert "refused" in hosts["refuses-01"]["error"].lower() or "connect" in hosts["refuses-01"]["error"].lower()
-    assert "credentials were rejected" in hosts["badpass-01"]["error"]
+    assert hosts["badpass-01"]["error"].endswith(" credentials rejected")
+    assert hosts["refuses-01"]["error"].endswith(" connection refused on 5985")
     assert "Passw0rd!" not in run.output
 
 
