@@ -64,6 +64,7 @@ def test_every_declared_minor_has_a_venv() -> None:
 def _run(bin_dir: Path, playbook: str, inventory: Path, report_dir: Path, *args: str) -> tuple[int, str]:
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
                ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_CALLBACKS_ENABLED="nhs_cm.remediation.progress",  # the shipped callback loads under each
                PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     done = subprocess.run([str(bin_dir / "ansible-playbook"), playbook, "-i", str(inventory),
                            "-e", f"nhs_cm_report_dir={report_dir}", *args],
