@@ -25,8 +25,8 @@ SHIPPED_DIRS = ("meta/", "plugins/", "roles/", "playbooks/", "docs/", "changelog
                 "awx/")
 # Folders of the checkout that must never ship (the emulator never travels with the collection).
 NEVER_SHIPPED = ("emulator", "scenarios", "tools", "benchmarks", "reports", "build", "tests/integration",
-                 "tests/output", "tests/qa", ".venv", ".venv-qa", ".collections", ".git", ".ci", "collections",
-                 "ansible.cfg", "Makefile")
+                 "tests/matrix", "tests/output", "tests/qa", ".venv", ".venv-qa", ".collections", ".git", ".ci",
+                 "collections", "ansible.cfg", "Makefile")
 MAX_BYTES = 1_000_000
 
 
