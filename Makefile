@@ -190,3 +190,22 @@ test: test-matrix
 clean-matrix:
 	rm -rf $(MATRIX_VENV)
 clean: clean-matrix
+# `make docs`: the collection's docsite with antsibull-docs (docs/preview/ holds its Sphinx
+# configuration; docs/docsite/ the collection's extra pages, as collections keep them). Lints the
+# collection's docs, renders every plugin and role to RST, builds HTML into build/docsite/html
+# with every Sphinx warning an error. Part of `make test`. Tools in .venv-docs.
+DOCS_VENV := .venv-docs
+DOCS_STAMP := $(DOCS_VENV)/.installed
+DOCSITE := build/docsite
+.PHONY: docs docs-install clean-docs
+docs-install: $(DOCS_STAMP) $(COLL_LINK)
+$(DOCS_STAMP): requirements-docs.txt requirements.txt
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install --quiet -r requirements-docs.txt -c requirements.txt
+	@touch $@
+docs: docs-install
+	@$(GATE) docs tools/docsite.sh $(DOCS_VENV) $(DOCSITE)
+test: docs
+clean-docs:
+	rm -rf $(DOCS_VENV) $(DOCSITE)
+clean: clean-docs

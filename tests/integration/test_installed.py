@@ -80,3 +80,11 @@ def test_the_quick_start_runs_the_installed_tarball_outside_the_checkout(
     assert check.returncode == 0, output
     assert "a role would fix: cm_service: CM_NOT_RUNNING" in output
     assert "Check mode: nothing was written and no backup was taken" in output
+
+
+def test_the_docsite_guide_installs_the_same_way() -> None:
+    """docs/docsite/rst/guide.rst (the docsite's quick start) runs the user guide's commands."""
+    rst = (ROOT / "docs" / "docsite" / "rst" / "guide.rst").read_text()
+    block = rst.split(".. code-block:: bash", 1)[1].split("\n\n", 2)[1]
+    commands = [line.strip().split("#")[0].strip() for line in block.splitlines() if line.strip()]
+    assert commands == _quick_start()
