@@ -80,3 +80,34 @@ def test_a_big_estate_lists_only_the_faulty_hosts_and_counts_the_rest(estate, tm
     assert [line.split(":")[0] for line in lines if re.match(r"^[a-z0-9-]+: ", line)] == ["cm-not-running"]
     assert "3 host(s) with no e-RS fault found are not listed (-e nhs_cm_summary=all lists every host)" in lines
     assert any(line.startswith("Estate: 4 host(s) - 3 with no fault or warning") for line in lines)
+
+
+def test_check_mode_separates_what_a_role_would_fix_and_rollback_names_hosts_without_backup(
+        estate, tmp_path: Path) -> None:
+    """third-party-cookies-blocked: Group Policy owns the value, so no role fixes it here."""
+    running = estate([SCENARIOS / name for name in ("cookies-blocked-by-default.yml",
+                                                    "third-party-cookies-blocked.yml", "healthy-cm1-ia.yml")])
+    json_lines = {"ANSIBLE_CALLBACK_RESULT_FORMAT": "json"}  # one line per list item, never wrapped
+    check = run_playbook("playbooks/remediate.yml", running.inventory, tmp_path / "check", "--check",
+                         "-e", "nhs_cm_fixes=third_party_cookies", env=json_lines)
+    assert check.rc == 0, check.output
+    todo = _task_output(check.output, "Say what is still to do on each host")
+    assert "a role would fix: third_party_cookies: COOKIES_BLOCKED_BY_DEFAULT (error)" in todo
+    assert "fix by hand: THIRD_PARTY_COOKIES_BLOCKED (error)" in todo
+    assert "a role would fix: third_party_cookies: THIRD_PARTY_COOKIES_BLOCKED" not in todo
+    assert "Check mode: nothing was written and no backup was taken" in check.output
+
+    fix = run_playbook("playbooks/remediate.yml", running.inventory, tmp_path / "fix",
+                       "-e", "nhs_cm_fixes=third_party_cookies", env=json_lines)
+    assert fix.rc == 0 and fix.report is not None, fix.output
+    (backup,) = fix.report["hosts"]["cookies-blocked-by-default"]["backups"]
+    assert f"  cookies-blocked-by-default: {backup}" in _task_output(fix.output, "Show the summary")
+    # After the real run the GPO-owned finding is still to do by hand, and nothing says a role would fix it.
+    assert "a role would fix" not in fix.output
+
+    rollback = run_playbook("playbooks/rollback.yml", running.inventory, tmp_path / "rb", "-e", "backup_id=latest",
+                            env=json_lines)
+    assert rollback.rc == 0, rollback.output
+    shown = _task_output(rollback.output, "Show what was restored where")
+    assert f"cookies-blocked-by-default: restored backup {backup} (saved " in shown
+    assert "No backup to restore on: third-party-cookies-blocked, healthy-cm1-ia" in shown

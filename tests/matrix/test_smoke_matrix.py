@@ -65,6 +65,7 @@ def _run(bin_dir: Path, playbook: str, inventory: Path, report_dir: Path, *args:
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
                ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                ANSIBLE_CALLBACKS_ENABLED="nhs_cm.remediation.progress",  # the shipped callback loads under each
+               ANSIBLE_CALLBACK_RESULT_FORMAT="json",  # one line per list item, never wrapped
                PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     done = subprocess.run([str(bin_dir / "ansible-playbook"), playbook, "-i", str(inventory),
                            "-e", f"nhs_cm_report_dir={report_dir}", *args],
@@ -101,6 +102,8 @@ def test_audit_check_remediate_rollback(venv: str, estate, tmp_path: Path) -> No
     assert running.get("/state") == before, f"ansible-core {version}: check mode wrote"
     assert re.search(r"^\+.*CookiesAllowedForUrls", out, re.MULTILINE), out  # the diff of the cookies fix
     assert re.search(r"^\+.*NHS Credential Management started", out, re.MULTILINE), out
+    assert "a role would fix: cm_service: CM_NOT_RUNNING" in out, out
+    assert "Check mode: nothing was written and no backup was taken" in out, out
 
     rc, out = _run(bin_dir, "playbooks/remediate.yml", running.inventory, tmp_path / "fix", "--diff")
     assert rc == 0, f"ansible-core {version}\n{out}"
@@ -109,8 +112,13 @@ def test_audit_check_remediate_rollback(venv: str, estate, tmp_path: Path) -> No
         assert problem_ids(fixed["hosts"][name]) == [], f"ansible-core {version}: {name} still has findings"
     changed = {name for name, entry in fixed["hosts"].items() if entry.get("backups")}
     assert changed == {name for name, role in HOSTS.items() if role}
+    for name in changed:  # the backup ids are on the console, as the summary's last lines
+        assert f"  {name}: {', '.join(fixed['hosts'][name]['backups'])}" in out, out
 
     rc, out = _run(bin_dir, "playbooks/rollback.yml", running.inventory, tmp_path / "rollback",
                    "-e", "backup_id=latest")
     assert rc == 0, f"ansible-core {version}\n{out}"
     assert _configuration(running.get("/state")) == _configuration(before), f"ansible-core {version}: not restored"
+    for name in changed:
+        assert f"{name}: restored backup {fixed['hosts'][name]['backups'][-1]} (saved " in out, out
+    assert "No backup to restore on: healthy-cm1-ia" in out, out
