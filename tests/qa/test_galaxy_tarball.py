@@ -91,16 +91,22 @@ def test_what_the_docs_tell_an_installed_user_to_use_ships(members: dict[str, ta
 
 
 def test_galaxy_links_are_real_or_absent() -> None:
-    """A placeholder address (example.*, .invalid, .test) in galaxy.yml sends Galaxy users nowhere."""
+    """A placeholder address (example.*, .invalid, .test) in galaxy.yml sends Galaxy users nowhere.
+    `repository`, which Galaxy's importer requires, is the trust's own git repository: the one its
+    AWX project syncs and its collections/requirements.yml installs from (renamed together)."""
     import yaml
 
     galaxy = yaml.safe_load((ROOT / "galaxy.yml").read_text(encoding="utf-8"))
-    for key in ("repository", "documentation", "homepage", "issues"):
+    for key in ("documentation", "homepage", "issues"):
         link = galaxy.get(key)
         if link:
             host = re.sub(r"^[a-z+]+://([^/:]+).*$", r"\1", link)
             assert not re.search(r"(^|\.)(example(\.[a-z]+)?|invalid|test|localhost)$", host), f"{key}: {link}"
             assert link.startswith("https://"), f"{key}: {link}"
+    projects = yaml.safe_load((ROOT / "awx" / "controller_objects.yml").read_text(encoding="utf-8"))
+    requirements = yaml.safe_load((ROOT / "collections" / "requirements.yml").read_text(encoding="utf-8"))
+    assert galaxy["repository"] == projects["controller_projects"][0]["scm_url"]
+    assert galaxy["repository"] == requirements["collections"][0]["name"]
 
 
 def test_the_tarball_is_small(tarball: Path) -> None:
