@@ -3,12 +3,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
-import typing as t
-
-from ansible.plugins.callback import CallbackBase
-
 DOCUMENTATION = r"""
 name: progress
 type: aggregate
@@ -49,6 +43,12 @@ options:
     env:
       - name: NHS_CM_PROGRESS_NAMES
 """
+
+import threading  # noqa: E402 - ansible-test: documentation first
+import time  # noqa: E402
+import typing as t  # noqa: E402
+
+from ansible.plugins.callback import CallbackBase  # noqa: E402
 
 
 class _TaskProgress:
