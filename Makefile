@@ -23,7 +23,8 @@ help:
 	@echo "make test   - run every test (installs what it needs into .venv first)"
 	@echo "make install, make lint, make unit, make integration, make clean"
 	@echo "make bench [N=200] - benchmark the audit against an ansible.windows baseline (benchmarks/README.md)"
-	@echo "gates (make test runs them all): make lint (ruff, ansible-lint), make sanity, make units, make galaxy"
+	@echo "gates (make test runs them all): make lint (ruff, ansible-lint), make sanity, make units, make galaxy,"
+	@echo "  make docs (the antsibull-docs docsite), make test-matrix (the smoke path under ansible-core 2.16 to 2.19)"
 
 install: $(STAMP) $(COLL_LINK)
 
