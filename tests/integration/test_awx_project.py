@@ -65,6 +65,7 @@ def test_the_audit_job_runs_from_a_clean_project_with_the_installed_collection(
 
     reports = tmp_path / "reports"
     (tmp_path / "runner").mkdir()
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     result = ansible_runner.run(
         private_data_dir=str(tmp_path / "runner"), project_dir=str(project), playbook="playbooks/audit.yml",
         inventory=str(running.inventory), cmdline="--check", quiet=True,  # the Audit template's job_type: check
@@ -75,8 +76,10 @@ def test_the_audit_job_runs_from_a_clean_project_with_the_installed_collection(
     assert result.status == "successful" and result.rc == 0, output
 
     # The template's Jinja was rendered when the job ran: today's date (UTC) and AWX's job id.
-    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
-    report = json.loads((reports / today / f"job-{JOB_ID}" / "report.json").read_text())
+    days = {started, datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")}  # a run across midnight
+    (written,) = [reports / day / f"job-{JOB_ID}" / "report.json" for day in days
+                  if (reports / day / f"job-{JOB_ID}" / "report.json").exists()]
+    report = json.loads(written.read_text())
     assert sorted(report["hosts"]) == sorted(path.stem for path in ESTATE)
     assert report["hosts"]["cm-not-running"]["faults"] == [1]
     assert any(e["event"] == "runner_on_ok" and e["event_data"].get("resolved_action") == "nhs_cm.remediation.diagnose"
