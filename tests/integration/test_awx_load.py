@@ -193,3 +193,13 @@ def test_the_validation_catches_what_awx_would_refuse() -> None:
     assert any("job_type" in e for e in validate("job_template", {"name": "x", "job_type": "audit"}))
     assert any("survey_questions" in e for e in validate("job_template", {"name": "x", "survey_questions": []}))
     assert any("job_slice_count" in e for e in validate("job_template", {"name": "x", "job_slice_count": "four"}))
+
+
+def test_a_key_the_role_does_not_read_is_named() -> None:
+    """infra.aap_configuration silently drops a key its role does not read (`ask_variables` is
+    not `ask_variables_on_launch`): such a key fails here."""
+    module, keys = ROLES["controller_templates"]
+    with pytest.raises(AssertionError, match=r"the role ignores \['ask_variables'\]"):
+        _arguments([{"name": "NHS CM - Audit", "ask_variables": True}], keys, module, "controller_templates")
+    ((_label, params),) = _arguments([{"name": "x", "survey": {"name": "s"}}], keys, module, "controller_templates")
+    assert params == {"name": "x", "survey_spec": {"name": "s"}, "job_type": "run", "state": "present"}
