@@ -6,6 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 COLL_LINK := .collections/ansible_collections/nhs_cm/remediation
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# The checkout's collection (`make install` links it into .collections/). ansible.cfg sets no
+# collections path, so that AWX sees an installed collection when it runs this repository.
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Quality gates (docs/quality.md): their tools live in a venv of their own.
 QA_VENV := .venv-qa
@@ -21,7 +24,8 @@ help:
 	@echo "make test   - run every test (installs what it needs into .venv first)"
 	@echo "make install, make lint, make unit, make integration, make clean"
 	@echo "make bench [N=200] - benchmark the audit against an ansible.windows baseline (benchmarks/README.md)"
-	@echo "gates (make test runs them all): make lint (ruff, ansible-lint), make sanity, make units, make galaxy"
+	@echo "gates (make test runs them all): make lint (ruff, ansible-lint), make sanity, make units, make galaxy,"
+	@echo "  make docs (the antsibull-docs docsite), make test-matrix (the smoke path under ansible-core 2.16 to 2.19)"
 
 install: $(STAMP) $(COLL_LINK)
 
@@ -108,7 +112,7 @@ ansible-doc: build
 	@$(GATE) ansible-doc tools/qa.sh docs
 
 clean:
-	rm -rf $(VENV) .collections reports .pytest_cache .ruff_cache
+	rm -rf $(VENV) .collections reports .pytest_cache .ruff_cache .awx
 	rm -rf $(QA_VENV) build
 
 # Debian's chromium renders report.html in tests/integration/test_reports_html.py. CI starts on a
@@ -186,3 +190,53 @@ $(KRB_STAMP): requirements-kerberos.txt | kerberos-os $(STAMP)
 	@touch $@
 test: kerberos
 integration: kerberos
+# awx.awx (from the `ansible` wheel of requirements-awx.txt, unpacked into .awx/): the argument
+# specs that tests/integration/test_awx_load.py checks awx/*.yml against.
+AWX_STAMP := .awx/ansible_collections/awx/awx/MANIFEST.json
+.PHONY: awx-collection
+awx-collection: $(AWX_STAMP)
+$(AWX_STAMP): requirements-awx.txt | $(STAMP)
+	$(PY) tools/awx_collection.py .awx
+test: awx-collection
+integration: awx-collection
+# `make test-matrix`: the smoke path (audit, remediate --check --diff, remediate, rollback) under
+# every ansible-core minor that meta/runtime.yml declares, against emulated hosts
+# (tests/matrix/). One venv per minor in .venv-matrix/<version>, made from exactly what a user's
+# pip line installs (ansible-core plus meta/ee-requirements.txt, pip's cache kept); 2.19 is
+# .venv's own pinned ansible-core. Part of `make test`.
+MATRIX_CORES := 2.16.20 2.17.14 2.18.19
+MATRIX_VENV := .venv-matrix
+MATRIX_STAMPS := $(foreach core,$(MATRIX_CORES),$(MATRIX_VENV)/$(core)/.installed)
+.PHONY: matrix-install test-matrix
+matrix-install: $(MATRIX_STAMPS)
+$(MATRIX_VENV)/%/.installed: meta/ee-requirements.txt
+	rm -rf $(MATRIX_VENV)/$*
+	$(PYTHON) -m venv $(MATRIX_VENV)/$*
+	$(MATRIX_VENV)/$*/bin/python -m pip install --quiet "ansible-core==$*" -r meta/ee-requirements.txt
+	@touch $@
+test-matrix: install matrix-install
+	@$(GATE) test-matrix $(PY) -m pytest -q -p no:cacheprovider -n 2 tests/matrix
+test: test-matrix
+.PHONY: clean-matrix
+clean-matrix:
+	rm -rf $(MATRIX_VENV)
+clean: clean-matrix
+# `make docs`: the collection's docsite with antsibull-docs (docs/preview/ holds its Sphinx
+# configuration; docs/docsite/ the collection's extra pages, as collections keep them). Lints the
+# collection's docs, renders every plugin and role to RST, builds HTML into build/docsite/html
+# with every Sphinx warning an error. Part of `make test`. Tools in .venv-docs.
+DOCS_VENV := .venv-docs
+DOCS_STAMP := $(DOCS_VENV)/.installed
+DOCSITE := build/docsite
+.PHONY: docs docs-install clean-docs
+docs-install: $(DOCS_STAMP) $(COLL_LINK)
+$(DOCS_STAMP): requirements-docs.txt requirements.txt
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install --quiet -r requirements-docs.txt -c requirements.txt
+	@touch $@
+docs: docs-install
+	@$(GATE) docs tools/docsite.sh $(DOCS_VENV) $(DOCSITE)
+test: docs
+clean-docs:
+	rm -rf $(DOCS_VENV) $(DOCSITE)
+clean: clean-docs

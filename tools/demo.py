@@ -154,6 +154,7 @@ def run_demo(args: argparse.Namespace, inventory: Path, kdc: Kdc | None) -> int:
         if kdc is not None:
             join_domain(kdc, inventory)
         env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+                   ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
                    PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(kdc.env() if kdc else {}))
         cmd = [str(BIN / "ansible-playbook"), str(ROOT / "playbooks" / "audit.yml"),
                "-i", str(inventory), "-e", f"nhs_cm_report_dir={args.report_dir}"]

@@ -164,7 +164,9 @@ def start(scenario: Path, workdir: Path, base_address: str) -> Emulator:
 
 
 def playbook(path: str, inventory: Path, forks: int, *args: str, callback: str = "default") -> str:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORKS=str(forks),
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+               ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_FORKS=str(forks),
                ANSIBLE_STDOUT_CALLBACK=callback, ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
                PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     done = subprocess.run([str(BIN / "ansible-playbook"), path, "-i", str(inventory), *args], cwd=ROOT, env=env,

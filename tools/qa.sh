@@ -22,8 +22,9 @@ export PATH=$QA_VENV/bin:$PATH
 if [ -n "${CI:-}" ]; then
     export NO_COLOR=1  # plain CI logs (ansible-lint colours even when piped)
 fi
-# ansible-test and ansible-doc below read the unpacked tarball, never the checkout's ansible.cfg.
-unset ANSIBLE_CONFIG
+# ansible-test and ansible-doc below read the unpacked tarball, never the checkout's ansible.cfg
+# nor its .collections link (which the Makefile exports for its own ansible runs).
+unset ANSIBLE_CONFIG ANSIBLE_COLLECTIONS_PATH
 # ansible-test runs with ANSIBLE_TEST_CONTENT_ROOT=$TREE: without it, it walks up from build/ to
 # the checkout's .git and tests only the files git tracks there (none: build/ is ignored), and
 # "All targets skipped" passes. With it, it takes every file of the unpacked tarball.
@@ -106,8 +107,9 @@ ansible_lint() {
     done
     [ "${#targets[@]}" -gt 0 ] || die "neither playbooks/ nor roles/ exists"
     cd "$ROOT"
-    # The checkout's ansible.cfg finds nhs_cm.remediation through .collections (make install).
-    ANSIBLE_CONFIG=$ROOT/ansible.cfg ansible-lint --profile production --strict "${targets[@]}"
+    # nhs_cm.remediation resolves through the checkout's .collections link (make install).
+    ANSIBLE_CONFIG=$ROOT/ansible.cfg ANSIBLE_COLLECTIONS_PATH=$ROOT/.collections \
+        ansible-lint --profile production --strict "${targets[@]}"
 }
 
 importer() {

@@ -145,6 +145,19 @@ def test_pre_encoded_command_line_is_accepted(host: HostState) -> None:
     assert (err, code) == (b"", 1) and b"no separator line" in out  # stdin was the script, so no runner follows
 
 
+@pytest.mark.parametrize("program", ["PowerShell", "powershell.exe", "POWERSHELL",
+                                     "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe"])
+def test_an_encoded_command_encoded_again_runs_as_on_windows(host: HostState, program: str) -> None:
+    """ansible-core 2.16 to 2.18: the winrm connection encodes the runner's already encoded command
+    line once more; the outer PowerShell runs the inner one, found whatever its case or path."""
+    encoded = base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode()
+    inner = f"{program} -NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand {encoded}"
+    out, err, code = run_encoded(host, inner, runner_stdin(REQUEST), strict_mode=False, preserve_rc=False)
+    assert (err, code) == (b"", 0) and json.loads(out)["ok"] is True
+    out, err, code = run_encoded(host, "Frobnicate -EncodedCommand " + encoded, strict_mode=False, preserve_rc=False)
+    assert code == 1 and b"The term 'Frobnicate' is not recognized" in err
+
+
 # -- raw one-liners ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("script", "stdout", "code"), [

@@ -32,6 +32,7 @@ import typing as t
 from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._connection_errors import describe
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import guard_subclass
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
     BOOTSTRAP,
@@ -111,13 +112,37 @@ def kerberos_reason(text: str) -> str:
 
 
 def _reason(exc: BaseException) -> str:
-    text = kerberos_reason(" ".join(str(exc).split()) or type(exc).__name__)
+    raw = " ".join(str(exc).split()) or type(exc).__name__
+    text = kerberos_reason(raw)  # a Kerberos failure: what to check
+    readable = describe(text) if text == raw else None  # "connection refused on 5985", ...
+    if readable is not None:
+        return readable
     if len(text) > 300:
         text = text[:297] + "..."
     lowered = text.casefold()
     if "timed out" in lowered or "timeout" in lowered or isinstance(exc, TimeoutError):
         return f"the runner timed out: {text}"
     return f"cannot run the runner on the host: {text}"
+
+
+class HostUnreachable(AnsibleConnectionFailure):
+    """The host could not be reached: the message is one readable line; the error of the WinRM
+    stack stays the cause (its traceback with -vvv), and ansible-core 2.19 does not append its text."""
+
+    _include_cause_message = False
+
+    @property
+    def result_contribution(self) -> t.Mapping[str, object]:
+        """ansible-core 2.19: the task's msg is this line, not "Task failed: <this line>"."""
+        return {"unreachable": True, "msg": str(self)}
+
+    @property
+    def omit_exception_key(self) -> bool:
+        """ansible-core 2.19 prints a task's exception as an [ERROR] block besides the host's line:
+        only with -vvv, where the WinRM stack's own error and traceback help."""
+        from ansible.utils.display import Display
+
+        return Display().verbosity < 3
 
 
 class RunnerAction(ActionBase):
@@ -181,7 +206,7 @@ class RunnerAction(ActionBase):
                 raise WriteUnconfirmed(f"{_reason(exc)} after the write request was sent") from exc
             # The host could not be reached (refused, credentials rejected, timed out, dropped):
             # Ansible reports it UNREACHABLE, with this one readable line.
-            raise AnsibleConnectionFailure(_reason(exc)) from exc
+            raise HostUnreachable(_reason(exc)) from exc
         except AnsibleError as exc:
             text = " ".join(str(exc).split())[:300]
             if writes:

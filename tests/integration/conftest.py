@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from domain import Kdc, new_kdc
-from harness import Estate, start_estate
+from harness import BIN, ROOT, Estate, start_estate
 
 
 @pytest.fixture
@@ -38,3 +39,14 @@ def kdc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kdc]:
     running = new_kdc(tmp_path_factory.mktemp("realm"))
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def collection_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The collection built from the checkout as a release is (`ansible-galaxy collection build`)."""
+    out = tmp_path_factory.mktemp("tarball")
+    done = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(out), str(ROOT)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (built,) = out.glob("nhs_cm-remediation-*.tar.gz")
+    return built

@@ -16,6 +16,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+#: The checkout's collection (`make install` links it there). ansible.cfg names no collections
+#: path, so that an installed collection stays visible when AWX runs the repository as a project.
+COLLECTIONS = ROOT / ".collections"
 SCENARIOS = ROOT / "scenarios"
 # Start at a random block so that two test runs on one machine rarely pick the same addresses.
 _counter = itertools.count(random.randrange(250))
@@ -82,7 +85,8 @@ class PlaybookRun:
 def run_playbook(playbook: str, inventory: Path, report_dir: Path, *args: str,
                  env: dict[str, str] | None = None) -> PlaybookRun:
     """Run ansible-playbook from the repository root, as a user would after `make install`."""
-    full_env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+    full_env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+                    ANSIBLE_NOCOLOR="1",
                     ANSIBLE_FORCE_COLOR="0", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     full_env.update(env or {})
     cmd = [str(BIN / "ansible-playbook"), playbook, "-i", str(inventory),

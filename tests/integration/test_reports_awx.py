@@ -26,10 +26,21 @@ def collection_module(name: str) -> Any:
     return importlib.import_module(f"ansible_collections.nhs_cm.remediation.plugins.plugin_utils.{name}")
 
 
+class Unsafe(str):
+    """A value tagged !unsafe: Ansible keeps it as text (AWX renders it at job time)."""
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Loader.add_constructor("!unsafe", lambda loader, node: Unsafe(loader.construct_scalar(node)))
+
+
 def _config() -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for path in sorted(AWX.glob("*.yml")):
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_Loader)
         assert isinstance(data, dict), path
         assert not set(data) & set(merged), f"{path} defines {set(data) & set(merged)} again"
         merged.update(data)
@@ -132,6 +143,30 @@ def test_variables_match_the_playbooks() -> None:
             assert re.search(rf"\b{variable}\b", header), f"{template['playbook']} does not document {variable}"
             assert re.search(rf"\b{variable}\b", text.replace(header, "")), f"{template['playbook']} ignores {variable}"
         assert _variables_used(template.get("extra_vars", {})) <= AWX_VARIABLES | given
+        # Jinja meant for job time is tagged !unsafe, so that loading the objects leaves it alone.
+        for text in _strings(template.get("extra_vars", {})):
+            assert "{{" not in text or isinstance(text, Unsafe), f"{template['name']}: {text} is not !unsafe"
+
+
+def test_one_image_name_everywhere() -> None:
+    """The EE that execution-environment.yml builds is the one AWX is told to pull, and the docs say so."""
+    definition = yaml.safe_load((ROOT / "execution-environment.yml").read_text())
+    galaxy = yaml.safe_load((ROOT / "galaxy.yml").read_text())
+    (image,) = definition["options"]["tags"]
+    assert image.endswith(":" + galaxy["version"])
+    environments = _config()["controller_execution_environments"]
+    assert [e["image"] for e in environments] == [image]
+    for path in (ROOT / "execution-environment.yml", ROOT / "docs" / "awx.md"):
+        named = set(re.findall(r"[a-z0-9.-]+\.[a-z]+/[a-z0-9./-]*nhs-cm-ee:[0-9.]+", path.read_text()))
+        assert named == {image}, f"{path.name} names {named}"
+
+
+def test_the_project_installs_the_collection_from_its_own_repository() -> None:
+    """collections/requirements.yml (AWX's project sync) points at the project's repository and branch."""
+    requirements = yaml.safe_load((ROOT / "collections" / "requirements.yml").read_text())
+    (project,) = _config()["controller_projects"]
+    (wanted,) = requirements["collections"]
+    assert wanted == {"name": project["scm_url"], "type": "git", "version": project["scm_branch"]}
 
 
 def test_ansible_builder_create_makes_a_context_with_the_collection(tmp_path: Path) -> None:
@@ -165,6 +200,7 @@ def test_ansible_builder_create_makes_a_context_with_the_collection(tmp_path: Pa
     assert "COPY _build/collections/ /build/collections/" in dockerfile
     assert "ansible-galaxy collection install" in dockerfile and "introspect.py introspect" in dockerfile
     assert (context / "_build" / "collections" / tarball).is_file()
+    assert definition["options"]["tags"] == [f"registry.example.nhs.uk/automation/nhs-cm-ee:{galaxy['version']}"]
     assert yaml.safe_load((context / "_build" / "requirements.yml").read_text())["collections"][0]["type"] == "file"
 
     # What the image build does next: install the collection, then introspect its Python needs.
@@ -174,10 +210,16 @@ def test_ansible_builder_create_makes_a_context_with_the_collection(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     done = subprocess.run([sys.executable, str(context / "_build" / "scripts" / "introspect.py"), "introspect",
                            str(work / "collections"), "--user-pip", str(context / "_build" / "requirements.txt"),
-                           "--write-pip", str(work / "pip.txt")], capture_output=True, text=True, timeout=300)
+                           "--write-pip", str(work / "pip.txt"), "--write-bindep", str(work / "bindep.txt")],
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     wanted = [line for line in (ROOT / "meta" / "ee-requirements.txt").read_text().splitlines()
               if line and not line.startswith("#")]
     resolved = (work / "pip.txt").read_text()
     for requirement in wanted:
         assert f"{requirement}  # from collection nhs_cm.remediation" in resolved
+    # The system packages of bindep.txt (Kerberos) reach the image the same way.
+    system = (work / "bindep.txt").read_text()
+    for line in (ROOT / "bindep.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            assert f"{line}  # from collection nhs_cm.remediation" in system

@@ -39,7 +39,8 @@ def test_runner_report_and_job_events_equal_a_direct_run(estate, tmp_path: Path)
     assert direct.report is not None, direct.output
     assert direct.rc == 2, direct.output
 
-    env = {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    env = {"ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"),
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
            "ANSIBLE_NOCOLOR": "1"}
     (tmp_path / "runner").mkdir()
     result = ansible_runner.run(

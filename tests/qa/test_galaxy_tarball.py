@@ -19,11 +19,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 # What a user of nhs_cm.remediation gets; every shipped path lies under one of these.
-SHIPPED_FILES = {"MANIFEST.json", "FILES.json", "README.md", "LICENSE", "COPYING"}
-SHIPPED_DIRS = ("meta/", "plugins/", "roles/", "playbooks/", "docs/", "changelogs/", "tests/unit/", "tests/sanity/")
+SHIPPED_FILES = {"MANIFEST.json", "FILES.json", "README.md", "LICENSE", "COPYING", "execution-environment.yml",
+                 "bindep.txt"}
+SHIPPED_DIRS = ("meta/", "plugins/", "roles/", "playbooks/", "docs/", "changelogs/", "tests/unit/", "tests/sanity/",
+                "awx/")
 # Folders of the checkout that must never ship (the emulator never travels with the collection).
 NEVER_SHIPPED = ("emulator", "scenarios", "tools", "benchmarks", "reports", "build", "tests/integration",
-                 "tests/output", "tests/qa", ".venv", ".venv-qa", ".collections", ".git", ".ci")
+                 "tests/matrix", "tests/output", "tests/qa", ".venv", ".venv-qa", ".collections", ".git", ".ci",
+                 "collections", "ansible.cfg", "Makefile")
 MAX_BYTES = 1_000_000
 
 
@@ -67,7 +70,7 @@ def test_no_hidden_cache_or_checkout_only_paths(members: dict[str, tarfile.TarIn
     assert bad == []
 
 
-@pytest.mark.parametrize("folder", ["plugins", "meta", "playbooks", "roles", "tests/unit"])
+@pytest.mark.parametrize("folder", ["plugins", "meta", "playbooks", "roles", "tests/unit", "awx", "docs"])
 def test_the_collection_content_is_all_there(members: dict[str, tarfile.TarInfo], folder: str) -> None:
     assert _checkout_files(folder) - set(members) == set()
 
@@ -75,6 +78,35 @@ def test_the_collection_content_is_all_there(members: dict[str, tarfile.TarInfo]
 def test_the_runner_and_the_modules_ship(members: dict[str, tarfile.TarInfo]) -> None:
     assert {"plugins/plugin_utils/_runner/common.ps1", "plugins/plugin_utils/_runner/dispatch.ps1"} <= set(members)
     assert {"plugins/modules/diagnose.py", "plugins/action/diagnose.py", "meta/runtime.yml"} <= set(members)
+
+
+def test_what_the_docs_tell_an_installed_user_to_use_ships(members: dict[str, tarfile.TarInfo]) -> None:
+    """docs/awx.md and the user guide name these files; a user with the tarball must have them."""
+    shipped = set(members)
+    for name in ("execution-environment.yml", "bindep.txt", "meta/ee-requirements.txt",
+                 "meta/execution-environment.yml", "docs/awx.md", "docs/examples/ansible.cfg"):
+        assert name in shipped, name
+    assert {p for p in shipped if p.startswith("awx/") and p.endswith(".yml")} == {
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "awx").glob("*.yml")}
+
+
+def test_galaxy_links_are_real_or_absent() -> None:
+    """A placeholder address (example.*, .invalid, .test) in galaxy.yml sends Galaxy users nowhere.
+    `repository`, which Galaxy's importer requires, is the trust's own git repository: the one its
+    AWX project syncs and its collections/requirements.yml installs from (renamed together)."""
+    import yaml
+
+    galaxy = yaml.safe_load((ROOT / "galaxy.yml").read_text(encoding="utf-8"))
+    for key in ("documentation", "homepage", "issues"):
+        link = galaxy.get(key)
+        if link:
+            host = re.sub(r"^[a-z+]+://([^/:]+).*$", r"\1", link)
+            assert not re.search(r"(^|\.)(example(\.[a-z]+)?|invalid|test|localhost)$", host), f"{key}: {link}"
+            assert link.startswith("https://"), f"{key}: {link}"
+    projects = yaml.safe_load((ROOT / "awx" / "controller_objects.yml").read_text(encoding="utf-8"))
+    requirements = yaml.safe_load((ROOT / "collections" / "requirements.yml").read_text(encoding="utf-8"))
+    assert galaxy["repository"] == projects["controller_projects"][0]["scm_url"]
+    assert galaxy["repository"] == requirements["collections"][0]["name"]
 
 
 def test_the_tarball_is_small(tarball: Path) -> None:

@@ -228,16 +228,14 @@ def test_runner_failures_fail_the_task_with_one_readable_line(fixture: str, mess
 def test_a_timeout_makes_the_host_unreachable_with_one_line() -> None:
     with pytest.raises(AnsibleConnectionFailure) as caught:
         diagnose("timeout")
-    assert str(caught.value) == ("the runner timed out: winrm connection error: HTTPConnectionPool(host='desk01', "
-                                 "port=5985): Read timed out. (read timeout=30)")
+    assert str(caught.value) == "no answer in 30 s"  # "Read timed out. (read timeout=30)": _connection_errors
 
 
 def test_a_refused_connection_is_unreachable_not_a_timeout() -> None:
     fixture = {"raise": "AnsibleConnectionFailure", "message": "winrm connection error: [Errno 111] Connection refused"}
     with pytest.raises(AnsibleConnectionFailure) as caught:
         make_action(FakeConnection(fixture)).run(task_vars={})
-    assert str(caught.value) == ("cannot run the runner on the host: winrm connection error: [Errno 111] "
-                                 "Connection refused")
+    assert str(caught.value) == "connection refused"  # no port in pywinrm's text here
 
 
 def test_a_non_windows_shell_is_refused_before_anything_is_sent() -> None:
