@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import FAULT_MESSAGES, ORDER
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import replace_surrogates
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._waivers import apply_waivers
 
 REPORT_SCHEMA = 2
@@ -24,6 +26,8 @@ PROBLEM_SEVERITIES = ("error", "warning")
 #: Fields of a diagnose result copied into the host entry as they are (``None`` when absent).
 PASS_THROUGH = ("product", "reported_fault", "reported_port")
 NOT_AUDITED = "no result: the host was not audited in this run"
+#: Surrogate code points: no UTF-8 file can hold one (``replace_surrogates`` makes them U+FFFD).
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 #: What the report reads from a registered diagnose result (``facts`` only with include_facts).
@@ -44,7 +48,7 @@ def result_fields(result: Any, include_facts: bool = False) -> dict[str, Any] | 
 
 def _one_line(text: Any) -> str:
     """Collapse a failure reason to one readable line."""
-    line = " ".join(str(text or "unknown failure").split())
+    line = " ".join(_SURROGATES.sub("\ufffd", str(text or "unknown failure")).split())
     return line if len(line) <= 400 else line[:397] + "..."
 
 
@@ -135,11 +139,19 @@ def catalogue_sorted(ids: Iterable[str]) -> list[str]:
     return sorted(set(ids), key=lambda i: (ORDER.get(i, len(ORDER)), i))
 
 
+def without_surrogates(data: Any) -> Any:
+    """``data`` itself, or when one of its texts holds a surrogate code point (an unpaired one
+    that a host sent), a copy with each replaced by U+FFFD: every report format can then be
+    written, and one odd folder name never stops the report of every host."""
+    text = json.dumps(data, ensure_ascii=False, default=str)
+    return replace_surrogates(json.loads(text)) if _SURROGATES.search(text) else data
+
+
 def assemble(hosts: Mapping[str, Mapping[str, Any]], checks: Iterable[str], generated: str) -> dict[str, Any]:
     """A report document from host entries: hosts sorted by name, estate counts derived."""
     ordered = {name: dict(hosts[name]) for name in sorted(hosts)}
-    return {"schema": REPORT_SCHEMA, "generated": generated, "checks": catalogue_sorted(checks),
-            "estate": estate_summary(ordered), "hosts": ordered}
+    return without_surrogates({"schema": REPORT_SCHEMA, "generated": generated, "checks": catalogue_sorted(checks),
+                               "estate": estate_summary(ordered), "hosts": ordered})
 
 
 def build_report(results: Mapping[str, Mapping[str, Any] | None],
@@ -245,12 +257,17 @@ def report_result(report: Mapping[str, Any], files: Mapping[str, str]) -> dict[s
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    """Write a file so that a reader never sees it half-written."""
+    """Write a file (UTF-8) so that a reader never sees it half-written.
+
+    Text that UTF-8 cannot hold (a surrogate code point) is written as U+FFFD: writing never
+    fails on what the text says.
+    """
+    text = _SURROGATES.sub("\ufffd", text)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="") as handle:
             handle.write(text)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
