@@ -997,7 +997,7 @@ def _inflate(packed: bytes) -> bytes:
     while not inflater.eof:
         piece = inflater.decompress(packed, _INFLATE_PIECE)
         packed = inflater.unconsumed_tail
-        if not piece and not packed:
+        if not piece and not packed and not inflater.eof:
             raise EOFError("the compressed data ends before the end of its gzip stream")
         size += len(piece)
         if size > REPLY_MAX_BYTES:

@@ -78,6 +78,14 @@ def test_a_reply_up_to_the_limit_is_unpacked() -> None:
     assert parse_reply(_packed(gzip.compress(reply.encode())), "", 0, []) == []
 
 
+@pytest.mark.parametrize("size", [P._INFLATE_PIECE, 2 * P._INFLATE_PIECE, P._INFLATE_PIECE + 1])
+def test_a_reply_of_a_whole_number_of_pieces_is_unpacked(size: int) -> None:
+    head = _reply([], pad="")[:-2]  # ..."pad": "
+    reply = head + " " * (size - len(head) - 2) + '"}'
+    assert len(reply) == size
+    assert parse_reply(_packed(gzip.compress(reply.encode())), "", 0, []) == []
+
+
 def test_a_plain_reply_larger_than_the_limit_is_refused() -> None:
     huge = _reply([], pad="x" * (64 * MIB))
     assert _refused(huge, []) == "the runner's reply is larger than 64 MiB; refused"
