@@ -139,19 +139,11 @@ def catalogue_sorted(ids: Iterable[str]) -> list[str]:
     return sorted(set(ids), key=lambda i: (ORDER.get(i, len(ORDER)), i))
 
 
-def without_surrogates(data: Any) -> Any:
-    """``data`` itself, or when one of its texts holds a surrogate code point (an unpaired one
-    that a host sent), a copy with each replaced by U+FFFD: every report format can then be
-    written, and one odd folder name never stops the report of every host."""
-    text = json.dumps(data, ensure_ascii=False, default=str)
-    return replace_surrogates(json.loads(text)) if _SURROGATES.search(text) else data
-
-
 def assemble(hosts: Mapping[str, Mapping[str, Any]], checks: Iterable[str], generated: str) -> dict[str, Any]:
     """A report document from host entries: hosts sorted by name, estate counts derived."""
     ordered = {name: dict(hosts[name]) for name in sorted(hosts)}
-    return without_surrogates({"schema": REPORT_SCHEMA, "generated": generated, "checks": catalogue_sorted(checks),
-                               "estate": estate_summary(ordered), "hosts": ordered})
+    return {"schema": REPORT_SCHEMA, "generated": generated, "checks": catalogue_sorted(checks),
+            "estate": estate_summary(ordered), "hosts": ordered}
 
 
 def build_report(results: Mapping[str, Mapping[str, Any] | None],
@@ -243,9 +235,13 @@ def _umask() -> int:
 
 
 def report_result(report: Mapping[str, Any], files: Mapping[str, str]) -> dict[str, Any]:
-    """What the report and report_merge tasks return."""
+    """What the report and report_merge tasks return.
+
+    A surrogate code point that a host sent (in a host name, a reason, a user name) is U+FFFD
+    here, as in the files (``write_text_atomic``): Ansible shows and registers this result.
+    """
     hosts = report["hosts"]
-    return {
+    return replace_surrogates(json.loads(json.dumps({
         "changed": False,
         "path": files.get("json") or next(iter(files.values())),
         "files": dict(files),
@@ -253,7 +249,7 @@ def report_result(report: Mapping[str, Any], files: Mapping[str, str]) -> dict[s
         "estate": report["estate"],
         "hosts_failed": sorted(n for n, e in hosts.items() if e["status"] != "ok"),
         "hosts_with_waiver_problems": sorted(n for n, e in hosts.items() if e["waiver_problems"]),
-    }
+    }, ensure_ascii=False)))
 
 
 def write_text_atomic(path: str, text: str) -> None:

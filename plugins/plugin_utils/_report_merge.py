@@ -65,8 +65,12 @@ def parse_time(value: Any, where: str) -> _dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=_dt.UTC)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _is_fault(value: Any) -> bool:
-    return type(value) is int and value in FAULT_MESSAGES
+    return _is_int(value) and value in FAULT_MESSAGES
 
 
 def _need(ok: bool, where: str, what: str, value: Any) -> None:
@@ -130,7 +134,7 @@ def _check_entry(where: str, full: dict[str, Any]) -> None:
     reported = full["reported_fault"]
     _need(reported is None or _is_fault(reported), f"{where}.reported_fault", "1, 2, 3, 4 or null", reported)
     port = full["reported_port"]
-    _need(port is None or (type(port) is int and 0 < port < 65536), f"{where}.reported_port",
+    _need(port is None or (_is_int(port) and 0 < port < 65536), f"{where}.reported_port",
           "a port number or null", port)
 
 

@@ -28,8 +28,8 @@ def _others(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS)
 @pytest.mark.parametrize("inventory", ["empty", "broken"])
-def test_an_empty_or_broken_inventory_fails_saying_what_to_check(tmp_path: Path, playbook: str,
-                                                                  inventory: str) -> None:
+def test_an_empty_or_broken_inventory_fails_saying_what_to_check(
+        tmp_path: Path, playbook: str, inventory: str) -> None:
     source = _inventory(tmp_path / f"{inventory}.yml", "" if inventory == "empty" else "windows: [\n")
     run = run_playbook(playbook, source, tmp_path / "reports", "-e", "backup_id=latest")
     assert run.rc == 2, run.output

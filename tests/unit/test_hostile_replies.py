@@ -38,7 +38,8 @@ def _bomb(mebibytes: int, level: int = 9) -> bytes:
     packer = zlib.compressobj(level, zlib.DEFLATED, 31)
     head = packer.compress(b'{"runner": "nhs_cm", "protocol": 1, "ok": true, "results": [], "pad": "')
     block = b" " * MIB
-    return head + b"".join(packer.compress(block) for _ in range(mebibytes)) + packer.compress(b'"}') + packer.flush()
+    body = b"".join(packer.compress(block) for _mebibyte in range(mebibytes))
+    return head + body + packer.compress(b'"}') + packer.flush()
 
 
 def _refused(stdout: str | bytes, ops: list[dict[str, t.Any]] | None = None, stderr: str = "") -> str:
@@ -247,7 +248,7 @@ GOOD_VALUES = {"": {"type": "REG_SZ", "data": "a"}, "e": {"type": "REG_EXPAND_SZ
 
 def _deep(levels: int) -> dict[str, t.Any]:
     node: dict[str, t.Any] = {"values": dict(GOOD_VALUES), "subkeys": {"below": None}}
-    for _ in range(levels):
+    for _round in range(levels):
         node = {"values": {}, "subkeys": {"k": node, "denied": {"values": {}, "subkeys": {}, "error": "access_denied"}}}
     return node
 
@@ -259,9 +260,9 @@ def test_registry_nodes_of_the_documented_shape_are_accepted() -> None:
 
 @pytest.mark.parametrize(("result", "where"), [
     (_reg({"v": "REG_SZ"}), "values['v'] must be a value {type, data}, not str"),
-    (_reg({"v": {"type": "REG_EVIL", "data": 1}}), "values['v'].type must be one of REG_SZ, REG_EXPAND_SZ, "
-                                                  "REG_MULTI_SZ, REG_DWORD, REG_QWORD, REG_BINARY, REG_NONE, "
-                                                  "not 'REG_EVIL'"),
+    (_reg({"v": {"type": "REG_EVIL", "data": 1}}),
+     "values['v'].type must be one of REG_SZ, REG_EXPAND_SZ, REG_MULTI_SZ, REG_DWORD, REG_QWORD, REG_BINARY, "
+     "REG_NONE, not 'REG_EVIL'"),
     (_reg({"v": {"type": None, "data": 1}}), "values['v'].type must be one of REG_SZ"),
     (_reg({"v": {"type": "REG_DWORD", "data": "1"}}), "values['v'].data must be int for REG_DWORD, not str"),
     (_reg({"v": {"type": "REG_DWORD", "data": True}}), "values['v'].data must be int for REG_DWORD, not bool"),
@@ -342,7 +343,7 @@ def test_surrogates_in_names_are_replaced_and_pairs_kept() -> None:
 
 def test_replace_surrogates_walks_without_recursion() -> None:
     deep: list[t.Any] = ["\ud800"]
-    for _ in range(50000):
+    for _round in range(50000):
         deep = [deep]
     P.replace_surrogates(deep)
     inner = deep
