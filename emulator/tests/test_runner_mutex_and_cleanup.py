@@ -75,7 +75,7 @@ def test_a_run_while_another_holds_the_mutex_is_busy_after_the_wait(protocol: An
     assert time.monotonic() - started >= 0.2
     assert (reply, code) == (BUSY, 1)
     assert host.writes == 0 and host.state_dict()["registry"][EDGE]["BlockThirdPartyCookies"]["data"] == 1
-    with pytest.raises(protocol.RunnerError, match=r"another run of nhs_cm.remediation holds this host"):
+    with pytest.raises(protocol.RunnerError, match=r"another run of nhs_cm.remediation holds this PC"):
         protocol.parse_reply(json.dumps(reply), "", code, [WRITE])
     host.release_runner_mutex()
     assert run_runner(host, protocol, [WRITE])[0]["results"][0]["ok"] is True

@@ -21,6 +21,9 @@ description:
     are listed with C(status=failed) and a one-line reason; every other host is reported in full.
   - Findings covered by a waiver that applies are reported apart (C(waived)) and are not counted
     as faults.
+  - Every file is UTF-8. Text that UTF-8 cannot hold (an unpaired surrogate, which a folder name
+    on NTFS may contain) is written as U+FFFD, so one odd name never stops the report of every
+    host; C(junit.xml) also replaces the control characters that XML cannot hold.
   - Runs on the controller only; nothing is written on the managed hosts. The report is also
     written in check mode, because an audit in check mode exists to produce it.
   - Reads each host's variables once, so it stays cheap on estates of thousands of hosts.

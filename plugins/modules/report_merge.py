@@ -19,6 +19,10 @@ description:
     time are decided by their content, so the merged report does not depend on the order or
     grouping of the files.
   - Reads reports of schema 1 (collection 0.1.0) and 2.
+  - Checks every report before merging anything, and fails naming the file and the field when one
+    is not a report this collection wrote - for example a finding id that is not in the catalogue,
+    a fault other than 1 to 4, an unknown status or severity, a time that is not ISO 8601, or a
+    host name with a control character. Nothing is written then.
   - Runs on the controller only.
 author:
   - NHS CM remediation maintainers (!UNKNOWN)

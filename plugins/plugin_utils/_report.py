@@ -11,12 +11,14 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import FAULT_MESSAGES, ORDER
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import replace_surrogates
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._waivers import apply_waivers
 
 REPORT_SCHEMA = 2
@@ -24,6 +26,8 @@ PROBLEM_SEVERITIES = ("error", "warning")
 #: Fields of a diagnose result copied into the host entry as they are (``None`` when absent).
 PASS_THROUGH = ("product", "reported_fault", "reported_port")
 NOT_AUDITED = "no result: the host was not audited in this run"
+#: Surrogate code points: no UTF-8 file can hold one (``replace_surrogates`` makes them U+FFFD).
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 #: What the report reads from a registered diagnose result (``facts`` only with include_facts).
@@ -44,7 +48,7 @@ def result_fields(result: Any, include_facts: bool = False) -> dict[str, Any] | 
 
 def _one_line(text: Any) -> str:
     """Collapse a failure reason to one readable line."""
-    line = " ".join(str(text or "unknown failure").split())
+    line = " ".join(_SURROGATES.sub("\ufffd", str(text or "unknown failure")).split())
     return line if len(line) <= 400 else line[:397] + "..."
 
 
@@ -231,9 +235,13 @@ def _umask() -> int:
 
 
 def report_result(report: Mapping[str, Any], files: Mapping[str, str]) -> dict[str, Any]:
-    """What the report and report_merge tasks return."""
+    """What the report and report_merge tasks return.
+
+    A surrogate code point that a host sent (in a host name, a reason, a user name) is U+FFFD
+    here, as in the files (``write_text_atomic``): Ansible shows and registers this result.
+    """
     hosts = report["hosts"]
-    return {
+    return replace_surrogates(json.loads(json.dumps({
         "changed": False,
         "path": files.get("json") or next(iter(files.values())),
         "files": dict(files),
@@ -241,16 +249,21 @@ def report_result(report: Mapping[str, Any], files: Mapping[str, str]) -> dict[s
         "estate": report["estate"],
         "hosts_failed": sorted(n for n, e in hosts.items() if e["status"] != "ok"),
         "hosts_with_waiver_problems": sorted(n for n, e in hosts.items() if e["waiver_problems"]),
-    }
+    }, ensure_ascii=False)))
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    """Write a file so that a reader never sees it half-written."""
+    """Write a file (UTF-8) so that a reader never sees it half-written.
+
+    Text that UTF-8 cannot hold (a surrogate code point) is written as U+FFFD: writing never
+    fails on what the text says.
+    """
+    text = _SURROGATES.sub("\ufffd", text)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".report-", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="") as handle:
             handle.write(text)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)

@@ -35,7 +35,8 @@ WAIVER_COLUMNS = ("waiver.justification", "waiver.approved_by", "waiver.expires"
 #: What a row of findings.csv stands for.
 ROW_KINDS = ("finding", "waived", "unknown", "none", "not audited")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+#: What XML 1.0 cannot hold, even escaped: most control characters, surrogates, U+FFFE and U+FFFF.
+_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _flat_keys(value: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -132,6 +133,8 @@ def render_csv(report: Mapping[str, Any]) -> str:
 # junit.xml
 
 def _xml_text(value: Any) -> str:
+    """Text for an XML attribute or element: what XML cannot hold becomes U+FFFD (ElementTree
+    escapes the rest: ``&``, ``<``, quotes, and new lines in attributes)."""
     return _XML_BAD.sub("\ufffd", str(value))
 
 
@@ -195,13 +198,13 @@ def _testsuite(name: str, entry: Mapping[str, Any], checks: Iterable[str]) -> tu
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for check in checks:
         element, message, details = _outcome(check, entry)
-        case = ET.SubElement(suite, "testcase", classname=_xml_text(name), name=check, time="0")
+        case = ET.SubElement(suite, "testcase", classname=_xml_text(name), name=_xml_text(check), time="0")
         counts["tests"] += 1
         if element is not None:
             counts[{"failure": "failures", "error": "errors", "skipped": "skipped"}[element]] += 1
             child = ET.SubElement(case, element, message=_xml_text(message))
             if element != "skipped":
-                child.set("type", check)
+                child.set("type", _xml_text(check))
             child.text = _xml_text(details) if details else None
         elif details:
             ET.SubElement(case, "system-out").text = _xml_text(details)

@@ -333,7 +333,7 @@ def _meta(entry: Mapping[str, Any]) -> str:
 def host_section(index: int, name: str, entry: Mapping[str, Any]) -> str:
     """One host: its e-RS faults, then a table of findings with evidence, remedy and escalation."""
     attrs = (f'id="host-{index}" class="host {host_class(entry)}" data-host="{e(name)}" '
-             f'data-status="{e(entry["status"])}" data-faults="{" ".join(str(n) for n in entry["faults"])}" '
+             f'data-status="{e(entry["status"])}" data-faults="{e(" ".join(str(n) for n in entry["faults"]))}" '
              f'data-severities="{" ".join(host_severities(entry))}"')
     head = f"<h3>{e(name)}{_tags(entry)}</h3>{_meta(entry)}"
     if entry["status"] != "ok":

@@ -3,7 +3,9 @@
 """Merge reports of several runs or AWX job slices, and build a report from job events.
 
 Merging keeps, per host, the newest result (``audited``; equal times are decided by the entry's
-content, so the merge gives the same report in any order and grouping). Internal API of the
+content, so the merge gives the same report in any order and grouping). A report read for the
+merge is checked first (``normalise``): whatever a file holds, the merge either refuses it with
+a message naming the file and the field, or writes every format. Internal API of the
 nhs_cm.remediation collection: it may change in any release.
 """
 
@@ -11,9 +13,17 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import (
+    BROWSERS,
+    CATALOGUE,
+    FAULT_MESSAGES,
+    SEVERITIES,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import replace_surrogates
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import (
     PASS_THROUGH,
     REPORT_SCHEMA,
@@ -30,17 +40,102 @@ _ENTRY_DEFAULTS: dict[str, Any] = {"faults": [], "findings": [], "waived": [], "
                                    **dict.fromkeys(PASS_THROUGH)}
 
 
+#: A host name as a report may hold it: printable, on one line.
+_HOST_NAME = re.compile(r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]{1,255}")
+
+
 class ReportError(ValueError):
     """A report file that cannot be merged; the message names the file and the field."""
 
 
+def _shown(value: Any) -> str:
+    """A value of a report in a message: short, one line."""
+    text = " ".join(repr(value if not isinstance(value, str) else value[:80]).split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def parse_time(value: Any, where: str) -> _dt.datetime:
     try:
-        moment = _dt.datetime.fromisoformat(str(value))
+        if not isinstance(value, str):
+            raise ValueError(value)
+        moment = _dt.datetime.fromisoformat(value)
     except ValueError:
         raise ReportError(f"{where} must be an ISO 8601 time such as 2026-11-25T03:40:00+00:00, "
-                          f"not {value!r}") from None
+                          f"not {_shown(value)}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=_dt.UTC)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_fault(value: Any) -> bool:
+    return _is_int(value) and value in FAULT_MESSAGES
+
+
+def _need(ok: bool, where: str, what: str, value: Any) -> None:
+    if not ok:
+        raise ReportError(f"{where} must be {what}, not {_shown(value)}")
+
+
+def _check_id(where: str, value: Any) -> None:
+    _need(isinstance(value, str) and value in CATALOGUE, where,
+          "a finding id of the catalogue (docs/findings.md)", value)
+
+
+def _check_finding(where: str, finding: Any, waived: bool) -> None:
+    """One finding as the catalogue makes it (``make_finding``): what every format relies on."""
+    _need(isinstance(finding, Mapping), where, "a finding object", finding)
+    _check_id(f"{where}.id", finding.get("id"))
+    fault = finding.get("fault")
+    _need(fault is None or _is_fault(fault), f"{where}.fault", "1, 2, 3, 4 or null", fault)
+    _need(finding.get("severity") in SEVERITIES, f"{where}.severity", " or ".join(SEVERITIES),
+          finding.get("severity"))
+    browser = finding.get("browser")
+    _need(browser is None or browser in BROWSERS, f"{where}.browser", f"{', '.join(BROWSERS)} or null", browser)
+    for name in ("summary", "ers_message"):
+        _need(finding.get(name) is None or isinstance(finding[name], str), f"{where}.{name}", "a text or null",
+              finding.get(name))
+    for name in ("scope", "remedy", "escalation"):
+        _need(finding.get(name) is None or isinstance(finding[name], Mapping), f"{where}.{name}",
+              "an object or null", finding.get(name))
+    evidence = finding.get("evidence")
+    _need(evidence is None or isinstance(evidence, list), f"{where}.evidence", "a list or null", evidence)
+    if waived:
+        _need(isinstance(finding.get("waiver"), Mapping), f"{where}.waiver", "an object", finding.get("waiver"))
+
+
+def _check_list(where: str, value: Any, item: str, item_ok: Callable[[Any], bool]) -> None:
+    """A list whose every element is ``item`` (a finding object, a text, ...)."""
+    _need(isinstance(value, list), where, f"a list (of: {item})", value)
+    for index, element in enumerate(value):
+        _need(item_ok(element), f"{where}[{index}]", item, element)
+
+
+def _check_entry(where: str, full: dict[str, Any]) -> None:
+    """The fields of one host entry that the formats and the estate counts rely on."""
+    parse_time(full["audited"], f"{where}.audited")
+    for name in ("findings", "waived"):
+        _check_list(f"{where}.{name}", full[name], "a finding object", lambda item: isinstance(item, Mapping))
+        for index, finding in enumerate(full[name]):
+            _check_finding(f"{where}.{name}[{index}]", finding, name == "waived")
+    _check_list(f"{where}.unknown", full["unknown"], "an object {check, reason}",
+                lambda item: isinstance(item, Mapping))
+    for index, item in enumerate(full["unknown"]):
+        _check_id(f"{where}.unknown[{index}].check", item.get("check"))
+        reason = item.get("reason")
+        _need(reason is None or isinstance(reason, str), f"{where}.unknown[{index}].reason", "a text or null", reason)
+    _check_list(f"{where}.waiver_problems", full["waiver_problems"], "a text", lambda item: isinstance(item, str))
+    _check_list(f"{where}.expired_waivers", full["expired_waivers"], "a waiver object",
+                lambda item: isinstance(item, Mapping))
+    _check_list(f"{where}.changes", full["changes"], "a change", lambda item: True)
+    _check_list(f"{where}.backups", full["backups"], "a backup id", lambda item: isinstance(item, str))
+    _need(full["error"] is None or isinstance(full["error"], str), f"{where}.error", "a text or null", full["error"])
+    reported = full["reported_fault"]
+    _need(reported is None or _is_fault(reported), f"{where}.reported_fault", "1, 2, 3, 4 or null", reported)
+    port = full["reported_port"]
+    _need(port is None or (_is_int(port) and 0 < port < 65536), f"{where}.reported_port",
+          "a port number or null", port)
 
 
 def normalise(report: Any, where: str = "report") -> dict[str, Any]:
@@ -57,18 +152,19 @@ def normalise(report: Any, where: str = "report") -> dict[str, Any]:
         raise ReportError(f"{where}.hosts must be an object mapping host names to results")
     entries = {}
     for name, entry in hosts.items():
+        if not isinstance(name, str) or not _HOST_NAME.fullmatch(name):
+            raise ReportError(f"{where}.hosts has a host name that is empty, too long or holds a control "
+                              f"character: {_shown(name)}")
         if not isinstance(entry, Mapping) or entry.get("status") not in ("ok", "failed"):
             raise ReportError(f"{where}.hosts.{name}.status must be 'ok' or 'failed'")
         full = {**_ENTRY_DEFAULTS, "audited": generated, **entry}
-        parse_time(full["audited"], f"{where}.hosts.{name}.audited")
-        findings = full["findings"]
-        if not isinstance(findings, list) or not all(isinstance(f, Mapping) for f in findings):
-            raise ReportError(f"{where}.hosts.{name}.findings must be a list of finding objects")
+        _check_entry(f"{where}.hosts.{name}", full)
         full["faults"] = faults_of(full["findings"]) if full["status"] == "ok" else []
-        entries[str(name)] = full
+        entries[name] = full
     checks = report.get("checks") or []
-    if not isinstance(checks, list) or not all(isinstance(check, str) for check in checks):
-        raise ReportError(f"{where}.checks must be a list of finding ids")
+    _need(isinstance(checks, list), f"{where}.checks", "a list of finding ids", checks)
+    for index, check in enumerate(checks):
+        _check_id(f"{where}.checks[{index}]", check)
     return {"generated": generated, "checks": list(checks), "hosts": entries}
 
 
@@ -94,12 +190,14 @@ def merge_reports(reports: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 def load_report(path: str) -> Any:
     """Read and check one report.json; errors name the file."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            data = replace_surrogates(json.load(handle))
     except OSError as exc:
         raise ReportError(f"{path}: cannot read it: {exc.strerror or exc}") from None
     except ValueError as exc:
         raise ReportError(f"{path}: not JSON: {exc}") from None
+    except RecursionError:
+        raise ReportError(f"{path}: not a report: its JSON is nested too deeply") from None
     normalise(data, path)
     return data
 

@@ -20,15 +20,15 @@ from typing import Any
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import CATALOGUE
 
 VARIABLE = "nhs_cm_waivers"
-_VARIABLE_RE = re.compile(r"^nhs_cm_waivers(__[A-Za-z0-9_]+)?$")
+_VARIABLE_RE = re.compile(r"nhs_cm_waivers(__[A-Za-z0-9_]+)?")  # fullmatch: "$" would let a new line through
 REQUIRED = ("id", "justification", "approved_by", "expires")
 EXPIRED_POLICIES = ("error", "lapse")
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # fullmatch, ASCII digits only
 
 
 def is_waiver_variable(name: str) -> bool:
     """True for ``nhs_cm_waivers`` and ``nhs_cm_waivers__<suffix>``."""
-    return bool(_VARIABLE_RE.match(name))
+    return isinstance(name, str) and _VARIABLE_RE.fullmatch(name) is not None
 
 
 def waiver_variables(names: Iterable[str]) -> list[str]:
@@ -45,7 +45,7 @@ def parse_today(value: Any, clock: _dt.date | None = None) -> _dt.date:
     if isinstance(value, _dt.date):
         return value
     text = str(value).strip()
-    if not _DATE_RE.match(text):
+    if not _DATE_RE.fullmatch(text):
         raise ValueError(f"today must be a date written YYYY-MM-DD, not {value!r}")
     try:
         return _dt.date.fromisoformat(text)
@@ -70,7 +70,7 @@ def _expiry(where: str, value: Any) -> tuple[_dt.date | None, str | None]:
     if isinstance(value, _dt.date):
         return value, None
     text = str(value).strip()
-    if not _DATE_RE.match(text):
+    if not _DATE_RE.fullmatch(text):
         return None, f"{where}.expires must be a date written YYYY-MM-DD, not {value!r}"
     try:
         return _dt.date.fromisoformat(text), None
@@ -93,7 +93,7 @@ def check_entry(where: str, entry: Any, today: _dt.date) -> tuple[dict[str, Any]
     fid = entry.get("id")
     if fid is None:
         errors.append(f"{where}.id is missing: give a finding id of the catalogue, e.g. CM_NOT_INSTALLED")
-    elif fid not in CATALOGUE:
+    elif not isinstance(fid, str) or fid not in CATALOGUE:
         errors.append(f"{where}.id {fid!r} is not a finding id of the catalogue "
                       "(see docs/findings.md; ids are upper case, e.g. CM_NOT_INSTALLED)")
     for name, what in (("justification", "why the trust accepts this finding"),

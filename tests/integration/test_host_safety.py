@@ -168,7 +168,7 @@ def test_two_runs_on_one_pc_never_overlap(estate, tmp_path: Path) -> None:
     outcomes = sorted(_recap(run.output)["pc-busy"]["failed"] for run in runs)
     assert outcomes == [0, 1], [run.output[-1500:] for run in runs]
     busy = next(run for run in runs if _recap(run.output)["pc-busy"]["failed"])
-    assert "another run of nhs_cm.remediation holds this host" in busy.output
+    assert "another run of nhs_cm.remediation holds this PC" in busy.output
 
 
 def test_unknown_process_owners_are_unknown_never_nobody(estate, tmp_path: Path) -> None:

@@ -158,3 +158,19 @@ def test_merge_reports_names_a_missing_source(tmp_path: Path) -> None:
     assert run.rc == 2
     assert "nothing-here' names no report.json file" in run.output
     assert not (tmp_path / "out").exists()
+
+
+def test_merge_reports_refuses_a_slice_that_is_not_a_report(tmp_path: Path) -> None:
+    inventory = tmp_path / "empty.yml"
+    inventory.write_text("all: {}\n")
+    slice_file = tmp_path / "slice-1" / "report.json"
+    slice_file.parent.mkdir()
+    finding = {"id": "CM_NOT_INSTALLED", "fault": '1"><script>alert(1)</script>', "severity": "error"}
+    slice_file.write_text(json.dumps({"schema": 2, "generated": "2026-11-25T03:40:00+00:00", "hosts": {
+        "pc-1": {"status": "ok", "audited": "2026-11-25T03:40:00+00:00", "findings": [finding]}}}))
+    run = run_playbook("playbooks/merge_reports.yml", inventory, tmp_path / "out",
+                       "-e", json.dumps({"nhs_cm_merge_src": [str(tmp_path / "slice-*")]}))
+    assert run.rc == 2, run.output
+    assert (f"nhs_cm.remediation.report_merge: {slice_file}.hosts.pc-1.findings[0].fault must be 1, 2, 3, 4 or "
+            "null, not '1\"><script>alert(1)</script>'") in run.output
+    assert not (tmp_path / "out").exists()
