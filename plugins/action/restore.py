@@ -62,7 +62,7 @@ def validate_options(args: dict[str, t.Any]) -> tuple[dict[str, t.Any] | None, s
     if messages:
         return None, "; ".join(messages)
     backup_id = result.validated_parameters["backup_id"]
-    if backup_id != "latest" and not _BACKUP_ID.match(backup_id):
+    if backup_id != "latest" and not _BACKUP_ID.fullmatch(backup_id):
         return None, (f"backup_id must be 'latest' or a backup id as a remediation returned it (1 to 80 letters, "
                       f"digits, '_' or '-'), not {backup_id!r}")
     return {"backup_id": backup_id}, None

@@ -151,7 +151,7 @@ def _declared_entry(where: str, entry: t.Any, machine: bool) -> tuple[str, int]:
     path, depth = entry
     if not 0 <= depth <= 4:
         raise ValueError(f"{where}: depth must be from 0 to 4, not {depth!r}")
-    if not re.match(r"^[^\\]+(?:\\[^\\]+)*$", path):
+    if not re.fullmatch(r"[^\\]+(?:\\[^\\]+)*", path):
         raise ValueError(f"{where}: {path!r} has an empty part or a leading or trailing backslash")
     starts_with_hive = path.upper().startswith(_HIVE_PREFIXES)
     if machine and not path.upper().startswith("HKLM\\"):
@@ -630,7 +630,7 @@ def _users(sessions: list[dict[str, t.Any]] | None, result: dict[str, t.Any], hi
         in_sessions = {str(session.get("sid")).upper() for session in sessions or [] if session.get("sid")}
         for profile in profiles:
             sid = str(profile.get("sid"))
-            if sid.upper() in in_sessions or not re.match(USER_SID_PATTERN, sid, re.IGNORECASE):
+            if sid.upper() in in_sessions or not re.fullmatch(USER_SID_PATTERN, sid, re.IGNORECASE):
                 continue
             entry = {"sid": sid, "user": profile.get("user"), "session": None, "source": "offline_profile"}
             entry.update(_hive(profile, sid, None))

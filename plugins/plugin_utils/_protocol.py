@@ -532,7 +532,7 @@ _KEY_RE = re.compile(r"^(?P<hive>[^\\]+)(?:\\[^\\]+)*$")
 
 
 def _check_reg_key(value: str) -> str | None:
-    match = _KEY_RE.match(value)
+    match = _KEY_RE.fullmatch(value)
     if not match:
         return "must be HKLM\\<path> or HKU\\<path> without empty parts or a trailing backslash"
     hive = match.group("hive").upper()
@@ -580,7 +580,7 @@ _HIVE_NAMES = ("HKLM", "HKU", "HKCU", "HKEY_LOCAL_MACHINE", "HKEY_USERS", "HKEY_
 
 
 def _check_relative_key(path: str) -> str | None:
-    if not re.match(r"^[^\\]+(?:\\[^\\]+)*$", path):
+    if not re.fullmatch(r"[^\\]+(?:\\[^\\]+)*", path):
         return f"must hold key paths without empty parts or a leading or trailing backslash, not {path!r}"
     if path.split("\\", 1)[0].upper() in _HIVE_NAMES:
         return f"must hold key paths relative to the hive root (no hive name), not {path!r}"
@@ -610,7 +610,7 @@ _TASK_NAME_RE = re.compile(r"^nhs_cm_[A-Za-z0-9_-]{1,64}$")
 
 
 def _check_backup_id(value: str) -> str | None:
-    if _BACKUP_ID_RE.match(value):
+    if _BACKUP_ID_RE.fullmatch(value):
         return None
     return f"must be 1 to 80 letters, digits, '_' or '-', not {value!r}"
 
@@ -622,7 +622,7 @@ def _check_user_sid(value: str) -> str | None:
 
 
 def _check_task_name(value: str) -> str | None:
-    if _TASK_NAME_RE.match(value):
+    if _TASK_NAME_RE.fullmatch(value):
         return None
     return f"must be 'nhs_cm_' followed by 1 to 64 letters, digits, '_' or '-', not {value!r}"
 

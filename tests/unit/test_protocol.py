@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import typing as t
 import re
 from pathlib import Path
 
@@ -424,3 +425,13 @@ def test_clixml_errors_are_decoded_to_one_line() -> None:
 
 def test_without_ops_only_the_shape_is_checked() -> None:
     assert parse_reply(_reply([{"ok": True}]), "", 0) == [{"ok": True}]
+
+
+@pytest.mark.parametrize("op", [
+    {"op": "backup_load", "id": "abc\n"},
+    {"op": "task_run", "name": "nhs_cm_x\n", "user": "S-1-5-21-1-2-3-1001", "session": 1, "command": "C:\\x.exe"},
+    {"op": "task_run", "name": "nhs_cm_x", "user": "S-1-5-21-1-2-3-1001\n", "session": 1, "command": "C:\\x.exe"},
+])
+def test_a_trailing_newline_never_passes_a_pattern(op: dict[str, t.Any]) -> None:
+    with pytest.raises(RequestError):
+        validate_ops([op])
