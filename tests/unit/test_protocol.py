@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-import typing as t
 import re
+import typing as t
 from pathlib import Path
 
 import pytest
