@@ -176,9 +176,24 @@ class ChromiumPolicy:
 # ---------------------------------------------------------------------------------------------
 # Reading the sources
 
+#: The policies read from the last facts asked about: every check of one host asks for the same
+#: browser and user several times (about 50 times per host), and the facts do not change while
+#: they are judged. Held for one facts object at a time (a fork judges one host at a time).
+_READ: dict[str, t.Any] = {"facts": None, "policies": {}}
+
+
 def chromium_policy(facts: Facts, browser: str, user: dict[str, t.Any] | None) -> ChromiumPolicy:
     """The sources of ``browser`` (chrome|edge) as they apply to ``user`` (None: the machine
     alone, as for a user whose hive sets nothing)."""
+    if _READ["facts"] is not facts:
+        _READ.update(facts=facts, policies={})
+    cache_key = (browser, None if user is None else id(user), None if user is None else user.get("sid"))
+    if cache_key not in _READ["policies"]:
+        _READ["policies"][cache_key] = _read_chromium_policy(facts, browser, user)
+    return _READ["policies"][cache_key]
+
+
+def _read_chromium_policy(facts: Facts, browser: str, user: dict[str, t.Any] | None) -> ChromiumPolicy:
     key = CHROMIUM_KEYS[browser]
     hives = [Hive("machine")] + ([Hive("user", user)] if user is not None else [])
     sources = [Source("mandatory", hive, key) for hive in hives]
