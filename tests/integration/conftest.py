@@ -29,3 +29,18 @@ def estate(tmp_path: Path) -> Iterator[Any]:
         running.stop()
 
 
+
+
+@pytest.fixture(scope="session")
+def postgresql() -> Iterator[Any]:
+    """A real PostgreSQL server for this test session (pgserver.py); `make postgresql` installs it."""
+    import os
+
+    import pgserver
+
+    if pgserver.binaries() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: `make test` installs it (make postgresql)")
+        pytest.skip("PostgreSQL is not installed: run `make postgresql`")
+    with pgserver.running() as server:
+        yield server
