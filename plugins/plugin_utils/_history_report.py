@@ -117,10 +117,10 @@ def record_and_add_history(report: dict[str, Any], args: Mapping[str, Any], task
     info: dict[str, Any] = {"store": None, "recorded": False}
     run: dict[str, Any] | None = None
     try:
-        where = parse_store_url(args["store"], args.get("store_password"))
-        info["store"] = where.shown
         run = run_info(args.get("run"), task_vars, now, uuid.uuid4().hex)
         info.update(run=run["run_id"], group=run["grp"])
+        where = parse_store_url(args["store"], args.get("store_password"))
+        info["store"] = where.shown
         store = open_store(args["store"], args.get("store_password"))
         try:
             own_spool = spool_path(spool_dir, run["run_id"])

@@ -44,3 +44,15 @@ def postgresql() -> Iterator[Any]:
         pytest.skip("PostgreSQL is not installed: run `make postgresql`")
     with pgserver.running() as server:
         yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The results store of a store test, once on SQLite and once on PostgreSQL (storetest.py)."""
+    from storetest import Backend
+
+    if request.param == "sqlite":
+        yield Backend("sqlite", str(tmp_path / "store" / "history.sqlite"))
+        return
+    server = request.getfixturevalue("postgresql")
+    yield Backend("postgresql", server.url(server.new_database()), server.password)

@@ -8,56 +8,19 @@ history module read the same from the store. Every test runs on both backends.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pytest
-from harness import ROOT, SCENARIOS, PlaybookRun, problem_ids, run_playbook
+from harness import SCENARIOS, problem_ids, run_playbook
+from storetest import Backend, collection_module
 
 A, B, C, D = "port-service-stopped", "smartcard-service-stopped", "healthy-cm4-scc", "cm-not-installed"
 ESTATE = [SCENARIOS / f"{name}.yml" for name in (A, B, C, D)]
 
 
-def collection_module(name: str) -> Any:
-    if str(ROOT / ".collections") not in sys.path:
-        sys.path.insert(0, str(ROOT / ".collections"))
-    return importlib.import_module(f"ansible_collections.nhs_cm.remediation.plugins.plugin_utils.{name}")
-
-
-@dataclass
-class Backend:
-    """A store for one test: its URL (no password), the password in PGPASSWORD, how to open it here."""
-
-    kind: str
-    url: str
-    password: str | None = field(default=None, repr=False)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"PGPASSWORD": self.password} if self.password else {}
-
-    def args(self) -> list[str]:
-        return ["-e", f"nhs_cm_store={self.url}"]
-
-    def open(self) -> Any:
-        return collection_module("_store").open_store(self.url, self.password)
-
-    def run(self, playbook: str, inventory: Path, report_dir: Path, *args: str) -> PlaybookRun:
-        return run_playbook(playbook, inventory, report_dir, *self.args(), *args, env=self.env)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    if request.param == "sqlite":
-        yield Backend("sqlite", str(tmp_path / "store" / "history.sqlite"))
-        return
-    server = request.getfixturevalue("postgresql")
-    yield Backend("postgresql", server.url(server.new_database()), server.password)
+without_times = collection_module("_report_merge").without_times
 
 
 def _time(text: str) -> dt.datetime:
@@ -167,3 +130,136 @@ ASK = """
         dest: "{{ answer_file }}"
         mode: "0600"
 """
+
+
+def _down(backend: Backend, tmp_path: Path) -> str:
+    """A store of the same kind that cannot be reached."""
+    if backend.kind == "sqlite":
+        (tmp_path / "not-a-folder").write_text("")
+        return str(tmp_path / "not-a-folder" / "history.sqlite")
+    import pgserver
+
+    return f"postgresql://postgres@127.0.0.1:{pgserver.free_port()}/nhs_cm"
+
+
+def _failure_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if "Results not recorded:" in line and line.startswith("[ERROR]")]
+    assert len(lines) == 1, output
+    return lines[0].split("Action failed: ", 1)[1]
+
+
+def test_store_down_keeps_the_run_in_a_spool_file_recorded_next_time(estate, backend: Backend,
+                                                                     tmp_path: Path) -> None:
+    running = estate(ESTATE[:2])
+    report_dir = tmp_path / "reports"
+    down = backend.run("playbooks/audit.yml", running.inventory, report_dir,
+                       "-e", f"nhs_cm_store={_down(backend, tmp_path)}")
+    assert down.rc == 2, down.output
+    assert down.report is not None and sorted(down.report["hosts"]) == sorted([A, B]) and "trend" not in down.report
+    spooled = sorted(report_dir.glob("nhs_cm-store-spool-*.json"))
+    assert len(spooled) == 1
+    line = _failure_line(down.output)
+    assert line.startswith("Results not recorded: results store ")
+    assert line.endswith(f"; the report files are written and the results are kept in {spooled[0]} and will be "
+                         "recorded by the next run that can reach the store")
+    assert (report_dir / "report.html").exists() and (report_dir / "junit.xml").exists()
+    spooled_run = json.loads(spooled[0].read_text())["run"]
+
+    again = backend.run("playbooks/audit.yml", running.inventory, report_dir)
+    assert again.rc == 0, again.output
+    assert again.report is not None
+    assert list(report_dir.glob("nhs_cm-store-spool-*.json")) == []
+    assert [p["hosts"] for p in again.report["trend"]] == [2, 2]
+    assert again.report["trend"][0]["time"] == spooled_run["started"][:19] + "+00:00"
+    assert again.report["hosts"][A]["since_last_run"]["last_run"] == again.report["trend"][0]["time"]
+    store = backend.open()
+    try:
+        assert store.runs()[0]["run_id"] == spooled_run["run_id"]
+    finally:
+        store.close()
+
+
+def test_bad_url_and_newer_schema_end_the_play_with_one_clear_line(estate, backend: Backend,
+                                                                    tmp_path: Path) -> None:
+    running = estate(ESTATE[:1])
+    bad = backend.run("playbooks/audit.yml", running.inventory, tmp_path / "bad",
+                      "-e", "nhs_cm_store=mysql://nhs:Sup3r-s3cret@db.example.nhs.uk/nhs_cm")
+    assert bad.rc == 2 and bad.report is not None
+    assert _failure_line(bad.output).startswith(
+        "Results not recorded: store 'mysql://nhs:***@db.example.nhs.uk/nhs_cm' is not a store this collection "
+        "can use: give a SQLite file path")
+    leaked = [p for p in (tmp_path / "bad").iterdir() if "Sup3r-s3cret" in p.read_text()]
+    assert "Sup3r-s3cret" not in bad.output and leaked == []
+
+    store = backend.open()
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(store.t["version"].update().values(version=7))
+    finally:
+        store.close()
+    newer = backend.run("playbooks/audit.yml", running.inventory, tmp_path / "newer")
+    assert newer.rc == 2 and newer.report is not None
+    assert _failure_line(newer.output).startswith(
+        f"Results not recorded: results store {collection_module('_history').parse_store_url(backend.url).shown} "
+        "has schema version 7, newer than the 1 this nhs_cm.remediation knows: upgrade the collection")
+
+
+def test_wrong_password_is_one_line_and_never_shown(estate, postgresql: Any, tmp_path: Path) -> None:
+    running = estate(ESTATE[:1])
+    url = postgresql.url(postgresql.new_database())
+    wrong = run_playbook("playbooks/audit.yml", running.inventory, tmp_path / "r", "-e", f"nhs_cm_store={url}",
+                         "-e", "nhs_cm_store_password=Wr0ng-s3cret")
+    assert wrong.rc == 2 and wrong.report is not None
+    line = _failure_line(wrong.output)
+    assert line.startswith(f"Results not recorded: results store {url}: cannot connect: ")
+    assert 'password authentication failed for user "postgres"' in line
+    assert "Wr0ng-s3cret" not in wrong.output
+    assert all("Wr0ng-s3cret" not in p.read_text() for p in (tmp_path / "r").iterdir())
+    # The right password, from the variable (no_log): recorded, and the spooled run with it.
+    right = run_playbook("playbooks/audit.yml", running.inventory, tmp_path / "r", "-e", f"nhs_cm_store={url}",
+                         "-e", f"nhs_cm_store_password={postgresql.password}")
+    assert right.rc == 0, right.output
+    assert right.report is not None and len(right.report["trend"]) == 2
+    assert postgresql.password not in right.output
+
+
+def awx_slices(hosts: list[str], count: int) -> list[list[str]]:
+    return [hosts[index::count] for index in range(count)]
+
+
+def test_four_awx_slices_record_into_one_store_and_make_one_estate_report(estate, backend: Backend,
+                                                                          tmp_path: Path) -> None:
+    names = ["port-service-stopped", "smartcard-service-stopped", "healthy-cm4-scc", "cm-not-installed",
+             "cm-multiple-versions", "port-service-not-automatic", "healthy-rds", "dotnet48-missing"]
+    running = estate([SCENARIOS / f"{name}.yml" for name in names])
+    slices = awx_slices(sorted(names), 4)
+    # AWX gives each slice its own job id and the sliced job's id as the workflow job id; each
+    # slice runs in its own container on any execution node, with its own report folder.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parts = list(pool.map(lambda n: backend.run(
+            "playbooks/audit.yml", running.inventory, tmp_path / f"job-{501 + n}", "--limit", ",".join(slices[n]),
+            "-e", f"awx_job_id={501 + n}", "-e", "awx_workflow_job_id=500"), range(4)))
+    for hosts, part in zip(slices, parts, strict=True):
+        assert part.rc == 0, part.output
+        assert part.report is not None and sorted(part.report["hosts"]) == sorted(hosts)
+
+    whole = backend.run("playbooks/estate_report.yml", running.inventory, tmp_path / "estate",
+                        "-e", "nhs_cm_estate_awx_job=500")
+    assert whole.rc == 0, whole.output
+    assert whole.report is not None
+    assert sorted(whole.report["hosts"]) == sorted(names)
+    assert [(p["run"], p["hosts"]) for p in whole.report["trend"]] == [("audit:awx-workflow-500", 8)]
+    merged = {name: entry for part in parts for name, entry in (part.report or {})["hosts"].items()}
+    assert without_times(whole.report) == without_times({**whole.report, "hosts": merged})
+    assert whole.report["estate"] == collection_module("_report").estate_summary(merged)
+    assert "From the store: AWX job 500 (4 run(s))" in whole.output
+    # One slice alone, by its own job id.
+    one = backend.run("playbooks/estate_report.yml", running.inventory, tmp_path / "one",
+                      "-e", "nhs_cm_estate_awx_job=502")
+    assert one.rc == 0 and one.report is not None and sorted(one.report["hosts"]) == sorted(slices[1])
+    # Nothing matches: one clear line.
+    none = backend.run("playbooks/estate_report.yml", running.inventory, tmp_path / "none",
+                       "-e", "nhs_cm_estate_awx_job=999")
+    assert none.rc == 2
+    assert "nhs_cm.remediation.history: results store " in none.output
+    assert ": no recorded run matches AWX job 999" in none.output

@@ -79,8 +79,11 @@ def _chunks(items: list[Any], size: int = CHUNK) -> Iterator[list[Any]]:
 
 def _engine(where: StoreUrl) -> Any:
     if where.kind == "sqlite":
+        folder = os.path.dirname(where.path)
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise StoreError(f"results store {where.path}: {folder} is a file, not a folder")
         try:
-            os.makedirs(os.path.dirname(where.path), exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"results store {where.path}: cannot create its folder: {exc.strerror or exc}") from None
         engine = sa.create_engine(sa.engine.URL.create("sqlite", database=where.path),
