@@ -18,7 +18,7 @@ GATE := tools/gate.sh
 help:
 	@echo "make demo   - audit an emulated estate of 20 Windows desktops over WinRM"
 	@echo "make test   - run every test (installs what it needs into .venv first)"
-	@echo "make install, make lint, make unit, make integration, make clean"
+	@echo "make install, make lint, make unit, make integration, make test-store, make clean"
 	@echo "make bench [N=200] - benchmark the audit against an ansible.windows baseline (benchmarks/README.md)"
 	@echo "gates (make test runs them all): make lint (ruff, ansible-lint), make sanity, make units, make galaxy"
 
@@ -156,3 +156,16 @@ lint-molecule: install qa-install
 	@$(GATE) ansible-lint-molecule env ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg \
 		$(QA_VENV)/bin/ansible-lint --profile production --strict molecule
 lint: lint-molecule
+# Debian's PostgreSQL server: the results-store tests (tests/integration/test_store*.py) start their
+# own on a loopback port in a temporary folder (tests/integration/pgserver.py) and stop it by its
+# pid. CI starts on a clean machine, so the test targets install it; nothing is done when it is there.
+.PHONY: postgresql test-store
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; }
+test: postgresql
+integration: postgresql
+# The results store's tests alone, on SQLite and PostgreSQL (docs/history.md); about 2 minutes.
+test-store: install postgresql
+	$(PY) -m pytest -q tests/unit/test_history.py tests/integration/test_store.py tests/integration/test_store_history.py

@@ -62,15 +62,17 @@ class StoreUrl:
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
+    """The URL with any password replaced by ``***`` (works on malformed URLs too)."""
+    if "://" not in url:
         return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    scheme, rest = url.split("://", 1)
+    netloc, slash, tail = rest.partition("/")
+    if "@" not in netloc:
+        return url
+    userinfo, host = netloc.rsplit("@", 1)
+    if ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{tail}"
 
 
 def hide(text: str, *secrets: str | None) -> str:

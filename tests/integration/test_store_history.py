@@ -263,3 +263,31 @@ def test_four_awx_slices_record_into_one_store_and_make_one_estate_report(estate
     assert none.rc == 2
     assert "nhs_cm.remediation.history: results store " in none.output
     assert ": no recorded run matches AWX job 999" in none.output
+
+
+def test_retention_playbook_prunes_runs_older_than_keep_days(backend: Backend, tmp_path: Path) -> None:
+    history = collection_module("_history")
+    now = dt.datetime.now(dt.UTC)
+    store = backend.open()
+    try:
+        for age in (200, 100, 95, 10, 1):
+            started = now - dt.timedelta(days=age)
+            run = history.run_info({"id": f"age-{age}", "started": started.isoformat()}, {}, started, "x")
+            store.record(run, {"pc-1": {"status": "ok", "audited": started.isoformat(), "findings": []}})
+    finally:
+        store.close()
+    inventory = tmp_path / "empty.yml"
+    inventory.write_text("all: {}\n")
+    check = backend.run("playbooks/store_retention.yml", inventory, tmp_path / "r", "--check")
+    assert check.rc == 0, check.output
+    assert "Would prune 3 run(s)" in check.output
+    pruned = backend.run("playbooks/store_retention.yml", inventory, tmp_path / "r", "-e", "nhs_cm_store_keep_days=50")
+    assert pruned.rc == 0, pruned.output
+    assert "Pruned 3 run(s)" in pruned.output and "(3 host result(s))" in pruned.output
+    store = backend.open()
+    try:
+        assert [r["run_id"] for r in store.runs()] == ["age-10", "age-1"]
+    finally:
+        store.close()
+    bad = backend.run("playbooks/store_retention.yml", inventory, tmp_path / "r", "-e", "nhs_cm_store_keep_days=0")
+    assert bad.rc == 2 and "nhs_cm.remediation.history: keep_days must be 1 or more, not 0" in bad.output
