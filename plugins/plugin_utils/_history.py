@@ -24,8 +24,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import CATALOGUE
+
 #: How many run groups ``report.json``'s ``trend`` shows at most (newest last).
 TREND_RUNS = 30
+#: How many of a host's results its ``timeline`` keeps (report.html draws them).
+TIMELINE_POINTS = 10
 #: Runs older than this many days are pruned by playbooks/store_retention.yml.
 KEEP_DAYS_DEFAULT = 90
 #: Severities that count as a problem on a host (as in the report's ``per_finding``).
@@ -281,7 +285,20 @@ def host_history(points: Sequence[Point], current_ids: Iterable[str], audited: b
         "since_last_run": since_last_run(last.ids if last else None, current.ids, last.time if last else None,
                                          audited),
         "regressed": regressions([*points, current]) if audited else [],
+        "timeline": timeline([*points, current] if audited else list(points)),
     }
+
+
+def timeline(points: Sequence[Point], size: int = TIMELINE_POINTS) -> list[dict[str, Any]]:
+    """The host's last ``size`` audited results, oldest first: when, which playbook, faults and problem ids."""
+    return [{"time": iso(p.time), "playbook": p.playbook, "faults": faults_of_ids(p.ids), "problems": sorted(p.ids)}
+            for p in points[-size:]]
+
+
+def faults_of_ids(ids: Iterable[str]) -> list[int]:
+    """The e-RS faults of problem ids (their catalogue fault, for error findings)."""
+    return sorted({CATALOGUE[i].fault for i in ids
+                   if i in CATALOGUE and CATALOGUE[i].fault and CATALOGUE[i].severity == "error"})
 
 
 def trend_points(groups: Sequence[Mapping[str, Any]], per_fault: Iterable[tuple[str, int, int]],
@@ -317,6 +334,7 @@ def add_history(report: dict[str, Any], trend: list[dict[str, Any]],
         found = per_host.get(name) or {"since_last_run": since_last_run(None, [], None), "regressed": []}
         entry["since_last_run"] = found["since_last_run"]
         entry["regressed"] = found["regressed"]
+        entry["timeline"] = found.get("timeline", [])
     return report
 
 

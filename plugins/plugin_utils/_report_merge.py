@@ -149,7 +149,7 @@ def report_from_events(events: Iterable[Mapping[str, Any]], generated: _dt.datet
 
 
 #: What a report says about other runs (the results store's history, docs/history.md), not about its own.
-HISTORY_FIELDS = ("trend", "since_last_run", "regressed")
+HISTORY_FIELDS = ("trend", "since_last_run", "regressed", "timeline")
 
 
 def without_times(report: Mapping[str, Any]) -> dict[str, Any]:

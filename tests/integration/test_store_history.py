@@ -10,24 +10,61 @@ from __future__ import annotations
 import datetime as dt
 import json
 from concurrent.futures import ThreadPoolExecutor
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from harness import SCENARIOS, problem_ids, run_playbook
+import pytest
+from harness import ROOT, SCENARIOS, problem_ids, run_playbook
 from storetest import Backend, collection_module
+from test_reports_html import browse
+from test_reports_html import chromium as chromium  # the fixture, asked for by name below
 
 A, B, C, D = "port-service-stopped", "smartcard-service-stopped", "healthy-cm4-scc", "cm-not-installed"
 ESTATE = [SCENARIOS / f"{name}.yml" for name in (A, B, C, D)]
 
 
 without_times = collection_module("_report_merge").without_times
+ARTIFACTS = ROOT / "tests" / "output" / "report-html"
+
+
+class HistoryDom(HTMLParser):
+    """What report.html shows of the history: trend lines, the three tables' rows, each host's timeline."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.lines: dict[str, list[int]] = {}
+        self.tables: dict[str, list[tuple[str, str]]] = {}
+        self.timelines: dict[str, int] = {}
+        self._table = ""
+        self._host = ""
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs_list: list[tuple[str, str | None]]) -> None:
+        attrs = dict(attrs_list)
+        if tag == "g" and attrs.get("class") == "trend-line":
+            self.lines[attrs["data-fault"] or ""] = [int(n) for n in (attrs["data-counts"] or "").split(",")]
+        elif tag == "table" and attrs.get("class") == "history":
+            self._table = attrs["id"] or ""
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table and "data-host" in attrs:
+            self.tables[self._table].append((attrs["data-host"] or "", attrs["data-id"] or ""))
+        elif tag == "section" and "data-host" in attrs:
+            self._host = attrs["data-host"] or ""
+        elif tag == "div" and attrs.get("class") == "timeline":
+            self.timelines[self._host] = int(attrs["data-points"] or 0)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self._table = ""
 
 
 def _time(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
 
-def test_three_audits_show_trend_fixed_hosts_and_a_regression(estate, backend: Backend, tmp_path: Path) -> None:
+def test_three_audits_show_trend_fixed_hosts_and_a_regression(estate, backend: Backend, tmp_path: Path,
+                                                              request: pytest.FixtureRequest) -> None:
     running = estate(ESTATE)
     inv = running.inventory
 
@@ -80,6 +117,21 @@ def test_three_audits_show_trend_fixed_hosts_and_a_regression(estate, backend: B
     assert [p["hosts"] for p in trend] == [4, 2, 4, 4]
     assert [_time(p["time"]) for p in trend] == sorted(_time(p["time"]) for p in trend)
     assert "Since the last run: 1 host(s) with new findings, 0 with findings fixed, 1 regressed" in third.output
+
+    # report.html, rendered in headless Chromium: the trend chart, the tables and each host's timeline.
+    chromium = request.getfixturevalue("chromium")
+    page = HistoryDom(browse(chromium, tmp_path / "audit-3" / "report.html", "--dump-dom"))
+    assert page.lines == {"1": [2, 0, 1, 2], "3": [1, 0, 0, 0]}
+    assert page.tables == {"new-since-last-run": [(A, "PORT_SERVICE_STOPPED")], "fixed-since-last-run": [],
+                           "regressions": [(A, "PORT_SERVICE_STOPPED")]}
+    assert page.timelines == {A: 4, B: 4, C: 3, D: 3}  # A and B also have the remediation's verify
+    fixed_page = HistoryDom(browse(chromium, tmp_path / "audit-2" / "report.html", "--dump-dom"))
+    assert fixed_page.tables["fixed-since-last-run"] == [(A, "PORT_SERVICE_STOPPED"), (B, "SMARTCARD_SERVICE_STOPPED")]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / f"history-{backend.kind}.png"
+    shot.unlink(missing_ok=True)
+    browse(chromium, tmp_path / "audit-3" / "report.html", "--window-size=1400,1800", f"--screenshot={shot}")
+    assert shot.stat().st_size > 20_000
 
     # What the store holds: 5 runs (the rollback too), and the rollback of host A.
     store = backend.open()

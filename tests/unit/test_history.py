@@ -94,8 +94,17 @@ def test_since_last_run_compares_an_audit_with_the_last_audit() -> None:
     remediation = h.host_history(earlier[:1], [], True, T[1], playbook="remediate")
     assert remediation["since_last_run"]["fixed"] == ["A", "B"]
     assert h.host_history([], ["A"], True, T[0])["since_last_run"] == {"new": [], "fixed": [], "last_run": None}
-    assert h.host_history(earlier, [], False, T[2]) == {
-        "since_last_run": {"new": [], "fixed": [], "last_run": T[0].isoformat()}, "regressed": []}
+    not_audited = h.host_history(earlier, [], False, T[2])
+    assert not_audited["since_last_run"] == {"new": [], "fixed": [], "last_run": T[0].isoformat()}
+    assert not_audited["regressed"] == [] and len(not_audited["timeline"]) == 2  # what is known, not "healthy now"
+    assert audit["timeline"] == [
+        {"time": T[0].isoformat(), "playbook": "audit", "faults": [], "problems": ["A", "B"]},
+        {"time": T[1].isoformat(), "playbook": "remediate", "faults": [], "problems": []},
+        {"time": T[2].isoformat(), "playbook": "audit", "faults": [], "problems": ["C"]}]
+    eleven = [h.Point(T[0] + dt.timedelta(hours=i), frozenset({"PORT_SERVICE_STOPPED", "IA_NOT_RUNNING"}))
+              for i in range(11)]
+    last = h.host_history(eleven, ["PORT_SERVICE_STOPPED"], True, T[5])["timeline"]
+    assert len(last) == h.TIMELINE_POINTS and last[-1]["faults"] == [1] and last[-1]["time"] == T[5].isoformat()
 
 
 def test_trend_points_are_oldest_first_with_counts_per_group() -> None:
