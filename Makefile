@@ -46,10 +46,15 @@ BASELINE_HOSTS ?= 0
 TRANSPORT ?= basic
 SCALING ?= 100,200,400
 REMEDIATE_HOSTS ?= 30
+# The results store (benchmarks/store.py): runs of STORE_HOSTS hosts, STORE_RUNS of them, on each backend.
+STORE_HOSTS ?= 10000
+STORE_RUNS ?= 90
+STORE_BACKENDS ?= sqlite,postgresql
 .PHONY: bench
-bench: install
+bench: install postgresql
 	$(PY) benchmarks/run.py --hosts $(N) --forks $(FORKS) --baseline-hosts $(BASELINE_HOSTS) \
-		--transport $(TRANSPORT) --scaling '$(SCALING)' --remediate-hosts $(REMEDIATE_HOSTS)
+		--transport $(TRANSPORT) --scaling '$(SCALING)' --remediate-hosts $(REMEDIATE_HOSTS) \
+		--store-hosts $(STORE_HOSTS) --store-runs $(STORE_RUNS) --store-backends '$(STORE_BACKENDS)'
 
 lint: ruff ansible-lint shellcheck
 

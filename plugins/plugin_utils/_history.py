@@ -15,6 +15,7 @@ change in any release.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import glob
 import json
 import os
@@ -137,8 +138,9 @@ def utc(moment: _dt.datetime) -> _dt.datetime:
     return moment.replace(tzinfo=_dt.UTC) if moment.tzinfo is None else moment.astimezone(_dt.UTC)
 
 
+@functools.lru_cache(maxsize=4096)
 def iso(moment: _dt.datetime | None) -> str | None:
-    """ISO 8601 in UTC to the second, as in the report (``None`` stays ``None``)."""
+    """ISO 8601 in UTC to the second, as in the report (``None`` stays ``None``); a run's time recurs on every host."""
     return None if moment is None else utc(moment).isoformat(timespec="seconds")
 
 
@@ -291,14 +293,20 @@ def host_history(points: Sequence[Point], current_ids: Iterable[str], audited: b
 
 def timeline(points: Sequence[Point], size: int = TIMELINE_POINTS) -> list[dict[str, Any]]:
     """The host's last ``size`` audited results, oldest first: when, which playbook, faults and problem ids."""
-    return [{"time": iso(p.time), "playbook": p.playbook, "faults": faults_of_ids(p.ids), "problems": sorted(p.ids)}
-            for p in points[-size:]]
+    return [{"time": iso(p.time), "playbook": p.playbook, "faults": list(faults_of_ids(p.ids)),
+             "problems": list(_sorted(p.ids))} for p in points[-size:]]
 
 
-def faults_of_ids(ids: Iterable[str]) -> list[int]:
-    """The e-RS faults of problem ids (their catalogue fault, for error findings)."""
-    return sorted({CATALOGUE[i].fault for i in ids
-                   if i in CATALOGUE and CATALOGUE[i].fault and CATALOGUE[i].severity == "error"})
+@functools.lru_cache(maxsize=4096)
+def _sorted(ids: frozenset[str]) -> tuple[str, ...]:
+    return tuple(sorted(ids))
+
+
+@functools.lru_cache(maxsize=4096)
+def faults_of_ids(ids: frozenset[str]) -> tuple[int, ...]:
+    """The e-RS faults of problem ids (their catalogue fault, for error findings); few sets recur on every host."""
+    return tuple(sorted({CATALOGUE[i].fault for i in ids
+                         if i in CATALOGUE and CATALOGUE[i].fault and CATALOGUE[i].severity == "error"}))
 
 
 def trend_points(groups: Sequence[Mapping[str, Any]], per_fault: Iterable[tuple[str, int, int]],

@@ -344,14 +344,20 @@ class Store:
         """Every audited result (oldest first) up to ``until`` of the hosts in these runs: {host: [(Point, run)]}."""
         hr, runs = self.t["host_results"], self.t["runs"]
         scope = sa.select(hr.c.host).where(hr.c.run_id.in_(run_ids)).distinct()
-        query = (sa.select(hr.c.host, hr.c.run_id, runs.c.started, runs.c.playbook, hr.c.problems, hr.c.changed)
-                 .join(runs, runs.c.run_id == hr.c.run_id)
-                 .where(hr.c.status == "ok", runs.c.started <= utc(until), hr.c.host.in_(scope)))
+        known = sa.select(runs.c.run_id, runs.c.started, runs.c.playbook).where(runs.c.started <= utc(until))
+        query = (sa.select(hr.c.host, hr.c.run_id, hr.c.problems, hr.c.changed)
+                 .where(hr.c.status == "ok", hr.c.run_id.in_(known.with_only_columns(runs.c.run_id)),
+                        hr.c.host.in_(scope)))
         found: dict[str, list[tuple[Point, str]]] = {}
+        ids: dict[str, frozenset[str]] = {}  # the same few problem sets come back on every host
         with self._tx("cannot read history") as conn:
-            for host, run_id, started, playbook, problems, changed in conn.execute(query):
-                found.setdefault(host, []).append(
-                    (Point(utc(started), frozenset(problems.split()), bool(changed), playbook), run_id))
+            when = {row.run_id: (utc(row.started), row.playbook) for row in conn.execute(known)}
+            for host, run_id, problems, changed in conn.execute(query):
+                started, playbook = when[run_id]
+                problem_set = ids.get(problems)
+                if problem_set is None:
+                    problem_set = ids[problems] = frozenset(problems.split())
+                found.setdefault(host, []).append((Point(started, problem_set, bool(changed), playbook), run_id))
         for items in found.values():
             items.sort(key=lambda item: (item[0].time, item[1]))
         return found
