@@ -49,7 +49,7 @@ except ImportError:  # pragma: no cover - said in open_store
     sa = None
 
 SQLITE_BUSY_SECONDS = 120
-CONNECT_TIMEOUT_SECONDS = 10
+CONNECT_TIMEOUT_SECONDS = 30
 #: The advisory lock key that serialises migrations on PostgreSQL ("nhs_cm" in ASCII).
 MIGRATION_LOCK = 0x6E68735F636D
 CHUNK = 500
