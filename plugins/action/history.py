@@ -33,7 +33,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "run": {"type": "str"},
     "awx_job": {"type": "int"},
     "since": {"type": "str"},
-    "until": {"type": "str"},
+    "up_to": {"type": "str"},
     "days": {"type": "int"},
     "host": {"type": "str"},
     "dest": {"type": "path"},
@@ -96,7 +96,7 @@ class ActionModule(ControllerAction):
         if query == "record_rollback":
             return self._record_rollback(store, args, task_vars, now)
         if query == "rollbacks":
-            since = selection(args, now).get("since") if any(args[k] for k in ("since", "until", "days")) else None
+            since = selection(args, now).get("since") if any(args[k] for k in ("since", "up_to", "days")) else None
             return {"rollbacks": store.rollbacks(since)}
         chosen = selection(args, now)
         if query == "runs":

@@ -70,13 +70,13 @@ options:
       - Start of a time window (V(YYYY-MM-DD) or an ISO 8601 time; UTC when no zone is given).
         Per host, its newest result of the runs started in the window counts.
     type: str
-  until:
+  up_to:
     description:
       - End of the time window (V(YYYY-MM-DD) - the end of that day - or an ISO 8601 time); default now.
     type: str
   days:
     description:
-      - A window of the last O(days) days (ending at O(until)); instead of O(since).
+      - A window of the last O(days) days (ending at O(up_to)); instead of O(since).
     type: int
   hosts:
     description:
@@ -122,7 +122,7 @@ seealso:
   - module: nhs_cm.remediation.report
   - module: nhs_cm.remediation.report_merge
 notes:
-  - Give at most one selection - O(run), O(awx_job), or a window (O(since), O(until), O(days)).
+  - Give at most one selection - O(run), O(awx_job), or a window (O(since), O(up_to), O(days)).
     A selection that matches no recorded run is an error.
   - The store's schema is migrated forward when this module or M(nhs_cm.remediation.report)
     opens it; a store written by a newer collection is refused with a message saying so.

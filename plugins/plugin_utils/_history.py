@@ -363,19 +363,19 @@ def changes_since(report: Mapping[str, Any]) -> dict[str, dict[str, list[str]]]:
 # ---------------------------------------------------------------------------------------------
 # Which runs a question is about
 
-SELECTION_KEYS = ("run", "awx_job", "since", "until", "days")
+SELECTION_KEYS = ("run", "awx_job", "since", "up_to", "days")
 
 
 def selection(args: Mapping[str, Any], now: _dt.datetime) -> dict[str, Any]:
     """Check the selection options: one run group (``run``: latest or a run id/group), one AWX
-    job with its slices (``awx_job``), or a time window (``since``/``until``, or the last ``days``)."""
+    job with its slices (``awx_job``), or a time window (``since``/``up_to``, or the last ``days``)."""
     run, job = args.get("run"), _optional_int(args.get("awx_job"), "awx_job")
-    window = {k: args.get(k) for k in ("since", "until", "days") if args.get(k) not in (None, "")}
+    window = {k: args.get(k) for k in ("since", "up_to", "days") if args.get(k) not in (None, "")}
     chosen = [name for name, value in (("run", run), ("awx_job", job)) if value not in (None, "")]
     if window:
         chosen.append("/".join(window))
     if len(chosen) > 1:
-        raise StoreError(f"give one of run, awx_job or a time window (since, until, days), not {' and '.join(chosen)}")
+        raise StoreError(f"give one of run, awx_job or a time window (since, up_to, days), not {' and '.join(chosen)}")
     if job is not None:
         return {"kind": "awx_job", "awx_job": job}
     if window:
@@ -384,11 +384,11 @@ def selection(args: Mapping[str, Any], now: _dt.datetime) -> dict[str, Any]:
             raise StoreError(f"days must be 1 or more, not {days}")
         if days is not None and "since" in window:
             raise StoreError("give since or days, not both")
-        until = parse_time(window["until"], "until", end_of_day=True) if "until" in window else now
+        until = parse_time(window["up_to"], "up_to", end_of_day=True) if "up_to" in window else now
         since = (parse_time(window["since"], "since") if "since" in window
                  else until - _dt.timedelta(days=days) if days is not None else None)
         if since is not None and since > until:
-            raise StoreError(f"since ({iso(since)}) is after until ({iso(until)})")
+            raise StoreError(f"since ({iso(since)}) is after up_to ({iso(until)})")
         return {"kind": "window", "since": since, "until": until}
     text = str(run or "latest").strip()
     if text != "latest" and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", text):

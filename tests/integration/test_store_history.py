@@ -305,6 +305,11 @@ def test_four_awx_slices_record_into_one_store_and_make_one_estate_report(estate
     assert without_times(whole.report) == without_times({**whole.report, "hosts": merged})
     assert whole.report["estate"] == collection_module("_report").estate_summary(merged)
     assert "From the store: AWX job 500 (4 run(s))" in whole.output
+    # The last day: per host its newest result of the runs started in it - the same hosts.
+    window = backend.run("playbooks/estate_report.yml", running.inventory, tmp_path / "day",
+                         "-e", "nhs_cm_estate_days=1")
+    assert window.rc == 0 and window.report is not None
+    assert without_times(window.report) == without_times(whole.report)
     # One slice alone, by its own job id.
     one = backend.run("playbooks/estate_report.yml", running.inventory, tmp_path / "one",
                       "-e", "nhs_cm_estate_awx_job=502")

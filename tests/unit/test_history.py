@@ -142,13 +142,13 @@ def test_selection() -> None:
     assert h.selection({}, T[5]) == {"kind": "run", "run": "latest"}
     assert h.selection({"awx_job": "4711"}, T[5]) == {"kind": "awx_job", "awx_job": 4711}
     assert h.selection({"days": 2}, T[5]) == {"kind": "window", "since": T[3], "until": T[5]}
-    window = h.selection({"since": "2026-11-01", "until": "2026-11-02"}, T[5])
+    window = h.selection({"since": "2026-11-01", "up_to": "2026-11-02"}, T[5])
     assert window["since"] == dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     assert window["until"] == dt.datetime(2026, 11, 2, 23, 59, 59, 999999, tzinfo=dt.UTC)
     for args, message in (({"run": "latest", "days": 3}, "give one of run, awx_job or a time window"),
                           ({"days": 0}, "days must be 1 or more"), ({"since": "2026-11-05", "days": 1}, "not both"),
-                          ({"since": "2026-11-05", "until": "2026-11-01"}, "is after until"),
-                          ({"until": "tomorrow"}, "until must be a date"), ({"run": "x y"}, "run must be latest")):
+                          ({"since": "2026-11-05", "up_to": "2026-11-01"}, "is after up_to"),
+                          ({"up_to": "tomorrow"}, "up_to must be a date"), ({"run": "x y"}, "run must be latest")):
         with pytest.raises(h.StoreError, match=message):
             h.selection(args, T[5])
 
