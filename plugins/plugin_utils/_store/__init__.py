@@ -328,13 +328,19 @@ class Store:
                 by_run.setdefault(run_id, []).append(host)
             children: dict[tuple[str, str], dict[str, list[Any]]] = {}
             for run_id, hosts in by_run.items():
-                for part in _chunks(hosts):
+                wanted = set(hosts)
+                # Many hosts of a run: read the run's rows at once and keep the wanted hosts'; few: ask for them.
+                parts: list[list[str] | None] = [None] if len(hosts) > CHUNK else list(_chunks(hosts))
+                for part in parts:
                     for table in ("findings", "changes", "backups"):
                         tab = t[table]
                         order = [tab.c.host, tab.c.seq] if "seq" in tab.c else [tab.c.host, tab.c.backup_id]
-                        query = sa.select(tab).where(tab.c.run_id == run_id, tab.c.host.in_(part)).order_by(*order)
+                        query = sa.select(tab).where(tab.c.run_id == run_id).order_by(*order)
+                        if part is not None:
+                            query = query.where(tab.c.host.in_(part))
                         for row in conn.execute(query):
-                            children.setdefault((run_id, row.host), {}).setdefault(table, []).append(row._mapping)
+                            if row.host in wanted:
+                                children.setdefault((run_id, row.host), {}).setdefault(table, []).append(row._mapping)
         out = {}
         for host, (_key, run_id, row) in newest.items():
             out[host] = (run_id, _entry(row, children.get((run_id, host), {})))
