@@ -148,3 +148,37 @@ def test_sqlite_store_is_in_wal_mode(tmp_path: Path) -> None:
     store_mod.open_store(str(path)).close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_an_older_store_migrates_forward_in_one_transaction(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = backend.open()
+    try:
+        store.record(_run("old", T0), _entries(5))
+    finally:
+        store.close()
+    current = store_mod.SCHEMA_VERSION
+
+    def add_site(op: Any) -> None:  # a next version as a release would add it: one column
+        import sqlalchemy as sa
+
+        op.add_column("runs", sa.Column("site", sa.String(64)))
+
+    def broken(op: Any) -> None:
+        add_site(op)
+        raise RuntimeError("the migration failed half way")
+
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setitem(store_mod.MIGRATIONS, current + 1, broken)
+    with pytest.raises(RuntimeError, match="half way"):
+        backend.open()
+    monkeypatch.setitem(store_mod.MIGRATIONS, current + 1, add_site)
+    store = backend.open()  # the failed attempt left nothing behind: the same migration runs again
+    try:
+        import sqlalchemy as sa
+
+        assert store.version() == current + 1
+        columns = {c["name"] for c in sa.inspect(store.engine).get_columns("runs")}
+        assert "site" in columns
+        assert [r["run_id"] for r in store.runs()] == ["old"] and len(store.entries(["old"])) == 5
+    finally:
+        store.close()
