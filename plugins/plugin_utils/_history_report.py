@@ -93,7 +93,11 @@ def _record_spooled(store: Any, directory: str, skip: str) -> list[str]:
     """Record the runs spooled in ``directory`` (then remove their files); returns their run ids."""
     done = []
     for path in spool_files(directory):
-        run, hosts = read_spool(path)
+        try:
+            run, hosts = read_spool(path)
+        except StoreError:  # never retried, never in the way of the others: kept aside for a person to look at
+            os.replace(path, path + ".unreadable")
+            continue
         if run.get("run_id") == skip:
             continue  # this run's earlier batches: recorded with it below
         store.record(run, hosts)

@@ -175,3 +175,33 @@ def test_changes_since_lists_hosts_per_id() -> None:
     }}
     assert h.changes_since(report) == {"new": {"X": ["a", "b"], "Y": ["a"]}, "fixed": {"Z": ["a"]},
                                        "regressed": {"X": ["b"]}}
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.recorded: list[str] = []
+
+    def record(self, run: dict[str, t.Any], hosts: dict[str, t.Any]) -> int:
+        self.recorded.append(run["run_id"])
+        return len(hosts)
+
+
+def test_spooled_runs_are_recorded_oldest_first_and_a_broken_file_is_set_aside(tmp_path: t.Any) -> None:
+    import os
+
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _history_report
+
+    for number, run_id in enumerate(("r-old", "r-new", "r-now")):
+        run = h.run_info({"id": run_id, "started": T[number].isoformat()}, {}, T[number], run_id)
+        path = h.spool_path(str(tmp_path), run_id)
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(h.spool_document(run, {"pc-1": {"status": "ok"}}, []), handle)
+        os.utime(path, (number, number))
+    broken = tmp_path / f"{h.SPOOL_PREFIX}r-broken.json"
+    broken.write_text("{not json")
+    os.utime(broken, (0, 0))
+    store = _Recorder()
+    assert _history_report._record_spooled(store, str(tmp_path), skip="r-now") == ["r-old", "r-new"]
+    assert store.recorded == ["r-old", "r-new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{h.SPOOL_PREFIX}r-broken.json.unreadable",
+                                                          f"{h.SPOOL_PREFIX}r-now.json"]
