@@ -120,7 +120,10 @@ def open_store(url: str, password: str | None = None, migrate: bool = True) -> S
                          "pip install -r requirements.txt (or meta/ee-requirements.txt in an execution environment)")
     store = Store(_engine(where), where)
     try:
-        store.migrate() if migrate else store.version()
+        if migrate:
+            store.migrate()
+        else:
+            store.version()
     except StoreError:
         store.close()
         raise
