@@ -22,7 +22,7 @@ help:
 	@echo "make demo   - audit an emulated estate of 20 Windows desktops over WinRM (NTLM)"
 	@echo "make demo TRANSPORT=kerberos - the same as a domain estate, with a real MIT Kerberos KDC"
 	@echo "make test   - run every test (installs what it needs into .venv first)"
-	@echo "make install, make lint, make unit, make integration, make clean"
+	@echo "make install, make lint, make unit, make integration, make test-store, make clean"
 	@echo "make bench [N=200] - benchmark the audit against an ansible.windows baseline (benchmarks/README.md)"
 	@echo "gates (make test runs them all): make lint (ruff, ansible-lint), make sanity, make units, make galaxy,"
 	@echo "  make docs (the antsibull-docs docsite), make test-matrix (the smoke path under ansible-core 2.16 to 2.19)"
@@ -54,10 +54,15 @@ BASELINE_HOSTS ?= 0
 TRANSPORT ?= basic
 SCALING ?= 100,200,400
 REMEDIATE_HOSTS ?= 30
+# The results store (benchmarks/store.py): runs of STORE_HOSTS hosts, STORE_RUNS of them, on each backend.
+STORE_HOSTS ?= 10000
+STORE_RUNS ?= 90
+STORE_BACKENDS ?= sqlite,postgresql
 .PHONY: bench
-bench: install
+bench: install postgresql
 	$(PY) benchmarks/run.py --hosts $(N) --forks $(FORKS) --baseline-hosts $(BASELINE_HOSTS) \
-		--transport $(TRANSPORT) --scaling '$(SCALING)' --remediate-hosts $(REMEDIATE_HOSTS)
+		--transport $(TRANSPORT) --scaling '$(SCALING)' --remediate-hosts $(REMEDIATE_HOSTS) \
+		--store-hosts $(STORE_HOSTS) --store-runs $(STORE_RUNS) --store-backends '$(STORE_BACKENDS)'
 
 lint: ruff ansible-lint shellcheck
 
@@ -240,3 +245,16 @@ test: docs
 clean-docs:
 	rm -rf $(DOCS_VENV) $(DOCSITE)
 clean: clean-docs
+# Debian's PostgreSQL server: the results-store tests (tests/integration/test_store*.py) start their
+# own on a loopback port in a temporary folder (tests/integration/pgserver.py) and stop it by its
+# pid. CI starts on a clean machine, so the test targets install it; nothing is done when it is there.
+.PHONY: postgresql test-store
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql; }
+test: postgresql
+integration: postgresql
+# The results store's tests alone, on SQLite and PostgreSQL (docs/history.md); about 2 minutes.
+test-store: install postgresql
+	$(PY) -m pytest -q tests/unit/test_history.py tests/integration/test_store.py tests/integration/test_store_history.py

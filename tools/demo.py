@@ -157,7 +157,9 @@ def run_demo(args: argparse.Namespace, inventory: Path, kdc: Kdc | None) -> int:
                    ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".collections"),
                    PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(kdc.env() if kdc else {}))
         cmd = [str(BIN / "ansible-playbook"), str(ROOT / "playbooks" / "audit.yml"),
-               "-i", str(inventory), "-e", f"nhs_cm_report_dir={args.report_dir}"]
+               "-i", str(inventory), "-e", f"nhs_cm_report_dir={args.report_dir}",
+               # The demo's own results store (each demo is one more run of its trend), never a real estate's.
+               "-e", f"nhs_cm_store={Path(args.report_dir).parent / 'demo-history.sqlite'}"]
         print("Running: " + " ".join(cmd[0:1] + [os.path.relpath(c, ROOT) if c.startswith(str(ROOT)) else c
                                                for c in cmd[1:]]), flush=True)
         rc = subprocess.call(cmd, cwd=ROOT, env=env)

@@ -191,7 +191,8 @@ def fix_failures(output: str) -> dict[str, str]:
 
 def audit(emulator: Emulator, report_dir: Path, forks: int) -> dict[str, Any]:
     output = playbook("playbooks/audit.yml", emulator.inventory, forks, "-e", f"nhs_cm_report_dir={report_dir}",
-                      "-e", '{"nhs_cm_report_formats": ["json"]}')
+                      "-e", '{"nhs_cm_report_formats": ["json"]}',
+                      "-e", f"nhs_cm_store={report_dir / 'history.sqlite'}")
     if not (report_dir / "report.json").exists():
         raise RuntimeError(f"the audit wrote no report: {output[-3000:]}")
     return json.loads((report_dir / "report.json").read_text())["hosts"]

@@ -12,6 +12,11 @@ from ansible.module_utils.common.json import AnsibleJSONEncoder
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import ControllerAction, play_hosts
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import EVALUATORS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history_report import (
+    STORE_OPTIONS,
+    history_lines,
+    record_and_add_history,
+)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import (
     build_report,
     report_result,
@@ -31,6 +36,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "backups_var": {"type": "str", "default": "nhs_cm_backups"},
     "hosts": {"type": "list", "elements": "str"},
     "include_facts": {"type": "bool", "default": False},
+    **STORE_OPTIONS,  # the results store (docs/history.md)
 }
 
 
@@ -97,6 +103,9 @@ class ActionModule(ControllerAction):
             backups[name] = _as_list(_plain(host_vars.get(args["backups_var"])))
         report = build_report(results, waiver_checks=waivers, checks=list(EVALUATORS), changes=changes,
                               backups=backups, include_facts=args["include_facts"])
+        # The run is recorded in the results store, which adds the trend and each host's history;
+        # when the store cannot be used the run waits in a spool file and the files are written anyway.
+        store = record_and_add_history(report, args, task_vars) if args["store"] else None
         # The report is written on the controller, also in check mode: an audit run in
         # check mode exists to produce it. Nothing is written on the managed hosts.
         try:
@@ -106,4 +115,6 @@ class ActionModule(ControllerAction):
                                            f"{exc.strerror or exc}")
             return result
         result.update(report_result(report, files))
+        if store is not None:
+            result.update(store=store, summary=result["summary"] + history_lines(report, store))
         return result

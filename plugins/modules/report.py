@@ -82,6 +82,39 @@ options:
         without it gets C(facts) null.
     type: bool
     default: false
+  store:
+    description:
+      - The results store to record this run in (docs/history.md) - a SQLite file (a path, or
+        V(sqlite:////absolute/path)) or a PostgreSQL URL (V(postgresql://user@host:port/database)).
+        Not given - nothing is recorded and the report has no history.
+      - After recording, C(report.json) gains C(trend) (hosts per fault and per finding id for the
+        last 30 runs) and each host C(since_last_run) and C(regressed), read from the store.
+      - When the store cannot be used (unreachable, wrong password, a newer schema, a URL that is
+        not a store), the report files are still written, the run is kept in a spool file in
+        O(spool_dir) and recorded by the next run that reaches the store, and RV(store.failure)
+        says why in one line. The task itself does not fail; the playbooks end failed with that line.
+      - A password in the URL is never shown; prefer O(store_password) or C(PGPASSWORD).
+    type: str
+  store_password:
+    description:
+      - The PostgreSQL password of O(store). Without it, the password of the URL or the
+        C(PGPASSWORD) environment variable is used. Never shown or written anywhere.
+    type: str
+  spool_dir:
+    description:
+      - Folder where a run waits when O(store) cannot be used, as
+        C(nhs_cm-store-spool-<run id>.json); every spool file found there is recorded (then
+        removed) by the next run that reaches the store. Defaults to O(dest).
+    type: path
+  run:
+    description:
+      - The run to record - C(id) (default a new random id; the same id in every batch of a
+        C(serial) play records one run), C(started) (ISO 8601; default now), C(playbook) (a
+        short name such as V(audit) or V(remediate); default V(audit)) and C(slice) (a slice
+        number, if known).
+      - AWX's C(awx_job_id) and C(awx_workflow_job_id) and the check mode are read from the
+        task's variables.
+    type: dict
 attributes:
   check_mode:
     support: full
@@ -92,8 +125,13 @@ seealso:
   - module: nhs_cm.remediation.diagnose
   - module: nhs_cm.remediation.waivers
   - module: nhs_cm.remediation.report_merge
+  - module: nhs_cm.remediation.history
 notes:
-  - The files and the schema of C(report.json) are described in the collection's C(docs/report.md).
+  - The files and the schema of C(report.json) are described in the collection's C(docs/report.md);
+    the results store in C(docs/history.md).
+  - The store needs SQLAlchemy and Alembic (and psycopg for PostgreSQL) on the controller.
+requirements:
+  - SQLAlchemy >= 2.0, alembic >= 1.13 and, for PostgreSQL, psycopg >= 3.1 - only with O(store).
 """
 
 EXAMPLES = r"""
@@ -171,4 +209,18 @@ hosts_with_waiver_problems:
   returned: success
   type: list
   elements: str
+store:
+  description:
+    - What happened with the results store - C(store) (where, without a password), C(recorded),
+      C(run) and C(group) (the run's id and its trend group), C(spooled_recorded) (runs recorded
+      from spool files); when it could not be used, C(error) and C(failure) (one line each) and
+      C(spool) (the spool file).
+  returned: when O(store) is given
+  type: dict
+  sample:
+    store: /home/me/.local/share/nhs_cm/history.sqlite
+    recorded: true
+    run: 6f1c2a9e-0f1e-5d7a-9a55-3f0c1b2d4e5f
+    group: audit:6f1c2a9e-0f1e-5d7a-9a55-3f0c1b2d4e5f
+    spooled_recorded: []
 """

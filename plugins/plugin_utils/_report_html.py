@@ -19,6 +19,11 @@ from typing import Any
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import FAULT_MESSAGES, SEVERITIES
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import estate_summary
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report_html_history import (
+    HISTORY_CSS,
+    history_html,
+    host_timeline,
+)
 
 #: Values of the severity filter: the catalogue's severities, then what the report adds.
 SEVERITY_FILTERS = (*SEVERITIES, "unknown", "waived")
@@ -335,7 +340,7 @@ def host_section(index: int, name: str, entry: Mapping[str, Any]) -> str:
     attrs = (f'id="host-{index}" class="host {host_class(entry)}" data-host="{e(name)}" '
              f'data-status="{e(entry["status"])}" data-faults="{e(" ".join(str(n) for n in entry["faults"]))}" '
              f'data-severities="{" ".join(host_severities(entry))}"')
-    head = f"<h3>{e(name)}{_tags(entry)}</h3>{_meta(entry)}"
+    head = f"<h3>{e(name)}{_tags(entry)}</h3>{_meta(entry)}{host_timeline(entry)}"
     if entry["status"] != "ok":
         return f'<section {attrs}>{head}<p class="problem">Could not be audited: {e(entry["error"])}</p></section>'
     rows = ([_finding_row(f, False) for f in entry["findings"]] + [_finding_row(f, True) for f in entry["waived"]]
@@ -391,7 +396,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{e(_csp())}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>NHS Credential Management estate report {generated}</title><style>{_CSS}</style></head>"
+        f"<title>NHS Credential Management estate report {generated}</title><style>{_CSS}{HISTORY_CSS}</style></head>"
         f'<body data-generated="{generated}"><header><h1>NHS Credential Management estate report</h1>'
         f"<p>Generated {generated} for {estate['hosts']} host(s): which PCs would show which NHS e-Referral "
         "Service configuration check fault, and why.</p></header><main>"
@@ -400,7 +405,8 @@ def render_html(report: Mapping[str, Any]) -> str:
         + bar_chart("chart-faults", "Hosts per e-RS fault", fault_bars(estate), estate["hosts"], fault_legend())
         + bar_chart("chart-findings", "Hosts per finding (errors and warnings, not waived)",
                     finding_bars(estate), estate["hosts"])
-        + f'</div><h2>Hosts</h2>{_filters()}<div id="hosts">{"".join(sections)}</div></main>'
+        + "</div>" + history_html(report)  # the results store's trend and changes (docs/history.md)
+        + f'<h2>Hosts</h2>{_filters()}<div id="hosts">{"".join(sections)}</div></main>'
         "<footer>Written by the nhs_cm.remediation collection. This page is one file: it loads nothing "
         "from the network. Finding ids and remedies: the collection's docs/findings.md.</footer>"
         f"<script>{_JS}</script></body></html>\n"

@@ -246,7 +246,12 @@ def report_from_events(events: Iterable[Mapping[str, Any]], generated: _dt.datet
     return build_report(results, generated=generated, waiver_checks=waivers, checks=checks)
 
 
+#: What a report says about other runs (the results store's history, docs/history.md), not about its own.
+HISTORY_FIELDS = ("trend", "since_last_run", "regressed", "timeline")
+
+
 def without_times(report: Mapping[str, Any]) -> dict[str, Any]:
-    """The report with ``generated`` and every host's ``audited`` removed, to compare two runs."""
-    hosts = {name: {k: v for k, v in entry.items() if k != "audited"} for name, entry in report["hosts"].items()}
-    return {**{k: v for k, v in report.items() if k != "generated"}, "hosts": hosts}
+    """The report with ``generated``, every host's ``audited`` and the history removed, to compare two runs."""
+    drop = ("audited", *HISTORY_FIELDS)
+    hosts = {name: {k: v for k, v in entry.items() if k not in drop} for name, entry in report["hosts"].items()}
+    return {**{k: v for k, v in report.items() if k not in ("generated", *HISTORY_FIELDS)}, "hosts": hosts}

@@ -50,3 +50,30 @@ def collection_tarball(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert done.returncode == 0, done.stdout + done.stderr
     (built,) = out.glob("nhs_cm-remediation-*.tar.gz")
     return built
+
+
+@pytest.fixture(scope="session")
+def postgresql() -> Iterator[Any]:
+    """A real PostgreSQL server for this test session (pgserver.py); `make postgresql` installs it."""
+    import os
+
+    import pgserver
+
+    if pgserver.binaries() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: `make test` installs it (make postgresql)")
+        pytest.skip("PostgreSQL is not installed: run `make postgresql`")
+    with pgserver.running() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The results store of a store test, once on SQLite and once on PostgreSQL (storetest.py)."""
+    from storetest import Backend
+
+    if request.param == "sqlite":
+        yield Backend("sqlite", str(tmp_path / "store" / "history.sqlite"))
+        return
+    server = request.getfixturevalue("postgresql")
+    yield Backend("postgresql", server.url(server.new_database()), server.password)

@@ -84,12 +84,17 @@ class PlaybookRun:
 
 def run_playbook(playbook: str, inventory: Path, report_dir: Path, *args: str,
                  env: dict[str, str] | None = None) -> PlaybookRun:
-    """Run ansible-playbook from the repository root, as a user would after `make install`."""
+    """Run ansible-playbook from the repository root, as a user would after `make install`.
+
+    Runs are recorded in a results store beside the report folder (``history.sqlite``), never in
+    the user's own; a test gives ``-e nhs_cm_store=...`` to choose another.
+    """
     full_env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
                     ANSIBLE_NOCOLOR="1",
                     ANSIBLE_FORCE_COLOR="0", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     full_env.update(env or {})
     cmd = [str(BIN / "ansible-playbook"), playbook, "-i", str(inventory),
+           "-e", f"nhs_cm_store={report_dir.parent / 'history.sqlite'}",
            "-e", f"nhs_cm_report_dir={report_dir}", *args]
     done = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=600)
     report_file = report_dir / "report.json"

@@ -90,20 +90,47 @@ def test_objects_refer_to_each_other() -> None:
         assert re.match(r"^DTSTART;TZID=[A-Za-z_/]+:\d{8}T\d{6} RRULE:FREQ=DAILY;INTERVAL=1$", schedule["rrule"])
 
 
-def test_audit_is_a_sliced_check_job_run_nightly_then_merged() -> None:
+def test_audit_is_a_sliced_check_job_run_nightly_then_reported_from_the_store() -> None:
     config = _config()
-    audit = _templates()["NHS CM - Audit"]
+    templates = _templates()
+    audit = templates["NHS CM - Audit"]
     assert audit["job_type"] == "check" and audit["playbook"] == "playbooks/audit.yml"
     assert audit["job_slice_count"] > 1
     nightly = next(s for s in config["controller_schedules"] if s["enabled"])
     workflow = next(w for w in config["controller_workflows"] if w["name"] == nightly["unified_job_template"])
     nodes = {n["identifier"]: n for n in workflow["simplified_workflow_nodes"]}
     assert nodes["audit"]["unified_job_template"] == "NHS CM - Audit"
-    merge = _templates()[nodes["merge"]["unified_job_template"]]
-    assert merge["playbook"] == "playbooks/merge_reports.yml" and "merge" in nodes["audit"]["always_nodes"]
-    # The merge reads the folders the audit's slices write.
-    written = audit["extra_vars"]["nhs_cm_report_dir"]
-    assert merge["extra_vars"]["nhs_cm_merge_src"] == [written.replace("{{ awx_job_id }}", "*")]
+    # The slices run on any execution node: the estate report comes from the store they all record
+    # into (docs/history.md), not from merging files; then old runs are pruned.
+    estate = templates[nodes["estate"]["unified_job_template"]]
+    assert estate["playbook"] == "playbooks/estate_report.yml" and "estate" in nodes["audit"]["always_nodes"]
+    retention = templates[nodes["retention"]["unified_job_template"]]
+    assert retention["playbook"] == "playbooks/store_retention.yml" and "retention" in nodes["estate"]["always_nodes"]
+    store = "NHS CM results store"
+    for name in ("NHS CM - Audit", "NHS CM - Remediate", "NHS CM - Rollback", estate["name"], retention["name"]):
+        assert store in templates[name]["credentials"], name
+    # A job that cannot reach the store keeps its results where the next job finds them.
+    assert audit["extra_vars"]["nhs_cm_store_spool"] == templates["NHS CM - Remediate"]["extra_vars"][
+        "nhs_cm_store_spool"] == "/var/lib/nhs_cm/spool"
+
+
+def test_the_store_credential_gives_the_url_and_the_password_apart() -> None:
+    import jinja2
+
+    config = _config()
+    kind = next(t for t in config["controller_credential_types"] if t["name"] == "NHS CM results store")
+    credential = next(c for c in config["controller_credentials"] if c["credential_type"] == kind["name"])
+    assert next(f for f in kind["inputs"]["fields"] if f["id"] == "password")["secret"] is True
+    assert credential["inputs"]["password"] == "{{ nhs_cm_store_db_password }}"  # never a password in the repository
+    # Loading the files renders the {% raw %} blocks to the templates AWX itself renders at launch.
+    inputs = dict(credential["inputs"], password="S3cret/pw")
+    loaded = {k: jinja2.Template(v).render() for k, v in {**kind["injectors"]["env"],
+                                                          **kind["injectors"]["extra_vars"]}.items()}
+    awx = {k: jinja2.Template(v).render(**inputs) for k, v in loaded.items()}
+    assert awx["PGPASSWORD"] == "S3cret/pw"
+    assert awx["nhs_cm_store"] == "postgresql://nhs_cm@db.example.nhs.uk:5432/nhs_cm"
+    where = collection_module("_history").parse_store_url(awx["nhs_cm_store"])
+    assert where.kind == "postgresql" and where.password is None  # the client library reads PGPASSWORD
 
 
 def _survey(template: dict[str, Any]) -> list[dict[str, Any]]:

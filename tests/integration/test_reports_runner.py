@@ -46,7 +46,8 @@ def test_runner_report_and_job_events_equal_a_direct_run(estate, tmp_path: Path)
     result = ansible_runner.run(
         private_data_dir=str(tmp_path / "runner"), project_dir=str(ROOT), playbook="playbooks/audit.yml",
         inventory=[str(running.inventory), str(waivers)], envvars=env, quiet=True,
-        extravars={"nhs_cm_report_dir": str(tmp_path / "via-runner"), "nhs_cm_today": "2027-01-01"})
+        extravars={"nhs_cm_report_dir": str(tmp_path / "via-runner"), "nhs_cm_today": "2027-01-01",
+                   "nhs_cm_store": str(tmp_path / "history.sqlite")})
     assert result.status == "failed" and result.rc == 2, result.stdout.read()
     via_runner = json.loads((tmp_path / "via-runner" / "report.json").read_text())
 
