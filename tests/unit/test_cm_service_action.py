@@ -1,7 +1,7 @@
 """cm_service's action plugin against a fake CM 1.x desktop where a user runs a decoy
 ``IdentityAgent.exe`` from their Downloads folder: what is started comes from the Identity Agent's
-HKLM Uninstall entry (checked to exist in one extra read call), as the session user's SID, never
-from the running decoy; without install data nothing is started and the result says why; a start
+HKLM Uninstall entry (checked to exist in one extra read call), as the session user's SID, and
+never from the running decoy; without install data nothing is started and the result says why; a start
 the runner refuses is reported for its session."""
 
 from __future__ import annotations
