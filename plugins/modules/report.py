@@ -91,7 +91,7 @@ options:
         last 30 runs) and each host C(since_last_run) and C(regressed), read from the store.
       - When the store cannot be used (unreachable, wrong password, a newer schema, a URL that is
         not a store), the report files are still written, the run is kept in a spool file in
-        O(spool_dir) and recorded by the next run that reaches the store, and RV(store.failure)
+        O(spool_dir) and recorded by the next run that reaches the store, and the C(failure) of RV(store)
         says why in one line. The task itself does not fail; the playbooks end failed with that line.
       - A password in the URL is never shown; prefer O(store_password) or C(PGPASSWORD).
     type: str

@@ -384,8 +384,7 @@ def _firefox_blocked_judge(facts: Facts) -> t.Callable[[dict[str, t.Any] | None]
 LnaJudge = t.Callable[[Facts, str, BrowserVersion], t.Callable[[dict[str, t.Any] | None], Verdict | None]]
 
 
-def _lna_errors(facts: Facts, browser: str, version: BrowserVersion) -> t.Callable[[dict[str, t.Any] | None],
-                                                                                  list[str]]:
+def _lna_errors(facts: Facts, browser: str, version: BrowserVersion) -> ErrorsOf:
     chromium = _chromium_errors(facts, browser)
 
     def errors_of(user: dict[str, t.Any] | None) -> list[str]:

@@ -46,53 +46,91 @@ _IE_SECURITY = "Windows Components > Internet Explorer > Internet Control Panel 
 #: (key below the hive, value name or "*" for every value of a list key) -> policy as the GPO editor shows it.
 POLICIES: dict[tuple[str, str], str] = {
     (CHROME_KEY, "BlockThirdPartyCookies"): f"{_CHROME} > Content settings > Block third party cookies",
-    (CHROME_KEY + "\\Recommended", "BlockThirdPartyCookies"): f"{_CHROME_REC} > Content settings > "
-                                                              "Block third party cookies",
+    (CHROME_KEY + "\\Recommended", "BlockThirdPartyCookies"): (
+        f"{_CHROME_REC} > Content settings > "
+        "Block third party cookies"
+    ),
     (CHROME_KEY, "DefaultCookiesSetting"): f"{_CHROME} > Content settings > Default cookies setting",
     (CHROME_KEY + "\\CookiesAllowedForUrls", "*"): f"{_CHROME} > Content settings > Allow cookies on these sites",
     (CHROME_KEY + "\\CookiesBlockedForUrls", "*"): f"{_CHROME} > Content settings > Block cookies on these sites",
-    (CHROME_KEY + "\\CookiesSessionOnlyForUrls", "*"): f"{_CHROME} > Content settings > "
-                                                       "Limit cookies from matching URLs to the current session",
+    (CHROME_KEY + "\\CookiesSessionOnlyForUrls", "*"): (
+        f"{_CHROME} > Content settings > "
+        "Limit cookies from matching URLs to the current session"
+    ),
     (CHROME_KEY, "AuthServerAllowlist"): f"{_CHROME} > HTTP authentication > Authentication server allowlist",
-    (CHROME_KEY, "AuthServerWhitelist"): f"{_CHROME} > HTTP authentication > Authentication server whitelist "
-                                         "(deprecated)",
+    (CHROME_KEY, "AuthServerWhitelist"): (
+        f"{_CHROME} > HTTP authentication > Authentication server whitelist "
+        "(deprecated)"
+    ),
     (EDGE_KEY, "BlockThirdPartyCookies"): f"{_EDGE} > Content settings > Block third party cookies",
-    (EDGE_KEY + "\\Recommended", "BlockThirdPartyCookies"): f"{_EDGE_REC} > Content settings > "
-                                                            "Block third party cookies",
+    (EDGE_KEY + "\\Recommended", "BlockThirdPartyCookies"): (
+        f"{_EDGE_REC} > Content settings > "
+        "Block third party cookies"
+    ),
     (EDGE_KEY, "DefaultCookiesSetting"): f"{_EDGE} > Content settings > Configure cookies",
     (EDGE_KEY + "\\CookiesAllowedForUrls", "*"): f"{_EDGE} > Content settings > Allow cookies on specific sites",
     (EDGE_KEY + "\\CookiesBlockedForUrls", "*"): f"{_EDGE} > Content settings > Block cookies on specific sites",
-    (EDGE_KEY + "\\CookiesSessionOnlyForUrls", "*"): f"{_EDGE} > Content settings > "
-                                                     "Limit cookies from specific websites to the current session",
-    (EDGE_KEY, "AuthServerAllowlist"): f"{_EDGE} > HTTP authentication > "
-                                       "Configure list of allowed authentication servers",
-    (EDGE_KEY, "AuthServerWhitelist"): f"{_EDGE} > HTTP authentication > "
-                                       "Configure list of allowed authentication servers (deprecated name)",
-    (CHROME_KEY + "\\LoopbackNetworkAllowedForUrls", "*"): f"{_CHROME_LNA} > Allow sites to make network requests to "
-                                                          "the local device.",
-    (CHROME_KEY + "\\LoopbackNetworkBlockedForUrls", "*"): f"{_CHROME_LNA} > Block sites from making network requests "
-                                                          "to the local device.",
-    (CHROME_KEY + "\\LocalNetworkAccessAllowedForUrls", "*"): f"{_CHROME_LNA} > Allow sites to make requests to local "
-                                                             "network endpoints.",
-    (CHROME_KEY + "\\LocalNetworkAccessBlockedForUrls", "*"): f"{_CHROME_LNA} > Block sites from making requests to "
-                                                             "local network endpoints.",
-    (CHROME_KEY + "\\LocalNetworkAllowedForUrls", "*"): f"{_CHROME_LNA} > Allow sites to make network requests to "
-                                                       "local network endpoints.",
-    (CHROME_KEY, "LocalNetworkAccessRestrictionsTemporaryOptOut"): f"{_CHROME_LNA} > Specifies whether to "
-                                                                   "(temporarily) opt out of Local Network Access "
-                                                                   "restrictions",
-    (EDGE_KEY + "\\LoopbackNetworkAllowedForUrls", "*"): f"{_EDGE_LNA} > Allow sites to make network requests to the "
-                                                        "local device.",
-    (EDGE_KEY + "\\LoopbackNetworkBlockedForUrls", "*"): f"{_EDGE_LNA} > Block sites from making network requests to "
-                                                        "the local device.",
-    (EDGE_KEY + "\\LocalNetworkAccessAllowedForUrls", "*"): f"{_EDGE_LNA} > Allow sites to make network requests to "
-                                                           "local devices and local network endpoints.",
-    (EDGE_KEY + "\\LocalNetworkAccessBlockedForUrls", "*"): f"{_EDGE_LNA} > Block sites from making network requests "
-                                                           "to local devices and local network endpoints.",
-    (EDGE_KEY + "\\LocalNetworkAllowedForUrls", "*"): f"{_EDGE_LNA} > Allow sites to make network requests to local "
-                                                     "network endpoints.",
-    (EDGE_KEY, "LocalNetworkAccessRestrictionsTemporaryOptOut"): f"{_EDGE_LNA} > Specifies whether to opt out of Local "
-                                                                 "Network Access restrictions",
+    (EDGE_KEY + "\\CookiesSessionOnlyForUrls", "*"): (
+        f"{_EDGE} > Content settings > "
+        "Limit cookies from specific websites to the current session"
+    ),
+    (EDGE_KEY, "AuthServerAllowlist"): (
+        f"{_EDGE} > HTTP authentication > "
+        "Configure list of allowed authentication servers"
+    ),
+    (EDGE_KEY, "AuthServerWhitelist"): (
+        f"{_EDGE} > HTTP authentication > "
+        "Configure list of allowed authentication servers (deprecated name)"
+    ),
+    (CHROME_KEY + "\\LoopbackNetworkAllowedForUrls", "*"): (
+        f"{_CHROME_LNA} > Allow sites to make network requests to "
+        "the local device."
+    ),
+    (CHROME_KEY + "\\LoopbackNetworkBlockedForUrls", "*"): (
+        f"{_CHROME_LNA} > Block sites from making network requests "
+        "to the local device."
+    ),
+    (CHROME_KEY + "\\LocalNetworkAccessAllowedForUrls", "*"): (
+        f"{_CHROME_LNA} > Allow sites to make requests to local "
+        "network endpoints."
+    ),
+    (CHROME_KEY + "\\LocalNetworkAccessBlockedForUrls", "*"): (
+        f"{_CHROME_LNA} > Block sites from making requests to "
+        "local network endpoints."
+    ),
+    (CHROME_KEY + "\\LocalNetworkAllowedForUrls", "*"): (
+        f"{_CHROME_LNA} > Allow sites to make network requests to "
+        "local network endpoints."
+    ),
+    (CHROME_KEY, "LocalNetworkAccessRestrictionsTemporaryOptOut"): (
+        f"{_CHROME_LNA} > Specifies whether to "
+        "(temporarily) opt out of Local Network Access "
+        "restrictions"
+    ),
+    (EDGE_KEY + "\\LoopbackNetworkAllowedForUrls", "*"): (
+        f"{_EDGE_LNA} > Allow sites to make network requests to the "
+        "local device."
+    ),
+    (EDGE_KEY + "\\LoopbackNetworkBlockedForUrls", "*"): (
+        f"{_EDGE_LNA} > Block sites from making network requests to "
+        "the local device."
+    ),
+    (EDGE_KEY + "\\LocalNetworkAccessAllowedForUrls", "*"): (
+        f"{_EDGE_LNA} > Allow sites to make network requests to "
+        "local devices and local network endpoints."
+    ),
+    (EDGE_KEY + "\\LocalNetworkAccessBlockedForUrls", "*"): (
+        f"{_EDGE_LNA} > Block sites from making network requests "
+        "to local devices and local network endpoints."
+    ),
+    (EDGE_KEY + "\\LocalNetworkAllowedForUrls", "*"): (
+        f"{_EDGE_LNA} > Allow sites to make network requests to local "
+        "network endpoints."
+    ),
+    (EDGE_KEY, "LocalNetworkAccessRestrictionsTemporaryOptOut"): (
+        f"{_EDGE_LNA} > Specifies whether to opt out of Local "
+        "Network Access restrictions"
+    ),
     (FIREFOX_KEY + "\\Cookies", "Behavior"): "Firefox > Cookies > Cookie Behavior",
     (FIREFOX_KEY + "\\Cookies", "Default"): "Firefox > Cookies > Accept cookies from websites (Deprecated)",
     (FIREFOX_KEY + "\\Cookies", "AcceptThirdParty"): "Firefox > Cookies > Accept third-party cookies (Deprecated)",
@@ -100,16 +138,24 @@ POLICIES: dict[tuple[str, str], str] = {
     (FIREFOX_KEY + "\\Cookies\\AllowSession", "*"): "Firefox > Cookies > Allowed Sites (Session Only)",
     (FIREFOX_KEY + "\\Cookies\\Block", "*"): "Firefox > Cookies > Blocked Sites",
     (IE_POLICY_KEY + "\\ZoneMap", "AutoDetect"): f"{_IE_SECURITY} > Turn on automatic detection of intranet",
-    (IE_POLICY_KEY + "\\ZoneMap", "IntranetName"): f"{_IE_SECURITY} > Intranet Sites: Include all local (intranet) "
-                                                   "sites not listed in other zones",
-    (IE_POLICY_KEY + "\\ZoneMap", "ProxyBypass"): f"{_IE_SECURITY} > Intranet Sites: Include all sites that bypass "
-                                                  "the proxy server",
-    (IE_POLICY_KEY + "\\ZoneMap", "UNCAsIntranet"): f"{_IE_SECURITY} > Intranet Sites: Include all network paths "
-                                                    "(UNCs)",
+    (IE_POLICY_KEY + "\\ZoneMap", "IntranetName"): (
+        f"{_IE_SECURITY} > Intranet Sites: Include all local (intranet) "
+        "sites not listed in other zones"
+    ),
+    (IE_POLICY_KEY + "\\ZoneMap", "ProxyBypass"): (
+        f"{_IE_SECURITY} > Intranet Sites: Include all sites that bypass "
+        "the proxy server"
+    ),
+    (IE_POLICY_KEY + "\\ZoneMap", "UNCAsIntranet"): (
+        f"{_IE_SECURITY} > Intranet Sites: Include all network paths "
+        "(UNCs)"
+    ),
     (IE_POLICY_KEY + "\\ZoneMapKey", "*"): f"{_IE_SECURITY} > Site to Zone Assignment List",
     (IE_POLICY_KEY + "\\Zones\\1", "1A00"): f"{_IE_SECURITY} > Intranet Zone > Logon options",
-    (IE_POLICY_KEY, "Security_HKLM_only"): "Windows Components > Internet Explorer > "
-                                           "Security Zones: Use only machine settings",
+    (IE_POLICY_KEY, "Security_HKLM_only"): (
+        "Windows Components > Internet Explorer > "
+        "Security Zones: Use only machine settings"
+    ),
 }
 
 _ROOTS = {"HKLM": "Computer Configuration > Administrative Templates > ",

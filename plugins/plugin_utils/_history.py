@@ -84,7 +84,7 @@ def hide(text: str, *secrets: str | None) -> str:
     """``text`` with every secret (and its URL-quoted form) replaced by ``***``."""
     for secret in secrets:
         if secret:
-            for form in {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}:
+            for form in (secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)):
                 text = text.replace(form, "***")
     return text
 

@@ -95,6 +95,8 @@ MODULE_CASES: list[tuple[str, dict[str, t.Any], list[str]]] = [
     ("restore", {"backup_id": "..\\..\\Windows"}, ["backup_id must be 'latest' or a backup id", "Windows"]),
     ("restore", {"backup_id": "x" * 81}, ["backup_id must be 'latest' or a backup id", "1 to 80"]),
     ("restore", {"backup_id": "latest", "force": True}, ["force", "Supported parameters include"]),
+    ("history", {}, ["missing required arguments: store"]),
+    ("history", {"query": "everything", "store": "history.sqlite"}, ["query", "report", "everything"]),
     ("waivers", {"today": "2025-13-40"}, ["today must be a real date written YYYY-MM-DD", "2025-13-40"]),
     ("waivers", {"today": "25/11/2026"}, ["today must be a date written YYYY-MM-DD", "25/11/2026"]),
     ("waivers", {"expired": "ignore"}, ["expired", "error, lapse", "ignore"]),

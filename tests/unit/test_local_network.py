@@ -176,7 +176,7 @@ def test_the_read_of_the_browser_files_is_planned_and_normalised() -> None:
     files = build_facts(results, {})["browser_files"]
     assert [(f["browser"], f["exists"]) for f in files] == [("chrome", False), ("chrome", False), ("edge", True),
                                                             ("edge", False)]
-    failed = [{"ok": False, "error": "access_denied", "message": "no"} for _ in planned_reads({})]
+    failed = [{"ok": False, "error": "access_denied", "message": "no"}] * len(planned_reads({}))
     assert build_facts(failed, {})["browser_files"] is None
 
 

@@ -243,8 +243,8 @@ def test_a_backup_whose_id_is_not_its_file_name_is_refused() -> None:
      "data": "*"},
 ])
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_a_planted_backup_is_refused_whole_before_anything_is_read_or_written(planted: dict[str, t.Any],
-                                                                             check_mode: bool) -> None:
+def test_a_planted_backup_is_refused_whole_before_anything_is_read_or_written(
+        planted: dict[str, t.Any], check_mode: bool) -> None:
     host = BackupHost({"A": backup("A"), "C": backup("C", [*ONE_VALUE, planted])})
     result, connection = restore_on(host, "latest", check_mode=check_mode)
     assert result["failed"] and result["backup_id"] == "C" and result["changed"] is False

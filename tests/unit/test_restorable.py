@@ -217,8 +217,8 @@ def test_a_planted_policy_entry_refuses_the_whole_backup_naming_it(planted: dict
 @pytest.mark.parametrize(("entry", "why"), [
     (reg(f"{CHROME}\\CookiesAllowedForUrls", "4", data="https://evil.example"), "only ever adds new entries there"),
     (reg(f"{CHROME}\\CookiesAllowedForUrls", "first", existed=False), "no role of this collection writes"),
-    (reg(f"{CHROME}\\CookiesBlockedForUrls", "2", data="[*.]nhs.uk"), "only ever removes entries there that block "
-                                                                       "localhost"),
+    (reg(f"{CHROME}\\CookiesBlockedForUrls", "2", data="[*.]nhs.uk"),
+     "only ever removes entries there that block localhost"),
     (reg(f"{CHROME}\\CookiesBlockedForUrls", "2", existed=False), "only ever removes existing entries"),
     (reg(f"HKLM\\{IS_POLICY}\\ZoneMapKey", "https://evil.example", data="1"), "no role of this collection writes"),
     (reg(user_key(SID_A, f"{OWN_IS}\\ZoneMap\\Domains\\evil.example"), "http", vtype="REG_DWORD", data=1),

@@ -299,8 +299,8 @@ class Store:
             query = query.where(runs.c.started <= utc(chosen["until"]))
             what = f"runs from {iso(chosen['since']) or 'the first'} to {iso(chosen['until'])}"
         elif chosen["run"] == "latest":
-            latest = sa.select(runs.c.grp).where(runs.c.hosts > 0).order_by(runs.c.started.desc(),
-                                                                             runs.c.run_id.desc()).limit(1)
+            newest = (runs.c.started.desc(), runs.c.run_id.desc())
+            latest = sa.select(runs.c.grp).where(runs.c.hosts > 0).order_by(*newest).limit(1)
             query = query.where(runs.c.grp == latest.scalar_subquery())
             what = "the latest run"
         else:
