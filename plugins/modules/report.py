@@ -82,6 +82,15 @@ options:
         without it gets C(facts) null.
     type: bool
     default: false
+  before_var:
+    description:
+      - For a remediation, the name of the variable holding each host's registered
+        M(nhs_cm.remediation.diagnose) result from B(before) the fix (C(result_var) holds the one
+        after it). Each host's entry in C(report.json) then has C(remediation), before and after
+        per finding with its outcome (C(fixed), C(still failing), C(needs a person), C(not verified)),
+        and the estate their totals; C(report.html), the summary lines and C(findings.csv) show them.
+      - Not set (an audit), no host entry has C(remediation).
+    type: str
 attributes:
   check_mode:
     support: full
