@@ -178,7 +178,8 @@ def test_html_is_self_contained_and_allows_only_its_own_script() -> None:
 #: Every element report.html uses; a tag from a host value would be another one.
 SAFE_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "h4", "p", "main", "div",
              "span", "figure", "figcaption", "table", "colgroup", "col", "thead", "tbody", "tr", "th", "td", "small",
-             "strong", "br", "wbr", "section", "ul", "ol", "li", "code", "form", "label", "select", "option", "input", "footer"}
+             "strong", "br", "wbr", "section", "ul", "ol", "li", "code", "form", "label", "select", "option", "input",
+             "footer"}
 
 
 def test_html_escapes_every_host_value() -> None:
