@@ -74,6 +74,7 @@ table{border-collapse:collapse;width:100%;font-size:13px}
 table.findings,table.before-after{table-layout:fixed;min-width:900px}
 th,td{text-align:left;vertical-align:top;border-top:1px solid #e3e7eb;padding:5px 8px;overflow-wrap:break-word}
 th{background:#eef2f5}
+thead th{font-size:12px}
 td code{font:12px/1.4 Consolas,"Courier New",monospace}
 td.evidence li{margin-bottom:4px}
 td.evidence code{display:block}
@@ -238,9 +239,9 @@ def _where(finding: Mapping[str, Any]) -> str:
 
 
 def _breakable(text: str) -> str:
-    """Escaped text that may wrap after a path separator or an underscore (a long id or registry path)."""
+    """Escaped text that may wrap after a path separator, dot or underscore (an id, a role, a registry path)."""
     escaped = e(text)
-    for mark in ("\\", "/", "_", ","):
+    for mark in ("\\", "/", "_", ",", "."):
         escaped = escaped.replace(mark, mark + "<wbr>")
     return escaped
 
@@ -269,7 +270,7 @@ def _remedy(finding: Mapping[str, Any]) -> str:
     remedy = finding.get("remedy") or {}
     how = f"Automatic: {remedy.get('role')}" if remedy.get("automatic") else "By hand"
     gpo = "<br><strong>Set by domain Group Policy: change the GPO</strong>" if remedy.get("managed_by_gpo") else ""
-    return f"{e(remedy.get('action'))}<br><small>{e(how)}</small>{gpo}"
+    return f"{e(remedy.get('action'))}<br><small>{_breakable(how)}</small>{gpo}"
 
 
 def _escalation(finding: Mapping[str, Any]) -> str:
@@ -353,8 +354,8 @@ def _meta(entry: Mapping[str, Any]) -> str:
 
 
 #: Column widths of a host's table of findings (fixed, so no column is squeezed to a sliver).
-FINDING_COLUMNS = (("Finding", 15), ("Severity", 7), ("Where", 10), ("Summary", 20), ("Evidence", 26),
-                   ("Remedy", 14), ("Escalation", 8))
+FINDING_COLUMNS = (("Finding", 14), ("Severity", 8), ("Where", 9), ("Summary", 17), ("Evidence", 25),
+                   ("Remedy", 17), ("Escalation", 10))
 #: The CSS class of each remediation outcome.
 OUTCOME_CLASS = {"fixed": "outcome-fixed", "still failing": "outcome-still", "needs a person": "outcome-person",
                  "not verified": "outcome-unverified"}
