@@ -163,7 +163,9 @@ summary:
     - "pc-0002: e-RS fault 1 - PORT_SERVICE_STOPPED: NHS Port Service is not running"
     - "Estate: 20 host(s) - 12 with no fault or warning, 8 with findings, 0 could not be audited"
 estate:
-  description: Counts for the estate, as in the C(estate) object of C(report.json).
+  description:
+    - Counts for the estate, as in the C(estate) object of C(report.json); with O(before_var) also
+      C(remediation), the findings fixed, still failing, needing a person and not verified.
   returned: success
   type: dict
   sample:
