@@ -1,6 +1,6 @@
 # Copyright: contributors to nhs_cm.remediation
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""report.html: the estate at a glance, one self-contained file (inline CSS, SVG and JS).
+"""report.html: the estate at a glance, one self-contained file (inline CSS and JS; the charts are CSS bars).
 
 Everything that comes from a host is escaped (``html.escape``) and the page's Content Security
 Policy allows only its own inline script (by hash), so text such as ``<script>`` in a value can
@@ -47,7 +47,6 @@ h2{font-size:19px;margin:26px 0 10px}
 .legend{list-style:none;margin:6px 0 0;padding:0;font-size:12px;color:#444;max-width:540px}
 figure{margin:0;background:#fff;border:1px solid #d5dbe1;border-radius:6px;padding:12px 16px}
 figcaption{font-weight:700;margin-bottom:6px}
-svg text{font:13px "Segoe UI",Arial,Helvetica,sans-serif;fill:#1d1d1d}
 table.bars{width:auto;font-size:13px}
 table.bars th,table.bars td{border:0;padding:2px 8px 2px 0;vertical-align:middle;background:none}
 table.bars th{font-weight:400;white-space:nowrap}
