@@ -265,9 +265,11 @@ def _host_notes(entry: Mapping[str, Any]) -> str:
         notes.append("waived: " + ", ".join(sorted({f["id"] for f in entry["waived"]})))
     if entry["waiver_problems"]:
         notes.append(f"{len(entry['waiver_problems'])} waiver problem(s)")
-    fixed = [r["id"] for r in (entry.get("remediation") or {}).get("findings", []) if r["outcome"] == "fixed"]
-    if fixed:
-        notes.append("fixed: " + ", ".join(dict.fromkeys(fixed)))
+    rows = (entry.get("remediation") or {}).get("findings", [])
+    for what in ("fixed", "still failing", "needs a person"):
+        ids = [r["id"] for r in rows if r["outcome"] == what]
+        if ids:
+            notes.append(f"{what}: " + ", ".join(dict.fromkeys(ids)))
     return "".join(f"; {note}" for note in notes)
 
 

@@ -179,7 +179,9 @@ def test_remediation_report_has_before_after_and_totals() -> None:
     assert report["hosts"]["pc-3"]["remediation"]["findings"][0]["outcome"] == "not verified"
     assert report["estate"]["remediation"] == {"fixed": 2, "still_failing": 1, "needs_person": 2, "not_verified": 1}
     lines = _report.summary_lines(report)
-    assert lines[0].endswith("; fixed: PORT_SERVICE_STOPPED, CM_NOT_RUNNING")
+    assert lines[0].endswith("; fixed: PORT_SERVICE_STOPPED, CM_NOT_RUNNING; "
+                             "needs a person: NO_SMARTCARD_READER, INTRANET_AUTODETECT_ON")
+    assert lines[1].endswith("; still failing: AUTH_ALLOWLIST_EXCLUDES_LOCALHOST")
     assert lines[-1] == ("Remediation: 2 finding(s) fixed, 1 still failing, 2 need a person, 1 not verified")
     json.dumps(report)
 
