@@ -210,3 +210,13 @@ def test_remediation_report_says_what_was_fixed_and_what_is_left(estate, tmp_pat
     suite = next(s for s in ET.parse(tmp_path / "r" / "junit.xml").iter("testsuite") if s.get("name") == "refuses-01")
     assert (suite.get("tests"), suite.get("errors"), suite.get("failures")) == ("1", "1", "0")
     assert suite.find("testcase/error").get("message").startswith("the host could not be audited: unreachable")
+
+
+def test_a_dry_run_remediation_report_claims_nothing_fixed(estate, tmp_path: Path) -> None:
+    running = estate([SCENARIOS / "port-service-stopped.yml"])
+    dry = run_playbook("playbooks/remediate.yml", running.inventory, tmp_path / "d", "--check")
+    assert dry.rc == 0, dry.output
+    assert dry.report is not None
+    assert "remediation" not in dry.report["hosts"]["port-service-stopped"]
+    assert "remediation" not in dry.report["estate"] and "Remediation:" not in dry.output
+    assert "a role would fix: cm_service: PORT_SERVICE_STOPPED" in dry.output
