@@ -172,7 +172,8 @@ def remediation_totals(hosts: Mapping[str, Mapping[str, Any]]) -> dict[str, int]
     done = [e["remediation"] for e in hosts.values() if e.get("remediation")]
     if not done:
         return None
-    return {key: sum(int(r["totals"].get(key, 0)) for r in done) for key in OUTCOMES.values()}
+    counts = Counter(OUTCOMES.get(row.get("outcome"), "") for r in done for row in r.get("findings") or [])
+    return {key: counts[key] for key in OUTCOMES.values()}
 
 
 def _count_by_id(entries: Iterable[Mapping[str, Any]], field: str) -> dict[str, int]:
