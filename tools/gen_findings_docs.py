@@ -38,7 +38,8 @@ def id_page(entry: catalogue.Entry, scenarios: list[str]) -> str:
     automatic = f"yes, role `{remedy.role}`" if remedy.automatic and remedy.role else "no"
     lines = [HEADER, f"# {entry.id}", "", f"**{entry.summary}.**", ""]
     fault = f"{entry.fault}: \"{entry.ers_message}\"" if entry.fault else "none (a related risk)"
-    lines += ["| | |", "|---|---|", f"| e-RS fault | {fault} |", f"| severity | {entry.severity} |",
+    lines += ["| | |", "|---|---|", f"| title | {entry.title} |", f"| e-RS fault | {fault} |",
+              f"| severity | {entry.severity} |",
               f"| reported when | {catalogue.WHEN[entry.id]} |",
               f"| checked by `diagnose` | {'yes' if entry.id in EVALUATORS else 'not yet'} |",
               f"| automatic remedy | {automatic} |",
@@ -76,12 +77,12 @@ def index_page() -> str:
              "```", ""]
     for fault in (1, 2, 3, 4):
         lines += [f"## Fault {fault}: {catalogue.FAULT_MESSAGES[fault]}", "",
-                  "| id | severity | reported when | automatic remedy |", "|---|---|---|---|"]
+                  "| id | title | severity | reported when | automatic remedy |", "|---|---|---|---|---|"]
         for entry in catalogue.CATALOGUE.values():
             if entry.fault != fault:
                 continue
             auto = f"`{entry.remedy.role}`" if entry.remedy.automatic and entry.remedy.role else "no"
-            lines.append(f"| [{entry.id}](findings/{entry.id}.md) | {entry.severity} | "
+            lines.append(f"| [{entry.id}](findings/{entry.id}.md) | {entry.title} | {entry.severity} | "
                          f"{catalogue.WHEN[entry.id]} | {auto} |")
         lines.append("")
     return "\n".join(lines)

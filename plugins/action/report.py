@@ -37,6 +37,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "hosts": {"type": "list", "elements": "str"},
     "include_facts": {"type": "bool", "default": False},
     **STORE_OPTIONS,  # the results store (docs/history.md)
+    "before_var": {"type": "str"},
 }
 
 
@@ -91,7 +92,7 @@ class ActionModule(ControllerAction):
         hostvars = task_vars.get("hostvars") or {}
         # nhs_cm.remediation.waivers runs once for all hosts (run_once): its result is here already.
         shared = _plain(_per_host(task_vars.get(args["waivers_var"]), None)) or {}
-        results, waivers, changes, backups = {}, {}, {}, {}
+        results, waivers, changes, backups, before = {}, {}, {}, {}, {}
         for name in names:
             host_vars = _raw_host_vars(hostvars, name)
             results[name] = _plain(result_fields(host_vars.get(args["result_var"]), args["include_facts"]))
@@ -101,8 +102,11 @@ class ActionModule(ControllerAction):
                 waivers[name] = _plain(_per_host(host_vars.get(args["waivers_var"]), name))
             changes[name] = _as_list(_plain(host_vars.get(args["changes_var"])))
             backups[name] = _as_list(_plain(host_vars.get(args["backups_var"])))
+            if args["before_var"]:
+                before[name] = _plain(result_fields(host_vars.get(args["before_var"])))
         report = build_report(results, waiver_checks=waivers, checks=list(EVALUATORS), changes=changes,
-                              backups=backups, include_facts=args["include_facts"])
+                              backups=backups, include_facts=args["include_facts"],
+                              before=before if args["before_var"] else None)
         # The run is recorded in the results store, which adds the trend and each host's history;
         # when the store cannot be used the run waits in a spool file and the files are written anyway.
         store = record_and_add_history(report, args, task_vars) if args["store"] else None

@@ -115,6 +115,15 @@ options:
       - AWX's C(awx_job_id) and C(awx_workflow_job_id) and the check mode are read from the
         task's variables.
     type: dict
+  before_var:
+    description:
+      - For a remediation, the name of the variable holding each host's registered
+        M(nhs_cm.remediation.diagnose) result from B(before) the fix (C(result_var) holds the one
+        after it). Each host's entry in C(report.json) then has C(remediation), before and after
+        per finding with its outcome (C(fixed), C(still failing), C(needs a person), C(not verified)),
+        and the estate their totals; C(report.html), the summary lines and C(findings.csv) show them.
+      - Not set (an audit), no host entry has C(remediation).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -192,7 +201,9 @@ summary:
     - "pc-0002: e-RS fault 1 - PORT_SERVICE_STOPPED: NHS Port Service is not running"
     - "Estate: 20 host(s) - 12 with no fault or warning, 8 with findings, 0 could not be audited"
 estate:
-  description: Counts for the estate, as in the C(estate) object of C(report.json).
+  description:
+    - Counts for the estate, as in the C(estate) object of C(report.json); with O(before_var) also
+      C(remediation), the findings fixed, still failing, needing a person and not verified.
   returned: success
   type: dict
   sample:

@@ -64,6 +64,11 @@ class Entry:
     escalation: Escalation | None = None
 
     @property
+    def title(self) -> str:
+        """A short plain-English name (``TITLES``)."""
+        return TITLES[self.id]
+
+    @property
     def ers_message(self) -> str | None:
         return FAULT_MESSAGES.get(self.fault) if self.fault is not None else None
 
@@ -282,6 +287,41 @@ WHEN: dict[str, str] = {
         'Chromium `AuthServerAllowlist` is set and no entry matches `localhost`.',
 }
 
+#: A short plain-English name for each finding id, in a desk engineer's words (one line): what the
+#: HTML report, findings.csv and the console show next to the id.
+TITLES: dict[str, str] = {
+    "CM_NOT_INSTALLED": "Credential Management is not installed",
+    "CM_LEGACY_IDENTITY_HUB": "Old Identity Hub instead of Credential Management",
+    "CM_MULTIPLE_VERSIONS": "More than one Credential Management version installed",
+    "DOTNET48_MISSING": ".NET Framework 4.8 is missing",
+    "PORT_SERVICE_MISSING": "NHS Port Service is missing",
+    "PORT_SERVICE_STOPPED": "NHS Port Service is stopped",
+    "PORT_SERVICE_NOT_AUTOMATIC": "NHS Port Service does not start with Windows",
+    "PORT_SERVICE_NOT_LISTENING": "NHS Port Service runs but does not answer",
+    "CM_NOT_RUNNING": "Credential Management is not running for a user",
+    "CM_REBOOT_PENDING": "Restart needed after an install or update",
+    "THIRD_PARTY_COOKIES_BLOCKED": "Browser blocks third-party cookies for localhost",
+    "COOKIES_BLOCKED_BY_DEFAULT": "Browser blocks all cookies, localhost not allowed",
+    "LOCALHOST_COOKIES_BLOCKED": "Browser cookie block list includes localhost",
+    "LOCALHOST_ACCESS_BLOCKED": "Browser stops NHS sites reaching Credential Management",
+    "LOCALHOST_ACCESS_NOT_ALLOWED": "Browser asks each user before NHS sites reach CM",
+    "LOCALHOST_ACCESS_POLICY_NOT_HONOURED": "Browser version ignores the trust's localhost allow policy",
+    "IA_NOT_INSTALLED": "Identity Agent is not installed",
+    "IA_NOT_RUNNING": "Identity Agent is not running for a user",
+    "IA_VERSION_RETIRED": "Identity Agent is too old (retired by NHS)",
+    "CM_NOT_CONNECTED": "Credential Management is not connected to the Identity Agent",
+    "SMARTCARD_SERVICE_STOPPED": "Smart Card service is stopped",
+    "NO_SMARTCARD_READER": "No smartcard reader connected",
+    "USER_NOT_LOGGED_IN": "User may not be logged in with their smartcard",
+    "INTRANET_AUTODETECT_ON": "Intranet auto-detection is on",
+    "INTRANET_LOCAL_SITES_OFF": "Local sites are not in the Local intranet zone",
+    "INTRANET_PROXY_BYPASS_OFF": "Proxy-bypass sites are not in the Local intranet zone",
+    "INTRANET_UNC_OFF": "Network paths are not in the Local intranet zone",
+    "INTRANET_LOGON_NOT_AUTOMATIC": "Local intranet zone does not sign in automatically",
+    "LOCALHOST_MAPPED_OUTSIDE_INTRANET": "localhost is in the wrong Internet Options zone",
+    "AUTH_ALLOWLIST_EXCLUDES_LOCALHOST": "Browser sign-in allow list leaves out localhost",
+}
+
 #: Every catalogue entry, keyed by id, in catalogue order.
 CATALOGUE: dict[str, Entry] = {entry.id: entry for entry in _ENTRIES}
 
@@ -290,6 +330,14 @@ ID: t.Any = types.SimpleNamespace(**{entry.id: entry.id for entry in _ENTRIES})
 
 #: Catalogue order, for sorting findings.
 ORDER: dict[str, int] = {entry.id: index for index, entry in enumerate(_ENTRIES)}
+
+if set(TITLES) != set(CATALOGUE) or any("\n" in title or not title.strip() for title in TITLES.values()):
+    raise ValueError("every catalogue id needs exactly one TITLES entry, one non-empty line")
+
+
+def title_of(id: str) -> str:
+    """The plain-English title of a finding id; the id itself for an id the catalogue lacks."""
+    return TITLES.get(id, id)
 
 
 def machine_scope() -> dict[str, t.Any]:

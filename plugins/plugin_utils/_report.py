@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import FAULT_MESSAGES, ORDER
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import FAULT_MESSAGES, ORDER, title_of
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import replace_surrogates
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._waivers import apply_waivers
 
@@ -100,6 +100,82 @@ def host_entry(result: Mapping[str, Any] | None, waiver_check: Mapping[str, Any]
     return entry
 
 
+#: What became of a finding in a remediation run, and the key of its total in ``estate.remediation``.
+OUTCOMES = {"fixed": "fixed", "still failing": "still_failing", "needs a person": "needs_person",
+            "not verified": "not_verified"}
+
+
+def where_text(finding: Mapping[str, Any]) -> str:
+    """Where a finding is: the machine, or a user and session; and the browser."""
+    scope = finding.get("scope") or {}
+    if scope.get("kind") == "user":
+        who = scope.get("user") or scope.get("sid") or "unknown user"
+        text = f"user {who}" + (f", session {scope['session']}" if scope.get("session") is not None else "")
+    else:
+        text = "machine"
+    return text + (f", {finding['browser']}" if finding.get("browser") else "")
+
+
+def _same_finding(finding: Mapping[str, Any]) -> tuple[str, str, str]:
+    """What makes a finding before the fix the same as one after: id, user (not the session), browser."""
+    scope = finding.get("scope") or {}
+    who = (scope.get("sid") or scope.get("user") or "") if scope.get("kind") == "user" else ""
+    return str(finding.get("id")), str(who), str(finding.get("browser") or "")
+
+
+def needs_person(finding: Mapping[str, Any]) -> bool:
+    """A finding no role fixes: remedy by hand, a value Group Policy owns, or one to escalate."""
+    remedy = finding.get("remedy") or {}
+    return not remedy.get("automatic") or bool(remedy.get("managed_by_gpo")) or bool(finding.get("escalation"))
+
+
+def _problems(entry: Mapping[str, Any]) -> dict[tuple[str, str, str], Mapping[str, Any]]:
+    return {_same_finding(f): f for f in entry["findings"] if f.get("severity") in PROBLEM_SEVERITIES}
+
+
+def _state(entry: Mapping[str, Any], found: bool) -> str:
+    return "not checked" if entry["status"] != "ok" else "found" if found else "not found"
+
+
+def outcome(after: Mapping[str, Any] | None, after_ok: bool) -> str:
+    """fixed, still failing, needs a person or not verified: a finding found before the fix, or after it.
+
+    ``after`` is the finding after the fix (None: gone); ``after_ok``: the host was read after the fix.
+    """
+    if not after_ok:
+        return "not verified"
+    if after is None:
+        return "fixed"
+    return "needs a person" if needs_person(after) else "still failing"
+
+
+def remediation(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """Before and after per finding (errors and warnings that are not waived) of one host, with totals."""
+    found_before, found_after = _problems(before), _problems(after)
+    keys = sorted({*found_before, *found_after}, key=lambda k: (ORDER.get(k[0], len(ORDER)), k))
+    rows = []
+    for key in keys:
+        was, now = found_before.get(key), found_after.get(key)
+        finding = now or was or {}
+        rows.append({"id": key[0], "title": title_of(key[0]), "severity": finding.get("severity"),
+                     "where": where_text(finding), "before": _state(before, was is not None),
+                     "after": _state(after, now is not None),
+                     "outcome": outcome(now, after["status"] == "ok")})
+    totals = Counter(OUTCOMES[row["outcome"]] for row in rows)
+    return {"before": {"status": before["status"], "audited": before.get("audited"), "faults": before["faults"],
+                       "error": before["error"]},
+            "findings": rows, "totals": {key: totals[key] for key in OUTCOMES.values()}}
+
+
+def remediation_totals(hosts: Mapping[str, Mapping[str, Any]]) -> dict[str, int] | None:
+    """Findings fixed, still failing, needing a person and not verified over the estate; None for an audit."""
+    done = [e["remediation"] for e in hosts.values() if e.get("remediation")]
+    if not done:
+        return None
+    counts = Counter(OUTCOMES.get(row.get("outcome"), "") for r in done for row in r.get("findings") or [])
+    return {key: counts[key] for key in OUTCOMES.values()}
+
+
 def _count_by_id(entries: Iterable[Mapping[str, Any]], field: str) -> dict[str, int]:
     """Hosts per finding id in ``entry[field]``; active findings count when error or warning."""
     counts: Counter[str] = Counter()
@@ -131,6 +207,7 @@ def estate_summary(hosts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "per_fault": {str(n): per_fault[n] for n in sorted(per_fault)},
         "per_finding": _count_by_id(ok, "findings"),
         "waived_per_finding": _count_by_id(ok, "waived"),
+        **({"remediation": totals} if (totals := remediation_totals(hosts)) else {}),
     }
 
 
@@ -152,13 +229,21 @@ def build_report(results: Mapping[str, Mapping[str, Any] | None],
                  checks: Iterable[str] = (),
                  changes: Mapping[str, Iterable[Any]] | None = None,
                  backups: Mapping[str, Iterable[Any]] | None = None,
-                 include_facts: bool = False) -> dict[str, Any]:
-    """Whole report from ``{host: diagnose result}`` (and each host's waivers result)."""
+                 include_facts: bool = False,
+                 before: Mapping[str, Mapping[str, Any] | None] | None = None) -> dict[str, Any]:
+    """Whole report from ``{host: diagnose result}`` (and each host's waivers result).
+
+    ``before``: for a remediation, each host's diagnose result before the fix (``results`` are
+    after it); each host entry then has ``remediation``, the estate its totals.
+    """
     stamp = timestamp(generated)
     waiver_checks, changes, backups = waiver_checks or {}, changes or {}, backups or {}
     hosts = {name: host_entry(result, waiver_checks.get(name), stamp, changes.get(name),
                               backups.get(name), include_facts)
              for name, result in results.items()}
+    if before is not None:
+        for name, entry in hosts.items():
+            entry["remediation"] = remediation(host_entry(before.get(name), waiver_checks.get(name), stamp), entry)
     return assemble(hosts, checks, stamp)
 
 
@@ -181,6 +266,11 @@ def _host_notes(entry: Mapping[str, Any]) -> str:
         notes.append("waived: " + ", ".join(sorted({f["id"] for f in entry["waived"]})))
     if entry["waiver_problems"]:
         notes.append(f"{len(entry['waiver_problems'])} waiver problem(s)")
+    rows = (entry.get("remediation") or {}).get("findings", [])
+    for what in ("fixed", "still failing", "needs a person"):
+        ids = [r["id"] for r in rows if r["outcome"] == what]
+        if ids:
+            notes.append(f"{what}: " + ", ".join(dict.fromkeys(ids)))
     return "".join(f"; {note}" for note in notes)
 
 
@@ -207,12 +297,17 @@ def estate_lines(report: Mapping[str, Any]) -> list[str]:
              f"{estate['with_findings']} with findings, {estate['not_audited']} could not be audited"]
     for fault, count in estate["per_fault"].items():
         lines.append(f"  fault {fault} ('{FAULT_MESSAGES[int(fault)]}'): {count} host(s)")
-    lines += [f"  {fid}: {count} host(s)" for fid, count in estate["per_finding"].items()]
-    lines += [f"  waived {fid}: {count} host(s)" for fid, count in estate["waived_per_finding"].items()]
+    lines += [f"  {fid} ({title_of(fid)}): {count} host(s)" for fid, count in estate["per_finding"].items()]
+    lines += [f"  waived {fid} ({title_of(fid)}): {count} host(s)"
+              for fid, count in estate["waived_per_finding"].items()]
     if estate["with_unknown"]:
         lines.append(f"  {estate['with_unknown']} host(s) with checks that could not be made")
     if estate["with_waiver_problems"]:
         lines.append(f"  {estate['with_waiver_problems']} host(s) with waiver problems (see their lines)")
+    done = estate.get("remediation")
+    if done:
+        lines.append(f"Remediation: {done['fixed']} finding(s) fixed, {done['still_failing']} still failing, "
+                     f"{done['needs_person']} need a person, {done['not_verified']} not verified")
     return lines
 
 

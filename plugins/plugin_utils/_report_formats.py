@@ -20,11 +20,13 @@ from typing import Any
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import (
     CATALOGUE,
     make_finding,
+    title_of,
     user_scope,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import (
     catalogue_sorted,
     to_json,
+    where_text,
     write_text_atomic,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report_html import render_html
@@ -32,8 +34,12 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report_html im
 FORMATS: dict[str, str] = {"json": "report.json", "csv": "findings.csv", "junit": "junit.xml",
                            "html": "report.html"}
 WAIVER_COLUMNS = ("waiver.justification", "waiver.approved_by", "waiver.expires", "waiver.source")
+#: Columns of a remediation report (empty in an audit's): the finding before and after the fix.
+REMEDIATION_COLUMNS = ("before", "after", "outcome")
 #: What a row of findings.csv stands for.
-ROW_KINDS = ("finding", "waived", "unknown", "none", "not audited")
+ROW_KINDS = ("finding", "waived", "unknown", "none", "not audited", "fixed")
+#: The one test case of a host that could not be audited (not one error per check).
+JUNIT_NOT_AUDITED = "host could be audited"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 #: What XML 1.0 cannot hold, even escaped: most control characters, surrogates, U+FFFE and U+FFFF.
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -61,12 +67,14 @@ def finding_columns() -> list[str]:
                 columns.append(key)
     if not any(column.startswith("escalation.") for column in columns):
         columns.append("escalation")
+    columns.insert(columns.index("id") + 1, "title")
     return columns
 
 
 def csv_columns() -> list[str]:
     """Every column of findings.csv, in order."""
-    return ["host", "status", "row", "audited", "faults", *finding_columns(), *WAIVER_COLUMNS, "reason"]
+    return ["host", "status", "row", "audited", "faults", *finding_columns(), *WAIVER_COLUMNS, "reason",
+            *REMEDIATION_COLUMNS]
 
 
 def _cell(value: Any) -> str:
@@ -95,7 +103,19 @@ def _finding_row(base: dict[str, Any], kind: str, finding: Mapping[str, Any],
                  columns: list[str]) -> dict[str, Any]:
     row = dict(base, row=kind)
     row.update({column: _lookup(finding, column) for column in columns})
+    row["title"] = title_of(str(finding.get("id")))
     return row
+
+
+def _outcomes(entry: Mapping[str, Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    """A remediation's rows by (id, where) (none in an audit)."""
+    return {(r["id"], r["where"]): r for r in (entry.get("remediation") or {}).get("findings", [])}
+
+
+def _with_outcome(row: dict[str, Any], outcomes: Mapping[tuple[str, str], Mapping[str, Any]],
+                  finding: Mapping[str, Any]) -> dict[str, Any]:
+    found = outcomes.get((str(finding.get("id")), where_text(finding)))
+    return dict(row, **{column: found[column] for column in REMEDIATION_COLUMNS}) if found else row
 
 
 def csv_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -110,9 +130,14 @@ def csv_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
             rows.append(dict(base, row="not audited", reason=entry["error"]))
             continue
         before = len(rows)
-        rows += [_finding_row(base, "finding", f, columns) for f in entry["findings"]]
+        outcomes = _outcomes(entry)
+        rows += [_with_outcome(_finding_row(base, "finding", f, columns), outcomes, f) for f in entry["findings"]]
         rows += [_finding_row(base, "waived", f, columns) for f in entry["waived"]]
-        rows += [dict(base, row="unknown", id=u.get("check"), reason=u.get("reason")) for u in entry["unknown"]]
+        rows += [dict(base, row="unknown", id=u.get("check"), title=title_of(str(u.get("check"))),
+                      reason=u.get("reason")) for u in entry["unknown"]]
+        rows += [dict(base, row="fixed", id=r["id"], title=r["title"], severity=r["severity"],
+                      **{column: r[column] for column in REMEDIATION_COLUMNS}, reason=f"fixed ({r['where']})")
+                 for r in outcomes.values() if r["outcome"] == "fixed"]
         if len(rows) == before:
             rows.append(dict(base, row="none"))
     return rows
@@ -165,7 +190,7 @@ def _finding_text(finding: Mapping[str, Any]) -> str:
 def _outcome(check: str, entry: Mapping[str, Any]) -> tuple[str | None, str, str]:
     """(element: failure/error/skipped/None, message, details) of one check on one host."""
     if entry["status"] != "ok":
-        return "error", f"the host could not be audited: {entry['error']}", ""
+        return "error", f"the host could not be audited: {entry['error']}", str(entry["error"])
     active = [f for f in entry["findings"] if f.get("id") == check]
     waived = [f for f in entry["waived"] if f.get("id") == check]
     unknown = [u for u in entry["unknown"] if u.get("check") == check]
@@ -196,7 +221,8 @@ def _testsuite(name: str, entry: Mapping[str, Any], checks: Iterable[str]) -> tu
     suite = ET.Element("testsuite", name=_xml_text(name), hostname=_xml_text(name),
                        timestamp=_xml_text(entry.get("audited") or ""))
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    for check in checks:
+    # A host that could not be audited is one error, not one per check it could not make.
+    for check in checks if entry["status"] == "ok" else [JUNIT_NOT_AUDITED]:
         element, message, details = _outcome(check, entry)
         case = ET.SubElement(suite, "testcase", classname=_xml_text(name), name=_xml_text(check), time="0")
         counts["tests"] += 1
@@ -204,7 +230,7 @@ def _testsuite(name: str, entry: Mapping[str, Any], checks: Iterable[str]) -> tu
             counts[{"failure": "failures", "error": "errors", "skipped": "skipped"}[element]] += 1
             child = ET.SubElement(case, element, message=_xml_text(message))
             if element != "skipped":
-                child.set("type", _xml_text(check))
+                child.set("type", _xml_text(check if entry["status"] == "ok" else "not audited"))
             child.text = _xml_text(details) if details else None
         elif details:
             ET.SubElement(case, "system-out").text = _xml_text(details)

@@ -1,6 +1,6 @@
 # Copyright: contributors to nhs_cm.remediation
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""report.html: the estate at a glance, one self-contained file (inline CSS, SVG and JS).
+"""report.html: the estate at a glance, one self-contained file (inline CSS and JS; the charts are CSS bars).
 
 Everything that comes from a host is escaped (``html.escape``) and the page's Content Security
 Policy allows only its own inline script (by hash), so text such as ``<script>`` in a value can
@@ -17,8 +17,12 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import FAULT_MESSAGES, SEVERITIES
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import estate_summary
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import (
+    FAULT_MESSAGES,
+    SEVERITIES,
+    title_of,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import estate_summary, where_text
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report_html_history import (
     HISTORY_CSS,
     history_html,
@@ -48,7 +52,13 @@ h2{font-size:19px;margin:26px 0 10px}
 .legend{list-style:none;margin:6px 0 0;padding:0;font-size:12px;color:#444;max-width:540px}
 figure{margin:0;background:#fff;border:1px solid #d5dbe1;border-radius:6px;padding:12px 16px}
 figcaption{font-weight:700;margin-bottom:6px}
-svg text{font:13px "Segoe UI",Arial,Helvetica,sans-serif;fill:#1d1d1d}
+table.bars{width:auto;font-size:13px}
+table.bars th,table.bars td{border:0;padding:2px 8px 2px 0;vertical-align:middle;background:none}
+table.bars th{font-weight:400;white-space:nowrap}
+table.bars th small{display:block;color:#555;font:11px Consolas,"Courier New",monospace}
+table.bars td.track{width:240px;min-width:240px}
+table.bars .fill{display:block;height:18px;border-radius:2px;min-width:0}
+table.bars td.count{white-space:nowrap}
 .filters{display:flex;flex-wrap:wrap;gap:16px;align-items:end;background:#fff;border:1px solid #d5dbe1;
  border-radius:6px;padding:12px 16px;position:sticky;top:0;z-index:2}
 .filters label{display:flex;flex-direction:column;font-weight:600;font-size:13px}
@@ -64,10 +74,19 @@ section.host h3{margin:0 0 4px;font-size:17px}
 .meta{margin:0 0 8px;color:#444;font-size:13px}
 .problem{color:#8a1c13;font-weight:600}
 table{border-collapse:collapse;width:100%;font-size:13px}
-th,td{text-align:left;vertical-align:top;border-top:1px solid #e3e7eb;padding:5px 8px}
+.wide{overflow-x:auto}
+table.findings,table.before-after{table-layout:fixed;min-width:900px}
+th,td{text-align:left;vertical-align:top;border-top:1px solid #e3e7eb;padding:5px 8px;overflow-wrap:break-word}
 th{background:#eef2f5}
-td code{font:12px Consolas,"Courier New",monospace;word-break:break-all}
+thead th{font-size:12px}
+td code{font:12px/1.4 Consolas,"Courier New",monospace}
+td.evidence li{margin-bottom:4px}
+td.evidence code{display:block}
 td ul{margin:0;padding-left:16px}
+.fid{font:11px Consolas,"Courier New",monospace;color:#444}
+h4{margin:10px 0 4px;font-size:14px}
+.outcome-fixed{color:#2e7d32;font-weight:600}.outcome-still{color:#b3261e;font-weight:600}
+.outcome-person{color:#8a4b08;font-weight:600}.outcome-unverified{color:#555;font-weight:600}
 tr.sev-error td:first-child{border-left:4px solid #b3261e}
 tr.sev-warning td:first-child{border-left:4px solid #b85c00}
 tr.sev-info td:first-child{border-left:4px solid #1f5fa8}
@@ -174,28 +193,25 @@ def _csp() -> str:
 # ---------------------------------------------------------------------------------------------
 # Charts
 
-def bar_chart(chart_id: str, title: str, bars: list[tuple[str, str, int, str]], total: int,
-              legend: str = "") -> str:
-    """Horizontal bar chart as inline SVG; ``bars`` are (key, label, count, colour)."""
-    label_width, bar_width, row = 270, 240, 26
-    height = max(1, len(bars)) * row + 8
-    scale = max([total, *[count for _key, _label, count, _colour in bars], 1])
-    parts = [f'<figure id="{e(chart_id)}"><figcaption>{e(title)}</figcaption>'
-             f'<svg xmlns="http://www.w3.org/2000/svg" width="{label_width + bar_width + 60}" '
-             f'height="{height}" role="img" aria-label="{e(title)}">']
-    for index, (key, label, count, colour) in enumerate(bars):
-        y = 4 + index * row
-        width = round(bar_width * count / scale) if count else 0
-        shown = label if len(label) <= 48 else label[:46] + "\u2026"
-        parts.append(f'<g class="bar" data-key="{e(key)}" data-count="{count}"><title>{e(label)}: {count}</title>'
-                     f'<text x="0" y="{y + 17}">{e(shown)}</text>'
-                     f'<rect x="{label_width}" y="{y + 3}" width="{max(width, 1 if count else 0)}" height="18" '
-                     f'rx="2" fill="{colour}"/>'
-                     f'<text class="count" x="{label_width + width + 6}" y="{y + 17}">{count}</text></g>')
-    if not bars:
-        parts.append('<text x="0" y="20">none</text>')
-    parts.append(f"</svg>{legend}</figure>")
-    return "".join(parts)
+#: A bar: (key, label, count, colour), optionally with a detail shown under the label (a finding id).
+Bar = tuple[str, str, int, str] | tuple[str, str, int, str, str]
+
+
+def bar_chart(chart_id: str, title: str, bars: list[Bar], total: int, legend: str = "") -> str:
+    """Horizontal bar chart as a small table: labels are text the page lays out (never cut), the bars
+    are scaled to ``total`` (or the biggest count)."""
+    scale = max([total, *[bar[2] for bar in bars], 1])
+    rows = []
+    for key, label, count, colour, *detail in bars:
+        width = 100 * count / scale
+        small = f"<small>{e(detail[0])}</small>" if detail else ""
+        rows.append(f'<tr class="bar" data-key="{e(key)}" data-count="{count}" title="{e(label)}: {count}">'
+                    f'<th scope="row" class="label">{e(label)}{small}</th>'
+                    f'<td class="track"><span class="fill" style="width:{width:.1f}%;background:{colour}"></span></td>'
+                    f'<td class="count">{count}</td></tr>')
+    body = "".join(rows) or '<tr><td>none</td></tr>'
+    return (f'<figure id="{e(chart_id)}"><figcaption>{e(title)}</figcaption>'
+            f'<table class="bars" aria-label="{e(title)}"><tbody>{body}</tbody></table>{legend}</figure>')
 
 
 def fault_legend() -> str:
@@ -204,7 +220,7 @@ def fault_legend() -> str:
     return f'<ol class="legend">{items}</ol>'
 
 
-def fault_bars(estate: Mapping[str, Any]) -> list[tuple[str, str, int, str]]:
+def fault_bars(estate: Mapping[str, Any]) -> list[Bar]:
     """Bars of the e-RS fault chart: each fault, then hosts with none and hosts not audited."""
     bars = [(f"fault-{n}", f"Fault {n}", int(estate["per_fault"].get(str(n), 0)), FAULT_COLOURS[n])
             for n in FAULT_MESSAGES]
@@ -214,23 +230,30 @@ def fault_bars(estate: Mapping[str, Any]) -> list[tuple[str, str, int, str]]:
     return bars
 
 
-def finding_bars(estate: Mapping[str, Any]) -> list[tuple[str, str, int, str]]:
-    return [(fid, fid, count, FINDING_COLOUR) for fid, count in estate["per_finding"].items()]
+def finding_bars(estate: Mapping[str, Any]) -> list[Bar]:
+    """A bar per finding id: its plain-English title, with the id under it."""
+    return [(fid, title_of(fid), count, FINDING_COLOUR, fid) for fid, count in estate["per_finding"].items()]
 
 
 # ---------------------------------------------------------------------------------------------
 # Host sections
 
 def _where(finding: Mapping[str, Any]) -> str:
-    scope = finding.get("scope") or {}
-    if scope.get("kind") == "user":
-        who = scope.get("user") or scope.get("sid") or "unknown user"
-        text = f"user {who}" + (f", session {scope['session']}" if scope.get("session") is not None else "")
-    else:
-        text = "machine"
-    if finding.get("browser"):
-        text += f", {finding['browser']}"
-    return e(text)
+    return e(where_text(finding))
+
+
+def _breakable(text: str) -> str:
+    """Escaped text that may wrap after a path separator, dot or underscore (an id, a role, a registry path)."""
+    escaped = e(text)
+    for mark in ("\\", "/", "_", ",", "."):
+        escaped = escaped.replace(mark, mark + "<wbr>")
+    return escaped
+
+
+def _finding_name(fid: Any) -> str:
+    """The plain-English title of a finding id, with the id under it."""
+    return f'<strong>{e(title_of(str(fid)))}</strong><br><span class="fid">{_breakable(str(fid))}</span>'
+
 
 
 def _plain_text(value: Any) -> str:
@@ -238,13 +261,12 @@ def _plain_text(value: Any) -> str:
 
 
 def _evidence(items: Iterable[Any]) -> str:
+    """One list item per piece of evidence, one line per field (wrapping between words)."""
     lines = []
     for item in items or []:
-        if isinstance(item, Mapping):
-            text = " \u00b7 ".join(f"{key}: {_plain_text(value)}" for key, value in item.items())
-        else:
-            text = str(item)
-        lines.append(f"<li><code>{e(text)}</code></li>")
+        fields = ([f"{key}: {_plain_text(value)}" for key, value in item.items()] if isinstance(item, Mapping)
+                  else [str(item)])
+        lines.append("<li>" + "".join(f"<code>{_breakable(text)}</code>" for text in fields) + "</li>")
     return f"<ul>{''.join(lines)}</ul>" if lines else ""
 
 
@@ -252,7 +274,7 @@ def _remedy(finding: Mapping[str, Any]) -> str:
     remedy = finding.get("remedy") or {}
     how = f"Automatic: {remedy.get('role')}" if remedy.get("automatic") else "By hand"
     gpo = "<br><strong>Set by domain Group Policy: change the GPO</strong>" if remedy.get("managed_by_gpo") else ""
-    return f"{e(remedy.get('action'))}<br><small>{e(how)}</small>{gpo}"
+    return f"{e(remedy.get('action'))}<br><small>{_breakable(how)}</small>{gpo}"
 
 
 def _escalation(finding: Mapping[str, Any]) -> str:
@@ -272,17 +294,17 @@ def _finding_row(finding: Mapping[str, Any], waived: bool) -> str:
                     f"{e(waiver.get('justification'))}</small>")
     fault = finding.get("fault")
     return (f'<tr class="sev-{e(severity)}" data-severity="{e(severity)}" data-id="{e(finding.get("id"))}">'
-            f'<td><strong>{e(finding.get("id"))}</strong>'
+            f'<td>{_finding_name(finding.get("id"))}'
             + (f"<br><small>e-RS fault {e(fault)}</small>" if fault else "") + "</td>"
             f"<td>{e(label)}</td><td>{_where(finding)}</td><td>{summary}</td>"
-            f"<td>{_evidence(finding.get('evidence') or [])}</td><td>{_remedy(finding)}</td>"
+            f'<td class="evidence">{_evidence(finding.get("evidence") or [])}</td><td>{_remedy(finding)}</td>'
             f"<td>{_escalation(finding)}</td></tr>")
 
 
 def _unknown_row(item: Mapping[str, Any]) -> str:
     return (f'<tr class="sev-unknown" data-severity="unknown" data-id="{e(item.get("check"))}">'
-            f'<td><strong>{e(item.get("check"))}</strong></td><td>could not check</td><td></td>'
-            f'<td>{e(item.get("reason"))}</td><td></td><td></td><td></td></tr>')
+            f'<td>{_finding_name(item.get("check"))}</td><td>could not check</td><td></td>'
+            f'<td>{e(item.get("reason"))}</td><td class="evidence"></td><td></td><td></td></tr>')
 
 
 def host_severities(entry: Mapping[str, Any]) -> list[str]:
@@ -335,21 +357,53 @@ def _meta(entry: Mapping[str, Any]) -> str:
     return f'<p class="meta">{text}</p>'
 
 
+#: Column widths of a host's table of findings (fixed, so no column is squeezed to a sliver).
+FINDING_COLUMNS = (("Finding", 14), ("Severity", 8), ("Where", 9), ("Summary", 17), ("Evidence", 25),
+                   ("Remedy", 17), ("Escalation", 10))
+#: The CSS class of each remediation outcome.
+OUTCOME_CLASS = {"fixed": "outcome-fixed", "still failing": "outcome-still", "needs a person": "outcome-person",
+                 "not verified": "outcome-unverified"}
+
+
+def _table(css: str, columns: Iterable[tuple[str, int]], rows: Iterable[str]) -> str:
+    cols = "".join(f'<col style="width:{width}%">' for _name, width in columns)
+    head = "".join(f"<th>{e(name)}</th>" for name, _width in columns)
+    return (f'<div class="wide"><table class="{css}"><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def before_after(entry: Mapping[str, Any]) -> str:
+    """A remediated host: each finding before and after the fix, and what became of it."""
+    done = entry.get("remediation")
+    if not done:
+        return ""
+    rows = [f'<tr data-outcome="{e(r["outcome"])}" data-id="{e(r["id"])}"><td>{_finding_name(r["id"])}</td>'
+            f'<td>{e(r["where"])}</td><td>{e(r["before"])}</td><td>{e(r["after"])}</td>'
+            f'<td class="{OUTCOME_CLASS.get(r["outcome"], "")}">{e(r["outcome"])}</td></tr>'
+            for r in done["findings"]]
+    before = done.get("before") or {}
+    note = (f'<p class="problem">Before the fix the host could not be audited: {e(before.get("error"))}</p>'
+            if before.get("status") == "failed" else "")
+    if not rows:
+        return f"<h4>Before and after the fix</h4>{note}<p>No error or warning before or after the fix.</p>"
+    columns = (("Finding", 34), ("Where", 22), ("Before", 13), ("After", 13), ("Outcome", 18))
+    return f"<h4>Before and after the fix</h4>{note}{_table('before-after', columns, rows)}"
+
+
 def host_section(index: int, name: str, entry: Mapping[str, Any]) -> str:
     """One host: its e-RS faults, then a table of findings with evidence, remedy and escalation."""
     attrs = (f'id="host-{index}" class="host {host_class(entry)}" data-host="{e(name)}" '
              f'data-status="{e(entry["status"])}" data-faults="{e(" ".join(str(n) for n in entry["faults"]))}" '
              f'data-severities="{" ".join(host_severities(entry))}"')
-    head = f"<h3>{e(name)}{_tags(entry)}</h3>{_meta(entry)}{host_timeline(entry)}"
+    head = f"<h3>{e(name)}{_tags(entry)}</h3>{_meta(entry)}{host_timeline(entry)}{before_after(entry)}"
     if entry["status"] != "ok":
         return f'<section {attrs}>{head}<p class="problem">Could not be audited: {e(entry["error"])}</p></section>'
     rows = ([_finding_row(f, False) for f in entry["findings"]] + [_finding_row(f, True) for f in entry["waived"]]
             + [_unknown_row(u) for u in entry["unknown"]])
+    now = "<h4>Found now</h4>" if entry.get("remediation") else ""
     if not rows:
-        return f"<section {attrs}>{head}<p>No finding: every check passed.</p></section>"
-    table = ("<table><thead><tr><th>Finding</th><th>Severity</th><th>Where</th><th>Summary</th><th>Evidence</th>"
-             "<th>Remedy</th><th>Escalation</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
-    return f"<section {attrs}>{head}{table}</section>"
+        return f"<section {attrs}>{head}{now}<p>No finding: every check passed.</p></section>"
+    return f"<section {attrs}>{head}{now}{_table('findings', FINDING_COLUMNS, rows)}</section>"
 
 
 def _host_order(item: tuple[str, Mapping[str, Any]]) -> tuple[int, str]:
@@ -368,6 +422,12 @@ def _tiles(estate: Mapping[str, Any]) -> str:
              ("not_audited", "Could not be audited", estate["not_audited"], "grey"),
              ("with_unknown", "With checks not made", estate["with_unknown"], "grey"),
              ("with_waived", "With waived findings", estate["with_waived"], "grey")]
+    done = estate.get("remediation")
+    if done:
+        tiles += [("fixed", "Findings fixed", done["fixed"], "good"),
+                  ("still_failing", "Still failing", done["still_failing"], "bad"),
+                  ("needs_person", "Need a person", done["needs_person"], "bad"),
+                  ("not_verified", "Not verified after the fix", done["not_verified"], "grey")]
     return "".join(f'<div class="tile {cls}" data-key="{key}"><span class="n">{count}</span>{e(label)}</div>'
                    for key, label, count, cls in tiles)
 

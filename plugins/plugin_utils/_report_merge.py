@@ -25,6 +25,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue impo
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import replace_surrogates
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import (
+    OUTCOMES,
     PASS_THROUGH,
     REPORT_SCHEMA,
     assemble,
@@ -112,6 +113,30 @@ def _check_list(where: str, value: Any, item: str, item_ok: Callable[[Any], bool
         _need(item_ok(element), f"{where}[{index}]", item, element)
 
 
+_STATES = ("found", "not found", "not checked")
+
+
+def _check_remediation(where: str, done: Any) -> None:
+    """A remediation report's before and after (what the page, the CSV and the totals read)."""
+    _need(isinstance(done, Mapping), where, "an object {before, findings, totals}", done)
+    before = done.get("before")
+    _need(isinstance(before, Mapping) and before.get("status") in ("ok", "failed"), f"{where}.before",
+          "an object whose status is 'ok' or 'failed'", before)
+    _check_list(f"{where}.findings", done.get("findings"), "a finding's outcome", lambda r: isinstance(r, Mapping))
+    for index, row in enumerate(done["findings"]):
+        _check_id(f"{where}.findings[{index}].id", row.get("id"))
+        for field in ("before", "after"):
+            _need(row.get(field) in _STATES, f"{where}.findings[{index}].{field}", " or ".join(_STATES),
+                  row.get(field))
+        _need(row.get("outcome") in OUTCOMES, f"{where}.findings[{index}].outcome", " or ".join(OUTCOMES),
+              row.get("outcome"))
+        for field in ("title", "where"):
+            _need(isinstance(row.get(field), str), f"{where}.findings[{index}].{field}", "a text", row.get(field))
+    totals = done.get("totals")
+    _need(isinstance(totals, Mapping) and all(_is_int(totals.get(k)) for k in OUTCOMES.values()),
+          f"{where}.totals", "an object of counts " + ", ".join(OUTCOMES.values()), totals)
+
+
 def _check_entry(where: str, full: dict[str, Any]) -> None:
     """The fields of one host entry that the formats and the estate counts rely on."""
     parse_time(full["audited"], f"{where}.audited")
@@ -131,6 +156,8 @@ def _check_entry(where: str, full: dict[str, Any]) -> None:
     _check_list(f"{where}.changes", full["changes"], "a change", lambda item: True)
     _check_list(f"{where}.backups", full["backups"], "a backup id", lambda item: isinstance(item, str))
     _need(full["error"] is None or isinstance(full["error"], str), f"{where}.error", "a text or null", full["error"])
+    if full.get("remediation") is not None:
+        _check_remediation(f"{where}.remediation", full["remediation"])
     reported = full["reported_fault"]
     _need(reported is None or _is_fault(reported), f"{where}.reported_fault", "1, 2, 3, 4 or null", reported)
     port = full["reported_port"]

@@ -174,3 +174,49 @@ def test_merge_reports_refuses_a_slice_that_is_not_a_report(tmp_path: Path) -> N
     assert (f"nhs_cm.remediation.report_merge: {slice_file}.hosts.pc-1.findings[0].fault must be 1, 2, 3, 4 or "
             "null, not '1\"><script>alert(1)</script>'") in run.output
     assert not (tmp_path / "out").exists()
+
+
+def test_remediation_report_says_what_was_fixed_and_what_is_left(estate, tmp_path: Path) -> None:
+    """remediate.yml: before and after per finding, totals in the report, the page and the console;
+    a host that refuses every connection is one error in junit.xml, not one per check."""
+    running = estate([SCENARIOS / "port-service-stopped.yml", SCENARIOS / "cm-not-installed.yml",
+                      _refusing_host(tmp_path)])
+    run = run_playbook("playbooks/remediate.yml", running.inventory, tmp_path / "r")
+    assert run.rc == 2, run.output  # the refusing host fails the run
+    assert run.report is not None
+    hosts = run.report["hosts"]
+    outcome = {name: [(r["id"], r["before"], r["after"], r["outcome"]) for r in entry["remediation"]["findings"]]
+               for name, entry in hosts.items()}
+    assert outcome["port-service-stopped"] == [("PORT_SERVICE_STOPPED", "found", "not found", "fixed")]
+    assert outcome["cm-not-installed"] == [("CM_NOT_INSTALLED", "found", "found", "needs a person")]
+    assert outcome["refuses-01"] == []
+    assert hosts["refuses-01"]["remediation"]["before"]["status"] == "failed"
+    assert run.report["estate"]["remediation"] == {"fixed": 1, "still_failing": 0, "needs_person": 1,
+                                                    "not_verified": 0}
+    assert "port-service-stopped: no e-RS fault found; fixed: PORT_SERVICE_STOPPED" in run.output
+    console = " ".join(run.output.split())  # the yaml callback folds long lines
+    assert ("cm-not-installed: e-RS fault 1 - CM_NOT_INSTALLED: Neither NHS Credential Management nor NHS Identity "
+            "Hub is installed; needs a person: CM_NOT_INSTALLED") in console
+    assert "Remediation: 1 finding(s) fixed, 0 still failing, 1 need a person, 0 not verified" in run.output
+    assert "CM_NOT_INSTALLED (Credential Management is not installed): 1 host(s)" in run.output
+
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "r" / "findings.csv").read_text(encoding="utf-8"))))
+    fixed = [(r["host"], r["id"], r["title"], r["before"], r["after"]) for r in rows if r["row"] == "fixed"]
+    assert fixed == [("port-service-stopped", "PORT_SERVICE_STOPPED", "NHS Port Service is stopped", "found",
+                      "not found")]
+    left = next(r for r in rows if r["host"] == "cm-not-installed" and r["row"] == "finding")
+    assert (left["title"], left["outcome"]) == ("Credential Management is not installed", "needs a person")
+
+    suite = next(s for s in ET.parse(tmp_path / "r" / "junit.xml").iter("testsuite") if s.get("name") == "refuses-01")
+    assert (suite.get("tests"), suite.get("errors"), suite.get("failures")) == ("1", "1", "0")
+    assert suite.find("testcase/error").get("message").startswith("the host could not be audited: unreachable")
+
+
+def test_a_dry_run_remediation_report_claims_nothing_fixed(estate, tmp_path: Path) -> None:
+    running = estate([SCENARIOS / "port-service-stopped.yml"])
+    dry = run_playbook("playbooks/remediate.yml", running.inventory, tmp_path / "d", "--check")
+    assert dry.rc == 0, dry.output
+    assert dry.report is not None
+    assert "remediation" not in dry.report["hosts"]["port-service-stopped"]
+    assert "remediation" not in dry.report["estate"] and "Remediation:" not in dry.output
+    assert "a role would fix: cm_service: PORT_SERVICE_STOPPED" in dry.output

@@ -78,7 +78,7 @@ class Dom(HTMLParser):
             self.body = attrs
         elif tag == "section" and "data-host" in attrs:
             self._host = attrs["data-host"] or ""
-            self.hosts[self._host] = {"visible": "hidden" not in attrs, "rows": [],
+            self.hosts[self._host] = {"visible": "hidden" not in attrs, "rows": [], "outcomes": [],
                                       "faults": (attrs.get("data-faults") or "").split()}
         elif tag == "tr" and "data-severity" in attrs and self._host is not None:
             self.hosts[self._host]["rows"].append((attrs["data-id"], attrs["data-severity"], "hidden" not in attrs))
@@ -86,7 +86,9 @@ class Dom(HTMLParser):
             self._tile = attrs.get("data-key")
         elif tag == "span" and self._tile and attrs.get("class") == "n":
             self._field = "tile"
-        elif tag == "g" and attrs.get("class") == "bar":
+        elif tag == "tr" and "data-outcome" in attrs and self._host is not None:
+            self.hosts[self._host]["outcomes"].append((attrs["data-id"], attrs["data-outcome"]))
+        elif "bar" in (attrs.get("class") or "").split() and "data-key" in attrs:
             self.bars[attrs["data-key"] or ""] = int(attrs["data-count"] or 0)
         elif tag == "p" and attrs.get("id") == "shown":
             self._field = "shown"
@@ -195,3 +197,131 @@ def test_hostile_values_are_text_everywhere(chromium: str, tmp_path: Path) -> No
     assert "data-pwned" not in dom.body
     assert "img" not in dom.tags and dom.tags.count("script") == 1
     assert dom.title.startswith("NHS Credential Management estate report")
+
+
+# What a person sees, measured in the rendered page: a script added to a copy of the page (the
+# report's own CSP would refuse it) writes the measurements into <body data-measured>.
+MEASURE = """<script>
+(function () {
+  var out = {bars: [], evidence: [], split: []};
+  var bars = document.querySelectorAll(".bar[data-key]");
+  for (var i = 0; i < bars.length; i++) {
+    var label = bars[i].querySelector(".label, text");
+    var bar = bars[i].querySelector(".track, rect");
+    var figure = bars[i].closest("figure").getBoundingClientRect();
+    var l = label.getBoundingClientRect(), b = bar.getBoundingClientRect();
+    out.bars.push({key: bars[i].getAttribute("data-key"), text: label.textContent,
+                   clear_of_bar: l.right <= b.left + 0.5, inside: l.left >= figure.left && l.right <= figure.right,
+                   clipped: label.scrollWidth > label.clientWidth + 1});
+  }
+  var cells = document.querySelectorAll("td.evidence");
+  if (!cells.length) { cells = document.querySelectorAll("tbody td:nth-child(5)"); }
+  function lines(cell, split) {
+    var tops = {};
+    var walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (var node = walker.nextNode(); node; node = walker.nextNode()) {
+      var whole = document.createRange();
+      whole.selectNodeContents(node);
+      var pieces = whole.getClientRects();
+      for (var p = 0; p < pieces.length; p++) { tops[Math.round(pieces[p].top)] = true; }
+      var word = /[A-Za-z0-9]+/g, m;
+      while ((m = word.exec(node.data)) !== null) {
+        var range = document.createRange();
+        range.setStart(node, m.index);
+        range.setEnd(node, m.index + m[0].length);
+        if (m[0].length < 20 && range.getClientRects().length > 1) { split.push(m[0]); }
+      }
+    }
+    return Object.keys(tops).length;
+  }
+  for (var j = 0; j < cells.length; j++) {
+    if (!cells[j].textContent.trim()) { continue; }
+    out.evidence.push({width: cells[j].getBoundingClientRect().width, chars: cells[j].textContent.length,
+                       lines: lines(cells[j], [])});
+  }
+  var all = document.querySelectorAll("section.host th, section.host td");
+  for (var c = 0; c < all.length; c++) { lines(all[c], out.split); }
+  document.body.setAttribute("data-measured", JSON.stringify(out));
+}());
+</script>"""
+
+
+class Measured(HTMLParser):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.data: dict[str, Any] = {}
+        self.text = ""
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs_list: list[tuple[str, str | None]]) -> None:
+        attrs = dict(attrs_list)
+        if tag == "body" and attrs.get("data-measured"):
+            import json
+
+            self.data = json.loads(attrs["data-measured"] or "{}")
+
+    def handle_data(self, data: str) -> None:
+        self.text += data
+
+
+def readable_report() -> dict[str, Any]:
+    """A remediation of two hosts with the longest finding id and evidence as diagnose writes it."""
+    catalogue = collection_module("_catalogue")
+    report_mod = collection_module("_report")
+    edge = {"path": "HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge\\AuthServerAllowlist", "name": "AuthServerAllowlist",
+            "type": "REG_SZ", "data": "*.nhs.uk, *.nhs.net, *.spineservices.nhs.uk", "source": "machine policy",
+            "note": "no entry matches http://localhost on every port; only some ports: localhost:8080"}
+    allowlist = catalogue.make_finding(
+        "AUTH_ALLOWLIST_EXCLUDES_LOCALHOST", catalogue.machine_scope(), [edge], browser="edge",
+        summary="Edge's AuthServerAllowlist is set and no entry matches localhost, so Edge never sends Windows "
+                "credentials to NHS Credential Management (machine policy)")
+    mapped = catalogue.make_finding("LOCALHOST_MAPPED_OUTSIDE_INTRANET", catalogue.machine_scope(), [
+        {"path": "HKCU\\Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\ZoneMap\\Domains\\localhost",
+         "name": "http", "type": "REG_DWORD", "data": 2, "zone": "Trusted sites"}])
+    stopped = catalogue.make_finding("PORT_SERVICE_STOPPED", catalogue.machine_scope(),
+                                     [{"service": "NHSPortService", "state": "stopped", "start_mode": "auto"}])
+    before = {"pc-0001": {"findings": [allowlist, mapped, stopped]}, "pc-0002": {"findings": [stopped]}}
+    after = {"pc-0001": {"findings": [allowlist, mapped]}, "pc-0002": {"findings": []}}
+    return report_mod.build_report(after, before=before, generated=dt.datetime(2026, 11, 25, tzinfo=dt.UTC))
+
+
+def test_labels_titles_and_evidence_are_readable(chromium: str, tmp_path: Path) -> None:
+    """No chart label is cut or hidden by its bar; evidence wraps between words in a wide enough column."""
+    formats = collection_module("_report_formats")
+    catalogue = collection_module("_catalogue")
+    page = Path(formats.write_reports(readable_report(), str(tmp_path), ["html"])["html"])
+    measured_page = tmp_path / "measured.html"
+    text = page.read_text(encoding="utf-8")
+    text = text[:text.index('<meta http-equiv="Content-Security-Policy"')] + text[text.index('<meta name="viewport"'):]
+    measured_page.write_text(text.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    for window in ("1400,1600", "1024,1600"):
+        dom = Measured(browse(chromium, measured_page, f"--window-size={window}", "--dump-dom"))
+        bars = {bar["key"]: bar for bar in dom.data["bars"]}
+        longest = bars["AUTH_ALLOWLIST_EXCLUDES_LOCALHOST"]
+        assert "AUTH_ALLOWLIST_EXCLUDES_LOCALHOST" in longest["text"]  # the whole id ...
+        assert catalogue.CATALOGUE["AUTH_ALLOWLIST_EXCLUDES_LOCALHOST"].title in longest["text"]  # ... and its title
+        for bar in bars.values():
+            assert bar["clear_of_bar"] and bar["inside"] and not bar["clipped"], (window, bar)
+        assert dom.data["evidence"], "no evidence cell measured"
+        for cell in dom.data["evidence"]:
+            assert cell["width"] >= 220, (window, cell)
+            assert cell["chars"] / cell["lines"] >= 15, (window, cell)  # not one character per line
+        assert dom.data["split"] == [], window  # no word broken across lines, in any cell of a host's tables
+    # Every finding id shows with its plain-English title.
+    for fid in ("AUTH_ALLOWLIST_EXCLUDES_LOCALHOST", "LOCALHOST_MAPPED_OUTSIDE_INTRANET"):
+        assert catalogue.CATALOGUE[fid].title in dom.text
+
+    # The remediation: before and after per finding, and the totals.
+    shown = Dom(browse(chromium, page, "--dump-dom"))
+    assert {key: shown.tiles[key] for key in ("fixed", "still_failing", "needs_person", "not_verified")} == {
+        "fixed": 2, "still_failing": 2, "needs_person": 0, "not_verified": 0}
+    assert shown.hosts["pc-0001"]["outcomes"] == [("PORT_SERVICE_STOPPED", "fixed"),
+                                                  ("LOCALHOST_MAPPED_OUTSIDE_INTRANET", "still failing"),
+                                                  ("AUTH_ALLOWLIST_EXCLUDES_LOCALHOST", "still failing")]
+    assert shown.hosts["pc-0002"]["outcomes"] == [("PORT_SERVICE_STOPPED", "fixed")]
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "report-readable.png"
+    shot.unlink(missing_ok=True)
+    browse(chromium, page, "--window-size=1400,1400", f"--screenshot={shot}")
+    assert shot.stat().st_size > 20_000

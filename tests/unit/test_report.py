@@ -6,6 +6,12 @@ import datetime as dt
 import json
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _report
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import (
+    CATALOGUE,
+    machine_scope,
+    make_finding,
+    user_scope,
+)
 
 
 def _finding(fid: str, severity: str = "error", fault: int | None = 1, **scope) -> dict:
@@ -58,7 +64,7 @@ def test_summary_lines_name_fault_finding_and_session() -> None:
     assert lines[2] == "pc-c: FAILED - timed out"
     assert lines[3] == "Estate: 3 host(s) - 1 with no fault or warning, 1 with findings, 1 could not be audited"
     assert "  fault 1 ('NHS Credential Management cannot be found'): 1 host(s)" in lines
-    assert "  CM_NOT_RUNNING: 1 host(s)" in lines
+    assert "  CM_NOT_RUNNING (Credential Management is not running for a user): 1 host(s)" in lines
 
 
 def test_write_json_atomic_leaves_no_temp_file(tmp_path) -> None:
@@ -129,3 +135,58 @@ def test_result_fields_leave_out_what_is_no_json_and_the_facts() -> None:
     json.dumps(fields)
     assert _report.result_fields(registered, include_facts=True)["facts"] == {"big": 1}
     assert _report.result_fields(None) is None and _report.result_fields({}) is None
+
+
+def test_every_finding_id_has_a_one_line_plain_english_title() -> None:
+    titles = {fid: entry.title for fid, entry in CATALOGUE.items()}
+    for fid, title in titles.items():
+        assert title.strip() == title and "\n" not in title and 10 <= len(title) <= 64, fid
+        assert "_" not in title and title != fid, fid  # words, not the id again
+    assert len(set(titles.values())) == len(titles)  # no two ids look the same to a reader
+
+
+def _real(fid: str, **kwargs) -> dict:
+    return make_finding(fid, kwargs.pop("scope", None) or machine_scope(), [], **kwargs)
+
+
+def test_remediation_report_has_before_after_and_totals() -> None:
+    jsmith = user_scope("NHS\\jsmith", "S-1-5-21-1", 2)
+    before = {
+        "pc-1": {"findings": [_real("PORT_SERVICE_STOPPED"), _real("CM_NOT_RUNNING", scope=jsmith),
+                              _real("NO_SMARTCARD_READER"), _real("INTRANET_AUTODETECT_ON", managed_by_gpo=True)]},
+        "pc-2": {"findings": [_real("AUTH_ALLOWLIST_EXCLUDES_LOCALHOST", browser="edge")]},
+        "pc-3": {"findings": [_real("CM_NOT_INSTALLED")]},
+    }
+    after = {
+        # the port service and CM were started; no reader is hardware; the GPO value came back
+        "pc-1": {"findings": [_real("NO_SMARTCARD_READER"), _real("INTRANET_AUTODETECT_ON", managed_by_gpo=True)]},
+        # the role failed on this host: the finding an automatic remedy should fix is still there
+        "pc-2": {"findings": [_real("AUTH_ALLOWLIST_EXCLUDES_LOCALHOST", browser="edge")]},
+        "pc-3": {"unreachable": True, "msg": "timed out"},
+    }
+    report = _report.build_report(after, before=before, generated=dt.datetime(2026, 1, 2, tzinfo=dt.UTC))
+    rows = {(r["id"], r["where"]): (r["before"], r["after"], r["outcome"])
+            for r in report["hosts"]["pc-1"]["remediation"]["findings"]}
+    assert rows == {
+        ("PORT_SERVICE_STOPPED", "machine"): ("found", "not found", "fixed"),
+        ("CM_NOT_RUNNING", "user NHS\\jsmith, session 2"): ("found", "not found", "fixed"),
+        ("NO_SMARTCARD_READER", "machine"): ("found", "found", "needs a person"),
+        ("INTRANET_AUTODETECT_ON", "machine"): ("found", "found", "needs a person"),
+    }
+    pc2 = report["hosts"]["pc-2"]["remediation"]["findings"]
+    assert [(r["title"], r["outcome"]) for r in pc2] == [("Browser sign-in allow list leaves out localhost",
+                                                          "still failing")]
+    assert report["hosts"]["pc-3"]["remediation"]["findings"][0]["outcome"] == "not verified"
+    assert report["estate"]["remediation"] == {"fixed": 2, "still_failing": 1, "needs_person": 2, "not_verified": 1}
+    lines = _report.summary_lines(report)
+    assert lines[0].endswith("; fixed: PORT_SERVICE_STOPPED, CM_NOT_RUNNING; "
+                             "needs a person: NO_SMARTCARD_READER, INTRANET_AUTODETECT_ON")
+    assert lines[1].endswith("; still failing: AUTH_ALLOWLIST_EXCLUDES_LOCALHOST")
+    assert lines[-1] == ("Remediation: 2 finding(s) fixed, 1 still failing, 2 need a person, 1 not verified")
+    json.dumps(report)
+
+
+def test_an_audit_report_has_no_remediation() -> None:
+    report = _report.build_report({"pc-1": {"findings": [_real("PORT_SERVICE_STOPPED")]}})
+    assert "remediation" not in report["hosts"]["pc-1"] and "remediation" not in report["estate"]
+    assert not any(line.startswith("Remediation:") for line in _report.summary_lines(report))

@@ -145,3 +145,28 @@ def test_without_times() -> None:
     b = _report.build_report({"pc-1": {"findings": []}}, generated=BASE + dt.timedelta(hours=1))
     assert a != b
     assert _report_merge.without_times(a) == _report_merge.without_times(b)
+
+
+def _remediated(host: str, after: list[str], hour: int) -> dict:
+    found = ("PORT_SERVICE_STOPPED", "CM_NOT_INSTALLED")
+    before = {host: {"findings": [make_finding(fid, {"kind": "machine"}, []) for fid in found]}}
+    results = {host: {"findings": [make_finding(fid, {"kind": "machine"}, []) for fid in after]}}
+    report = _report.build_report(results, before=before, generated=BASE + dt.timedelta(hours=hour))
+    return json.loads(json.dumps(report))
+
+
+def test_remediation_reports_merge_with_their_totals() -> None:
+    one = _remediated("pc-1", ["CM_NOT_INSTALLED"], 1)
+    two = _remediated("pc-2", ["PORT_SERVICE_STOPPED", "CM_NOT_INSTALLED"], 2)
+    merged = _report_merge.merge_reports([one, two])
+    assert merged["estate"]["remediation"] == {"fixed": 1, "still_failing": 1, "needs_person": 2, "not_verified": 0}
+    assert merged["hosts"]["pc-1"]["remediation"] == one["hosts"]["pc-1"]["remediation"]
+
+
+def test_a_bad_remediation_is_named() -> None:
+    bad = _remediated("pc-1", [], 1)
+    bad["hosts"]["pc-1"]["remediation"]["findings"][0]["outcome"] = "<b>done</b>"
+    with pytest.raises(_report_merge.ReportError,
+                       match=r"report 1\.hosts\.pc-1\.remediation\.findings\[0\]\.outcome must be fixed or still "
+                             r"failing or needs a person or not verified, not '<b>done</b>'"):
+        _report_merge.merge_reports([bad])
