@@ -25,7 +25,6 @@ function Get-RsopSettings {
     }
     return ,$found.ToArray()
 }
-
 # region: op:gpo_registry_settings
 $Operations['gpo_registry_settings'] = {
     param($Req)
