@@ -35,8 +35,7 @@ function Read-UserKeys {
             if ($null -ne $handle) {
                 $node['exists'] = $true
                 try { $read = Read-RegistryNode -Key $handle -Depth $pair[1] -Names $null } finally { $handle.Close() }
-                $node['values'] = $read['values']
-                $node['subkeys'] = $read['subkeys']
+                $node['values'], $node['subkeys'] = $read['values'], $read['subkeys']
             }
         } catch { $node['error'] = Get-ErrorKind -Exception $_.Exception }
         $keys[$pair[0]] = $node

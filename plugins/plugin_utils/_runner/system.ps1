@@ -46,16 +46,18 @@ $Operations['file_list'] = {
 }
 # region: op:browser_site_settings
 function Get-JsonMember {
-    # $Object.<name>.<name>... of parsed JSON, or $null where a member is missing.
+    # $Object.<name>.<name>... of JavaScriptSerializer's JSON (case-sensitive names), or $null where one is missing.
     param($Object, [string[]]$Names)
-    foreach ($name in $Names) { if ($Object -isnot [System.Management.Automation.PSCustomObject] -or $null -eq $Object.PSObject.Properties[$name]) { return $null } else { $Object = $Object.PSObject.Properties[$name].Value } }
+    foreach ($name in $Names) { if ($Object -isnot [System.Collections.Generic.IDictionary[string, object]] -or -not $Object.ContainsKey($name)) { return $null } else { $Object = $Object[$name] } }
     return , $Object
 }
 $Operations['browser_site_settings'] = {
     param($Req)
     # Chrome's and Edge's files in each person's profile folder (ProfileList; signed in, or all with include_offline).
-    # A user writes them: a link on the way is refused, a file over max_bytes or not a JSON object is an error,
-    # and only profile.content_settings.exceptions.<type> of each Preferences leaves the host.
+    # A user writes them: a link on the way is refused, a file over max_bytes or not a JSON object (JavaScriptSerializer,
+    # names that differ only in case allowed) is an error, and only profile.content_settings.exceptions.<type> leaves the host.
+    [void][System.Reflection.Assembly]::Load('System.Web.Extensions, Version=4.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35')
+    $json = New-Object -TypeName System.Web.Script.Serialization.JavaScriptSerializer -Property @{ MaxJsonLength = [int]::MaxValue }
     $files = New-Object -TypeName System.Collections.Generic.List[object]
     $folders, $loaded = (Get-ProfileFolders), [Microsoft.Win32.Registry]::Users.GetSubKeyNames()
     foreach ($sid in @($folders.Keys | Sort-Object)) {
@@ -67,15 +69,15 @@ $Operations['browser_site_settings'] = {
                 $path = if ($null -eq $names[$i]) { "$root\Local State" } else { "$root\$($names[$i])\Preferences" }
                 $exists, $modified, $problem, $exceptions = $false, $null, $null, $null
                 try {
-                    $file = New-Object -TypeName System.IO.FileInfo -ArgumentList $path
+                    $file = New-Object -TypeName System.IO.FileInfo -ArgumentList $path; $exists = $file.Exists
                     if (@($file, $file.Directory, $file.Directory.Parent) | Where-Object -FilterScript { $_.Exists -and ($_.Attributes -band [System.IO.FileAttributes]::ReparsePoint) }) { throw (New-OpException -Kind 'forbidden' -Message 'a link (reparse point) on the way is not followed') }
-                    if ($file.Exists) {
-                        $exists, $modified = $true, $file.LastWriteTimeUtc.ToString('o')
+                    if ($exists) {
+                        $modified = $file.LastWriteTimeUtc.ToString('o')
                         if ($file.Length -gt $Req.max_bytes) { throw (New-OpException -Kind 'failed' -Message "$($file.Length) bytes, over the limit of $($Req.max_bytes)") }
-                        try { $data = ConvertFrom-Json -InputObject ([System.IO.File]::ReadAllText($path, [System.Text.Encoding]::UTF8)); if ($data -isnot [System.Management.Automation.PSCustomObject]) { throw 'no object' } } catch { throw (New-OpException -Kind 'failed' -Message 'not a JSON object') }
+                        try { $data = $json.DeserializeObject([System.IO.File]::ReadAllText($path, [System.Text.Encoding]::UTF8)); if ($data -isnot [System.Collections.Generic.IDictionary[string, object]]) { throw 'no object' } } catch { throw (New-OpException -Kind 'failed' -Message 'not a JSON object') }
                         $cache = Get-JsonMember -Object $data -Names @('profile', 'info_cache')
                         # Folder names only: a name that could lead out of User Data is left out.
-                        if ($null -eq $names[$i] -and $cache -is [System.Management.Automation.PSCustomObject]) { foreach ($name in @($cache.PSObject.Properties | ForEach-Object -Process { $_.Name })) { if ($name -match '^[A-Za-z0-9 _-]{1,64}\z') { $names.Add($name) } } }
+                        if ($null -eq $names[$i] -and $cache -is [System.Collections.Generic.IDictionary[string, object]]) { foreach ($name in @($cache.Keys)) { if ($name -match '^[A-Za-z0-9 _-]{1,64}\z') { $names.Add($name) } } }
                         if ($null -ne $names[$i]) { $exceptions = @{}; foreach ($type in $Req.types) { $exceptions[$type] = Get-JsonMember -Object $data -Names @('profile', 'content_settings', 'exceptions', $type) } }
                     }
                 } catch { $problem = '{0}: {1}' -f (Get-ErrorKind -Exception $_.Exception), (Get-ErrorMessage -Exception $_.Exception) }
