@@ -76,8 +76,11 @@ description:
     the first list the version reads with a matching entry decides, in the vendors' order
     C(LoopbackNetworkBlockedForUrls) (146+), C(LoopbackNetworkAllowedForUrls) (146+),
     C(LocalNetworkAccessBlockedForUrls), C(LocalNetworkAccessAllowedForUrls); none means every user is asked.
-    C(LocalNetworkAccessRestrictionsTemporaryOptOut) = 1 turns the checks off. A user's own answer kept in the
-    browser profile is not read (docs/browser-policy.md)."
+    C(LocalNetworkAccessRestrictionsTemporaryOptOut) = 1 turns the checks off. Where no list decides, each
+    signed-in user's own answer kept in a browser profile is read (C(Local State), then each profile's
+    C(Preferences), only its Local Network Access exceptions): a kept Block for an NHS site is
+    C(LOCALHOST_ACCESS_USER_BLOCKED) (error), per user and browser profile; a profile that cannot be read is
+    unknown (docs/browser-policy.md)."
   - "C(AUTH_ALLOWLIST_EXCLUDES_LOCALHOST) follows Chromium's allowlist rules: V(localhost), V(*localhost), V(*)
     and V(<local>) match localhost; V(.localhost) and V(*.localhost) (subdomains only), V(127.0.0.1) (another
     host) and V(localhost:43487) (one port) do not. Unset, it is not reported."

@@ -151,4 +151,22 @@ def test_diagnose_asks_for_the_three_lna_types_and_follows_include_offline() -> 
     assert reads["browser_site_settings"] == {"op": "browser_site_settings", "types": list(SITE_SETTING_TYPES),
                                               "include_offline": True}
     assert SITE_SETTING_TYPES == ("local_network_access", "loopback_network", "local_network")
-    assert EDGE  # the policy keys the remedy names
+
+
+def test_the_role_adds_the_allow_list_for_a_kept_block_even_with_not_allowed_waived_and_never_a_profile() -> None:
+    from policy_sim import planned_fix
+
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import DEFAULTS as LNA
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import plan_localhost_access
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import DEFAULTS
+
+    site_files = files(prefs(SID_A, "edge", "Default", lna({"https://ers.nhs.uk:443,*": BLOCK})))
+    the_facts = facts_for(BASE, [USER_A, USER_B], [], browsers={"edge": "143.0.3650.66"}, site_files=site_files)
+    waived = ["LOCALHOST_ACCESS_NOT_ALLOWED"]
+    _policy, the_plan = planned_fix(plan_localhost_access, {**DEFAULTS, **LNA}, the_facts, skip_ids=waived)
+    assert [(op["key"], op["data"]) for op in the_plan.write_ops] == [
+        (f"{EDGE}\\LocalNetworkAccessAllowedForUrls", ERS),
+        (f"{EDGE}\\LocalNetworkAccessAllowedForUrls", "https://am.nhsidentity.spineservices.nhs.uk")]
+    assert all(op["op"] == "reg_write" and op["key"].startswith("HKLM\\") for op in the_plan.write_ops)
+    both = ["LOCALHOST_ACCESS_NOT_ALLOWED", ID]
+    assert planned_fix(plan_localhost_access, {**DEFAULTS, **LNA}, the_facts, skip_ids=both)[1].changed is False
