@@ -48,7 +48,7 @@ $Operations['file_list'] = {
 function Get-JsonMember {
     # $Object.<name>.<name>... of JavaScriptSerializer's JSON (case-sensitive names), or $null where one is missing.
     param($Object, [string[]]$Names)
-    foreach ($name in $Names) { if ($Object -isnot [System.Collections.Generic.IDictionary[string, object]] -or -not $Object.ContainsKey($name)) { return $null } else { $Object = $Object[$name] } }
+    foreach ($name in $Names) { if ($Object -isnot [System.Collections.Generic.IDictionary[string,object]] -or -not $Object.ContainsKey($name)) { return $null } else { $Object = $Object[$name] } }
     return , $Object
 }
 $Operations['browser_site_settings'] = {
@@ -74,10 +74,10 @@ $Operations['browser_site_settings'] = {
                     if ($exists) {
                         $modified = $file.LastWriteTimeUtc.ToString('o')
                         if ($file.Length -gt $Req.max_bytes) { throw (New-OpException -Kind 'failed' -Message "$($file.Length) bytes, over the limit of $($Req.max_bytes)") }
-                        try { $data = $json.DeserializeObject([System.IO.File]::ReadAllText($path, [System.Text.Encoding]::UTF8)); if ($data -isnot [System.Collections.Generic.IDictionary[string, object]]) { throw 'no object' } } catch { throw (New-OpException -Kind 'failed' -Message 'not a JSON object') }
+                        try { $data = $json.DeserializeObject([System.IO.File]::ReadAllText($path, [System.Text.Encoding]::UTF8)); if ($data -isnot [System.Collections.Generic.IDictionary[string,object]]) { throw 'no object' } } catch { throw (New-OpException -Kind 'failed' -Message 'not a JSON object') }
                         $cache = Get-JsonMember -Object $data -Names @('profile', 'info_cache')
                         # Folder names only: a name that could lead out of User Data is left out.
-                        if ($null -eq $names[$i] -and $cache -is [System.Collections.Generic.IDictionary[string, object]]) { foreach ($name in @($cache.Keys)) { if ($name -match '^[A-Za-z0-9 _-]{1,64}\z') { $names.Add($name) } } }
+                        if ($null -eq $names[$i] -and $cache -is [System.Collections.Generic.IDictionary[string,object]]) { foreach ($name in @($cache.Keys)) { if ($name -match '^[A-Za-z0-9 _-]{1,64}\z') { $names.Add($name) } } }
                         if ($null -ne $names[$i]) { $exceptions = @{}; foreach ($type in $Req.types) { $exceptions[$type] = Get-JsonMember -Object $data -Names @('profile', 'content_settings', 'exceptions', $type) } }
                     }
                 } catch { $problem = '{0}: {1}' -f (Get-ErrorKind -Exception $_.Exception), (Get-ErrorMessage -Exception $_.Exception) }
