@@ -225,6 +225,8 @@ def _where(finding: Mapping[str, Any]) -> str:
         text = "machine"
     if finding.get("browser"):
         text += f", {finding['browser']}"
+    if scope.get("browser_profile"):
+        text += f" profile {scope['browser_profile']}"
     return e(text)
 
 

@@ -170,3 +170,14 @@ def test_the_role_adds_the_allow_list_for_a_kept_block_even_with_not_allowed_wai
     assert all(op["op"] == "reg_write" and op["key"].startswith("HKLM\\") for op in the_plan.write_ops)
     both = ["LOCALHOST_ACCESS_NOT_ALLOWED", ID]
     assert planned_fix(plan_localhost_access, {**DEFAULTS, **LNA}, the_facts, skip_ids=both)[1].changed is False
+
+
+def test_the_reports_name_the_browser_profile() -> None:
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report_formats import _finding_text
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report_html import _where
+
+    (finding,), _unknown = run(files(prefs(SID_A, "edge", "Profile 1", lna({"https://ers.nhs.uk:443,*": BLOCK}))))
+    assert _finding_text(finding).startswith(
+        f"{ID} (error, user NHS\\asmith session 1, edge profile Profile 1): NHS\\asmith (session 1) blocked "
+        "https://ers.nhs.uk")
+    assert _where(finding) == "user NHS\\asmith, session 1, edge profile Profile 1"
