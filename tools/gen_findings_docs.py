@@ -67,6 +67,7 @@ def index_page() -> str:
              "ers_message: NHS Credential Management cannot be found",
              "severity: error          # error: causes the e-RS message now; warning: risk; info",
              "scope: {kind: user, user: 'NHS\\jsmith', sid: S-1-5-21-..., session: 2}   # or {kind: machine}",
+             "                         # (LOCALHOST_ACCESS_USER_BLOCKED adds browser_profile: Default)",
              "browser: edge            # chrome | edge | firefox | null",
              "summary: ...",
              "evidence: [{path: 'HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge', name: BlockThirdPartyCookies, "

@@ -34,7 +34,8 @@ BROWSER_EXES = {"chrome": "C:\\Program Files\\Google\\Chrome\\Application\\chrom
 LNA_FROM = {"chrome": 142, "edge": 143}
 NHS_SITES = ("ers.nhs.uk", "am.nhsidentity.spineservices.nhs.uk")
 #: Catalogue ids the shared spec does not list yet (issue 22: Local Network Access).
-BEYOND_SPEC = {"LOCALHOST_ACCESS_BLOCKED", "LOCALHOST_ACCESS_NOT_ALLOWED", "LOCALHOST_ACCESS_POLICY_NOT_HONOURED"}
+BEYOND_SPEC = {"LOCALHOST_ACCESS_BLOCKED", "LOCALHOST_ACCESS_NOT_ALLOWED", "LOCALHOST_ACCESS_POLICY_NOT_HONOURED",
+               "LOCALHOST_ACCESS_USER_BLOCKED"}
 BOOTSTRAP = "# NHS-CM-BOOTSTRAP v1\n& ([ScriptBlock]::Create($parts[0])) $parts[1]\n"
 COMMAND = base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode()
 
@@ -197,9 +198,9 @@ class Checker:
         for browser, exe in BROWSER_EXES.items():
             info = ask(self.host, {"op": "file_info", "paths": [exe]})[0]["files"][0]
             if info["exists"] and version(info["version"])[0] >= LNA_FROM[browser]:
-                self.check_local_network_access(f"HKLM\\{BROWSERS[browser]}", version(info["version"])[0])
+                self.check_local_network_access(f"HKLM\\{BROWSERS[browser]}", version(info["version"])[0], browser)
 
-    def check_local_network_access(self, key: str, major: int) -> None:
+    def check_local_network_access(self, key: str, major: int, browser: str) -> None:
         """Machine policy only (the library sets no user's): the first list that names a site decides."""
         node = ask(self.host, {"op": "reg_read", "key": key, "depth": 1})[0]
         lists = {name: {v["data"] for v in (child or {}).get("values", {}).values()}
@@ -220,6 +221,21 @@ class Checker:
                 self.ids.add("LOCALHOST_ACCESS_POLICY_NOT_HONOURED")
             elif decider is None:
                 self.ids.add("LOCALHOST_ACCESS_NOT_ALLOWED")
+            if decider is None and self.kept_block(browser, site):
+                self.ids.add("LOCALHOST_ACCESS_USER_BLOCKED")
+
+    def kept_block(self, browser: str, site: str) -> bool:
+        """A signed-in user's browser profile keeps Block (2) for https://<site> (the library writes
+        only exact https://<site>:443 entries)."""
+        types = ["local_network_access", "loopback_network", "local_network"]
+        (read,) = ask(self.host, {"op": "browser_site_settings", "types": types})
+        for item in read["files"]:
+            assert item["error"] is None, item
+            kept = (item["exceptions"] or {}) if item["browser"] == browser else {}
+            for kind in ("local_network_access", "loopback_network"):
+                if ((kept.get(kind) or {}).get(f"https://{site}:443,*") or {}).get("setting") == 2:
+                    return True
+        return False
 
     def check_cookie_policy(self, key: str) -> None:
         self.check_cookie_node(ask(self.host, {"op": "reg_read", "key": key, "depth": 1})[0])
@@ -266,7 +282,9 @@ def test_the_library_has_the_files_asked_for() -> None:
                      # Local Network Access (Chrome 142+, Edge 143+): blocked, asked, a policy the version
                      # does not read, and healthy with the allow lists set
                      "localhost-access-blocked", "localhost-access-not-allowed",
-                     "localhost-access-policy-not-honoured", "healthy-local-network-access"}
+                     "localhost-access-policy-not-honoured", "healthy-local-network-access",
+                     # ... and a user's own Block, kept in the browser profile
+                     "localhost-access-user-blocked"}
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])

@@ -76,8 +76,11 @@ description:
     the first list the version reads with a matching entry decides, in the vendors' order
     C(LoopbackNetworkBlockedForUrls) (146+), C(LoopbackNetworkAllowedForUrls) (146+),
     C(LocalNetworkAccessBlockedForUrls), C(LocalNetworkAccessAllowedForUrls); none means every user is asked.
-    C(LocalNetworkAccessRestrictionsTemporaryOptOut) = 1 turns the checks off. A user's own answer kept in the
-    browser profile is not read (docs/browser-policy.md)."
+    C(LocalNetworkAccessRestrictionsTemporaryOptOut) = 1 turns the checks off. Where no list decides, each
+    signed-in user's own answer kept in a browser profile is read (C(Local State), then each profile's
+    C(Preferences), only its Local Network Access exceptions): a kept Block for an NHS site is
+    C(LOCALHOST_ACCESS_USER_BLOCKED) (error), per user and browser profile; a profile that cannot be read is
+    unknown (docs/browser-policy.md)."
   - "C(AUTH_ALLOWLIST_EXCLUDES_LOCALHOST) follows Chromium's allowlist rules: V(localhost), V(*localhost), V(*)
     and V(<local>) match localhost; V(.localhost) and V(*.localhost) (subdomains only), V(127.0.0.1) (another
     host) and V(localhost:43487) (one port) do not. Unset, it is not reported."
@@ -308,7 +311,9 @@ findings:
     scope:
       description:
         - "Where the finding applies: C(kind=machine), or for a user C(kind=user) with C(user), C(sid) and C(session)."
-        - "Machine scope is exactly V({kind: machine}); user scope is V({kind: user, user, sid, session})."
+        - "Machine scope is exactly V({kind: machine}); user scope is V({kind: user, user, sid, session}), and
+          for C(LOCALHOST_ACCESS_USER_BLOCKED) also C(browser_profile), the browser profile's folder name (for
+          example V(Default))."
       type: dict
       sample: {kind: user, user: "NHS\\jsmith", sid: "S-1-5-21-1-2-3-1001", session: 2}
     browser:
@@ -494,6 +499,15 @@ facts:
           V(machine) or V(user), the full key path and the GPO's display name. C(available) is false (and
           C(error) says why) when RSoP could not be read, for example when RSoP logging is turned off."
       type: dict
+    browser_site_settings:
+      description:
+        - "The Local Network Access site exceptions people keep in Chrome and Edge (the runner operation
+          C(browser_site_settings)): one V({sid, browser, profile, path, exists, modified, error, exceptions})
+          per person and browser for its C(Local State) (C(profile) null) and one per browser profile it lists
+          for its C(Preferences), of which only C(profile.content_settings.exceptions.<type>) is read into
+          C(exceptions). People not logged on only with O(include_offline_profiles). Null when the read failed."
+      type: list
+      elements: dict
     ers_report:
       description:
         - What O(ers_report) names, V({fault, port, version, message, matched}) (C(matched) is the part of the

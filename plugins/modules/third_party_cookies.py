@@ -27,8 +27,9 @@ description:
   - C(LOCALHOST_COOKIES_BLOCKED) removes the entries of C(CookiesBlockedForUrls) (Firefox C(Cookies\Block))
     that block localhost, where they are, only with O(remove_localhost_block=true); other entries keep
     their names. Nothing else is touched.
-  - "Local Network Access (O(localhost_access), on by default): C(LOCALHOST_ACCESS_NOT_ALLOWED) and
-    C(LOCALHOST_ACCESS_POLICY_NOT_HONOURED) (Chrome or Edge listed in O(browsers)) add each entry of
+  - "Local Network Access (O(localhost_access), on by default): C(LOCALHOST_ACCESS_NOT_ALLOWED),
+    C(LOCALHOST_ACCESS_POLICY_NOT_HONOURED) and C(LOCALHOST_ACCESS_USER_BLOCKED) (a user's Block kept in a browser
+    profile, which the allow list overrides) (Chrome or Edge listed in O(browsers)) add each entry of
     O(localhost_access_origins) that the list does not hold yet to the allow list the installed version reads:
     C(LoopbackNetworkAllowedForUrls) from version 146, else C(LocalNetworkAccessAllowedForUrls), where
     O(scope) says, at the next free value names; every existing entry keeps its name and data.
@@ -68,9 +69,9 @@ options:
     default: false
   localhost_access:
     description:
-      - Fix the Local Network Access findings C(LOCALHOST_ACCESS_BLOCKED), C(LOCALHOST_ACCESS_NOT_ALLOWED) and
-        C(LOCALHOST_ACCESS_POLICY_NOT_HONOURED) (Chrome and Edge) by adding O(localhost_access_origins) to the
-        allow list the installed browser version reads.
+      - Fix the Local Network Access findings C(LOCALHOST_ACCESS_BLOCKED), C(LOCALHOST_ACCESS_NOT_ALLOWED),
+        C(LOCALHOST_ACCESS_POLICY_NOT_HONOURED) and C(LOCALHOST_ACCESS_USER_BLOCKED) (Chrome and Edge) by adding
+        O(localhost_access_origins) to the allow list the installed browser version reads.
     type: bool
     default: true
   localhost_access_origins:

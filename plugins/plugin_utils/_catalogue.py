@@ -142,6 +142,13 @@ _ENTRIES: tuple[Entry, ...] = (
        True, _ROLE_COOKIES,
        "Add the NHS sites to the Local Network Access allow list the installed version reads "
        "(LocalNetworkAccessAllowedForUrls; LoopbackNetworkAllowedForUrls from version 146)"),
+    _e("LOCALHOST_ACCESS_USER_BLOCKED", 1, "error",
+       "The user answered Block when the browser asked whether an NHS site may reach NHS Credential Management "
+       "on localhost (Local Network Access); the browser profile keeps that answer",
+       True, _ROLE_COOKIES,
+       "The user sets Local network access to Allow (or resets it) in the browser's site settings for the NHS "
+       "site, or the trust adds the NHS sites to the Local Network Access allow list (the role does), which "
+       "overrides a user's Block; the role never edits a browser profile"),
     # Fault 2: running on port <port> but is not connected (CM 1.x with the legacy Identity Agent)
     _e("IA_NOT_INSTALLED", 2, "error",
        "NHS Credential Management 1.x is installed without the NHS Identity Agent",
@@ -251,6 +258,14 @@ WHEN: dict[str, str] = {
         'matches the site: `LoopbackNetworkAllowedForUrls` before 146, `LocalNetworkAllowedForUrls` (local '
         'network endpoints only), `InsecurePrivateNetworkRequestsAllowedForUrls` (obsolete after 137).'
     ),
+    'LOCALHOST_ACCESS_USER_BLOCKED': (
+        'Chrome 142+ or Edge 143+ is installed, no Local Network Access policy the version reads decides for an '
+        'NHS site (the user is asked) and the opt-out policy is not 1, and a browser profile of the user keeps '
+        'Block for that site: the most specific entry matching it in `profile.content_settings.exceptions.'
+        'local_network_access` or `.loopback_network` of the profile\'s `Preferences` has `setting` 2. A '
+        '`Local State` or `Preferences` that cannot be read or is malformed makes the check unknown for that '
+        'user.'
+    ),
     'IA_NOT_INSTALLED':
         'CM 1.x is installed and no NHS Identity Agent is.',
     'IA_NOT_RUNNING':
@@ -306,6 +321,7 @@ TITLES: dict[str, str] = {
     "LOCALHOST_ACCESS_BLOCKED": "Browser stops NHS sites reaching Credential Management",
     "LOCALHOST_ACCESS_NOT_ALLOWED": "Browser asks each user before NHS sites reach CM",
     "LOCALHOST_ACCESS_POLICY_NOT_HONOURED": "Browser version ignores the trust's localhost allow policy",
+    "LOCALHOST_ACCESS_USER_BLOCKED": "The user blocked NHS sites from reaching Credential Management",
     "IA_NOT_INSTALLED": "Identity Agent is not installed",
     "IA_NOT_RUNNING": "Identity Agent is not running for a user",
     "IA_VERSION_RETIRED": "Identity Agent is too old (retired by NHS)",

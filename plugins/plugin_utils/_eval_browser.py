@@ -44,9 +44,9 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._browser_policy
     chromium_policy,
     firefox_cookies,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import ID
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import ID, make_finding
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import Facts, Options, Outcome, evaluator
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._gpo_policies import gpo_owner
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._gpo_policies import gpo_action, gpo_owner
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._local_network import (
     BY_NAME,
     ENFORCED_FROM,
@@ -55,12 +55,16 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._local_network 
     POLICIES,
     BrowserVersion,
     LoopbackAccess,
+    MalformedSettings,
     Match,
     SiteDecision,
+    StoredAnswer,
     allow_policy_for,
     browser_version,
     loopback_access,
     not_honoured,
+    site_settings_url,
+    stored_answers,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import (
     BROWSER_NAMES,
@@ -69,7 +73,11 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts i
     Judge,
     Verdict,
     cm_applies,
+    hive_unavailable,
     report_scopes,
+    user_label,
+    user_scope,
+    users,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns import (
     covers_localhost_any_port,
@@ -558,6 +566,76 @@ def _lna_run(facts: Facts, options: Options, check_id: str, make_judge: LnaJudge
 
 
 # ---------------------------------------------------------------------------------------------
+# Local Network Access: the user's own answer, kept in a browser profile
+
+def _profile_files(facts: Facts, browser: str, user: dict[str, t.Any]
+                   ) -> tuple[list[dict[str, t.Any]], str | None]:
+    """The Preferences files (read) of ``user``'s ``browser`` profiles, or why they are not known."""
+    files = facts.get("browser_site_settings")
+    if files is None:
+        reason = (facts.get("read_errors") or {}).get("browser_site_settings") or "not read"
+        return [], f"the browser profiles could not be read ({reason})"
+    sid = str(user.get("sid") or "").upper()
+    mine = [item for item in files if str(item.get("sid") or "").upper() == sid and item.get("browser") == browser]
+    state = next((item for item in mine if item.get("profile") is None), None)
+    if state is None:
+        return [], "its profile folder was not read (no ProfileImagePath in ProfileList)"
+    if state.get("error"):
+        return [], f"{state.get('path')}: {state['error']}"
+    return [item for item in mine if item.get("profile") is not None], None
+
+
+def _user_blocked(facts: Facts, browser: str, version: BrowserVersion, user: dict[str, t.Any]
+                  ) -> tuple[list[dict[str, t.Any]], list[str]]:
+    """(findings, reasons unknown) for one user and browser: each profile that keeps Block for an
+    NHS site no policy decides for."""
+    name = BROWSER_NAMES[browser]
+    found = _lna_access(facts, browser, version, user)
+    if found is None:
+        return [], []
+    view, access = found
+    asked = access.with_setting("ask")
+    if not asked:
+        return [], []  # a policy decides for every NHS site, whatever the user answered
+    files, why = _profile_files(facts, browser, user)
+    if why is not None:
+        return [], [why]
+    findings, reasons = [], []
+    for item in files:
+        if not item.get("exists"):
+            continue
+        if item.get("error"):
+            reasons.append(f"profile {item.get('profile')!r}: {item.get('path')}: {item['error']}")
+            continue
+        try:
+            answers: list[StoredAnswer] = [answer for decision in asked
+                                           for answer in stored_answers(item.get("exceptions"), decision.site)]
+        except MalformedSettings as exc:
+            reasons.append(f"profile {item.get('profile')!r}: {item.get('path')}: {exc}")
+            continue
+        blocks = [answer for answer in answers if answer.setting == "block"]
+        if not blocks:
+            continue
+        sites = ", ".join(dict.fromkeys(answer.site for answer in blocks))
+        target = allow_policy_for(browser, access.major)
+        pages = " or ".join(dict.fromkeys(site_settings_url(browser, answer.site) for answer in blocks))
+        action = (f"{user_label(user)} opens {pages} in {name} profile '{item.get('profile')}' and sets Local network "
+                  f"access to Allow (or resets the permission); or the trust adds {sites} to {name}'s {target} "
+                  f"({_target_key(view, access, target)}), which overrides a user's Block, then restarts {name}. "
+                  "The collection never edits a browser profile")
+        managed, gpo_text = gpo_action(facts, _lna_deciding(access, target))
+        evidence = list(version.evidence) + [answer.evidence(str(item.get("path")), item.get("modified"))
+                                              for answer in blocks]
+        findings.append(make_finding(
+            ID.LOCALHOST_ACCESS_USER_BLOCKED, {**user_scope(user), "browser_profile": item.get("profile")},
+            evidence, browser=browser, managed_by_gpo=managed, action=action + (f"; {gpo_text}" if gpo_text else ""),
+            summary=f"{user_label(user)} blocked {sites} from reaching NHS Credential Management on localhost in "
+                    f"{name} {access.major} (profile '{item.get('profile')}'): no policy decides, so the user's kept "
+                    "answer does (Local Network Access)"))
+    return findings, reasons
+
+
+# ---------------------------------------------------------------------------------------------
 # The evaluators
 
 def _run(facts: Facts, options: Options, check_id: str,
@@ -608,3 +686,34 @@ def check_localhost_access_not_allowed(facts: Facts, options: Options) -> Outcom
 def check_localhost_access_policy_not_honoured(facts: Facts, options: Options) -> Outcome:
     return _lna_run(facts, options, ID.LOCALHOST_ACCESS_POLICY_NOT_HONOURED,
                     lambda f, b, v: _lna_ask_judge(f, b, v, ignored=True))
+
+
+@evaluator(ID.LOCALHOST_ACCESS_USER_BLOCKED)
+def check_localhost_access_user_blocked(facts: Facts, options: Options) -> Outcome:
+    """Per user and browser profile; a profile that cannot be read is unknown, never healthy."""
+    if not cm_applies(facts, options):
+        return Outcome()
+    outcome = Outcome()
+    for browser in CHROMIUM:
+        version = browser_version(facts, browser)
+        prefix = f"{BROWSER_NAMES[browser]}: "
+        if version.major is None:
+            if version.error is not None:
+                outcome.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED, "reason": prefix + version.error})
+            continue
+        problems = _chromium_errors(facts, browser)(None)
+        if problems:
+            outcome.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
+                                    "reason": prefix + "; ".join(dict.fromkeys(problems))})
+            continue
+        for user in users(facts):
+            why = hive_unavailable(user) or "; ".join(dict.fromkeys(_chromium_errors(facts, browser)(user))) or None
+            if why is not None:
+                outcome.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
+                                        "reason": f"{prefix}{user_label(user)}: {why}"})
+                continue
+            findings, reasons = _user_blocked(facts, browser, version, user)
+            outcome.findings.extend(findings)
+            outcome.unknown.extend({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
+                                    "reason": f"{prefix}{user_label(user)}: {reason}"} for reason in reasons)
+    return outcome

@@ -138,6 +138,14 @@ def _reg(key: str, names: list[str] | None = None, depth: int = 0) -> dict[str, 
 # ---------------------------------------------------------------------------------------------
 # Keys other modules declare
 
+#: The Local Network Access content-setting types read from people's Chrome and Edge profiles
+#: (``browser_site_settings``; ``_local_network``), as Preferences names them
+#: (``profile.content_settings.exceptions.<type>``): Chromium's content_settings_registry.cc registers
+#: ``local-network-access`` and, for the split permission, ``loopback-network`` (the local device) and
+#: ``local-network`` (local network endpoints); website_settings_info.cc makes '-' '_' in the
+#: preference name (docs/browser-policy.md).
+SITE_SETTING_TYPES = ("local_network_access", "loopback_network", "local_network")
+
 _PLUGIN_UTILS = "ansible_collections.nhs_cm.remediation.plugins.plugin_utils"
 #: The modules whose ``MACHINE_READS`` / ``USER_READS`` are read (a missing module declares none).
 DECLARING_MODULES = ("_policy_facts", "_browser_policy", "_zones")
@@ -255,6 +263,8 @@ def _plan(opts: dict[str, t.Any], machine_reads: list[t.Any], user_reads: list[t
                                                                  for path in paths]}))
     reads.append(("user_hives", {"op": "user_hives_read", "paths": [[path, depth] for path, depth, _n in user_reads],
                                  "include_offline": bool(opts["include_offline_profiles"])}))
+    reads.append(("browser_site_settings", {"op": "browser_site_settings", "types": list(SITE_SETTING_TYPES),
+                                            "include_offline": bool(opts["include_offline_profiles"])}))
     reads.append(("gpo", {"op": "gpo_registry_settings", "key_prefixes": _gpo_prefixes(machine_reads, user_reads)}))
     for path, depth, names in machine_reads:
         reads.append((f"policy:{path}", _reg(path, names, depth=depth)))
@@ -496,6 +506,8 @@ def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | Non
         "users": _users(sessions, reads["user_hives"], errors.get("user_hives"),
                         bool(opts["include_offline_profiles"])),
         "gpo": _gpo(reads["gpo"], errors.get("gpo")),
+        "browser_site_settings": None if "browser_site_settings" in errors else [
+            item for item in reads["browser_site_settings"].get("files") or [] if isinstance(item, dict)],
         "ers_report": report.as_dict() if report is not None else None,
         "read_errors": errors,
     }

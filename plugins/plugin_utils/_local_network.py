@@ -51,7 +51,12 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._browser_policy
     effective_scalar,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import BROWSER_NAMES, LNA_OPT_OUT
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns import pair_applies, parse_url
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns import (
+    pair_applies,
+    pair_precedence_key,
+    parse_pattern_pair,
+    parse_url,
+)
 
 LOOPBACK_BLOCKED = "LoopbackNetworkBlockedForUrls"
 LOOPBACK_ALLOWED = "LoopbackNetworkAllowedForUrls"
@@ -251,3 +256,69 @@ def entry_note(match: Match, site: str) -> str:
         return f"matches {site}, but {match.reason}"
     verb = "blocks" if match.setting == "block" else "allows"
     return f"matches {site}: {verb} its requests to localhost ({match.policy})"
+
+
+# ---------------------------------------------------------------------------------------------
+# The user's own answer, kept in the browser profile (Preferences)
+
+#: The types of ``_facts.SITE_SETTING_TYPES`` that can hold the answer for a request to localhost
+#: (``local_network`` is for other local network endpoints).
+LOOPBACK_SETTING_TYPES = ("local_network_access", "loopback_network")
+#: ContentSetting values (components/content_settings/core/common/content_settings.h).
+SETTING_NAMES = {1: "allow", 2: "block", 3: "ask"}
+
+
+class MalformedSettings(ValueError):
+    """A Preferences subtree that is not what Chromium writes: the check is unknown."""
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """The user's kept answer of one type for one NHS site: the most specific exception that matches."""
+
+    type: str
+    site: str
+    pattern: str
+    setting: str  # allow | block | ask | <the value, when not one of these>
+    last_modified: str | None
+
+    def evidence(self, path: str, modified: str | None) -> dict[str, t.Any]:
+        return {"path": path, "modified": modified,
+                "setting": f"profile.content_settings.exceptions.{self.type}[{self.pattern!r}]",
+                "value": self.setting, "last_modified": self.last_modified,
+                "note": f"matches {self.site}: the user's answer for its requests to localhost"}
+
+
+def stored_answers(exceptions: t.Any, site: str) -> list[StoredAnswer]:
+    """The user's answers for ``site`` in one Preferences' ``exceptions`` (type -> {pattern pair:
+    {setting, last_modified}}), the most specific per type; raises ``MalformedSettings``."""
+    if not isinstance(exceptions, dict):
+        raise MalformedSettings("the exceptions were not read")
+    url = parse_url(site)
+    answers = []
+    for kind in LOOPBACK_SETTING_TYPES:
+        entries = exceptions.get(kind)
+        if entries is None:
+            continue
+        if not isinstance(entries, dict):
+            raise MalformedSettings(f"profile.content_settings.exceptions.{kind} is not an object")
+        matching = []
+        for pattern, value in entries.items():
+            pair = parse_pattern_pair(str(pattern))
+            if not pair.valid or not pair_applies(pair, url, url):
+                continue
+            if not isinstance(value, dict) or isinstance(value.get("setting"), bool) \
+                    or not isinstance(value.get("setting"), int):
+                raise MalformedSettings(f"profile.content_settings.exceptions.{kind}[{pattern!r}] has no setting")
+            matching.append((pair, value))
+        if matching:
+            pair, value = min(matching, key=lambda item: pair_precedence_key(item[0]))
+            modified = value.get("last_modified") if isinstance(value.get("last_modified"), str) else None
+            setting = SETTING_NAMES.get(value["setting"], str(value["setting"]))
+            answers.append(StoredAnswer(kind, site, pair.text, setting, modified))
+    return answers
+
+
+def site_settings_url(browser: str, site: str) -> str:
+    """The page of a site's settings (where the user changes the answer)."""
+    return f"{'edge' if browser == 'edge' else 'chrome'}://settings/content/siteDetails?site={site}"

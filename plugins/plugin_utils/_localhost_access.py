@@ -7,7 +7,8 @@ diagnose's facts and findings (the ``localhost_access`` part of the role, its ow
 Pure functions, no I/O. ``plan_localhost_access(facts, findings, options)`` returns a
 ``PolicyPlan`` (docs/remediation.md, docs/browser-policy.md):
 
-- LOCALHOST_ACCESS_NOT_ALLOWED, LOCALHOST_ACCESS_POLICY_NOT_HONOURED (Chrome or Edge listed in
+- LOCALHOST_ACCESS_NOT_ALLOWED, LOCALHOST_ACCESS_POLICY_NOT_HONOURED, LOCALHOST_ACCESS_USER_BLOCKED
+  (a user's Block kept in a browser profile, which the allow list overrides; Chrome or Edge listed in
   ``browsers``): add each of ``localhost_access_origins`` (default: the NHS sites, e-RS and CIS2
   Authentication) that the list does not hold yet to the allow list the installed version reads
   (``_local_network.allow_policy_for``: ``LoopbackNetworkAllowedForUrls`` from 146, else
@@ -62,7 +63,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix imp
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import PolicyPlan
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns import parse_pattern_pair
 
-HANDLED = (ID.LOCALHOST_ACCESS_BLOCKED, ID.LOCALHOST_ACCESS_NOT_ALLOWED, ID.LOCALHOST_ACCESS_POLICY_NOT_HONOURED)
+HANDLED = (ID.LOCALHOST_ACCESS_BLOCKED, ID.LOCALHOST_ACCESS_NOT_ALLOWED, ID.LOCALHOST_ACCESS_POLICY_NOT_HONOURED,
+           ID.LOCALHOST_ACCESS_USER_BLOCKED)
 DEFAULTS: dict[str, t.Any] = {
     "localhost_access": True,
     "localhost_access_origins": list(SITES),

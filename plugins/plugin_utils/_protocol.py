@@ -244,6 +244,29 @@ OPERATIONS: dict[str, dict[str, t.Any]] = {
             "errors": _r("list", "RSoP user namespaces that could not be read, as '<namespace>: <reason>'"),
         },
     },
+    "browser_site_settings": {
+        "description": "Read the site exceptions people keep in Chrome and Edge: for each person's profile folder "
+                       "(ProfileList, never a path from the request; signed in, i.e. the hive is loaded, unless "
+                       "include_offline) and each browser (AppData\\Local\\Google\\Chrome\\User Data, "
+                       "AppData\\Local\\Microsoft\\Edge\\User Data), 'Local State' (its profile.info_cache "
+                       "names the browser profiles) and each profile's 'Preferences', of which only "
+                       "profile.content_settings.exceptions.<type> is returned. A file larger than max_bytes, not a "
+                       "JSON object, or reached through a link (reparse point) is an error of that file.",
+        "request": {
+            "types": _f("list[str]", "content-setting preference names (e.g. local_network_access): lowercase "
+                        "letters and '_'", required=True),
+            "max_bytes": _f("int", "the largest file read", default=5 * 1024 * 1024, minimum=1024,
+                            maximum=64 * 1024 * 1024),
+            "include_offline": _f("bool", "also read the profiles of people who are not signed in", default=False),
+        },
+        "reply": {
+            "files": _r("list", "per person (by SID) and browser: its Local State (profile null), then the "
+                        "Preferences of each profile Local State lists", {
+                            "sid": "str", "browser": "str", "profile": "str|null", "path": "str", "exists": "bool",
+                            "modified": "str|null", "error": "str|null", "exceptions": "dict|null",
+                        }),
+        },
+    },
 }
 
 #: Registry value types a write may use (REG_NONE is read-only here).
@@ -422,6 +445,7 @@ RUNNER_SECTIONS: dict[str, tuple[str, ...]] = {
     "os_info": (),
     "user_hives_read": ("registry", "user_hives"),
     "gpo_registry_settings": ("rsop",),
+    "browser_site_settings": ("registry", "user_hives"),
     "reg_write": ("registry", "user_hives", "write_allow"),
     "reg_delete": ("registry", "user_hives", "write_allow"),
     "reg_delete_key": ("registry", "user_hives", "write_allow"),
@@ -609,6 +633,11 @@ _BACKUP_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _TASK_NAME_RE = re.compile(r"^nhs_cm_[A-Za-z0-9_-]{1,64}$")
 
 
+def _check_setting_types(value: list[str]) -> str | None:
+    bad = [item for item in value if not re.fullmatch(r"[a-z_]{1,64}", item)]
+    return f"has names that are not content-setting names: {bad!r}" if bad else None
+
+
 def _check_backup_id(value: str) -> str | None:
     if _BACKUP_ID_RE.fullmatch(value):
         return None
@@ -679,6 +708,7 @@ _VALUE_CHECKS: dict[tuple[str, str], t.Callable[[t.Any], str | None]] = {
     ("service_set", "listen_ports"): _check_ports,
     ("user_hives_read", "paths"): _check_path_depths,
     ("gpo_registry_settings", "key_prefixes"): _check_key_prefixes,
+    ("browser_site_settings", "types"): _check_setting_types,
 }
 
 

@@ -113,7 +113,8 @@ def where_text(finding: Mapping[str, Any]) -> str:
         text = f"user {who}" + (f", session {scope['session']}" if scope.get("session") is not None else "")
     else:
         text = "machine"
-    return text + (f", {finding['browser']}" if finding.get("browser") else "")
+    text += f", {finding['browser']}" if finding.get("browser") else ""
+    return text + (f" profile {scope['browser_profile']}" if scope.get("browser_profile") else "")
 
 
 def _same_finding(finding: Mapping[str, Any]) -> tuple[str, str, str]:

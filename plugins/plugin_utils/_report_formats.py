@@ -168,7 +168,9 @@ def _finding_text(finding: Mapping[str, Any]) -> str:
     where = "machine" if scope.get("kind") != "user" else (
         f"user {scope.get('user') or scope.get('sid')} session {scope.get('session')}")
     lines = [f"{finding.get('id')} ({finding.get('severity')}, {where}"
-             + (f", {finding['browser']}" if finding.get("browser") else "") + f"): {finding.get('summary')}"]
+             + (f", {finding['browser']}" if finding.get("browser") else "")
+             + (f" profile {scope['browser_profile']}" if scope.get("browser_profile") else "")
+             + f"): {finding.get('summary')}"]
     if finding.get("ers_message"):
         lines.append(f"  e-RS shows: {finding['ers_message']}")
     lines += [f"  evidence: {json.dumps(item, ensure_ascii=False)}" for item in finding.get("evidence") or []]

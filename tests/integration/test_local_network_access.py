@@ -2,7 +2,8 @@
 would run it: the audit reports exactly each scenario's ``expect``; the third_party_cookies role
 with --check --diff writes nothing; the fix adds the NHS sites to the allow list each installed
 browser reads, keeping every existing entry; diagnose then reports none of the LOCALHOST_ACCESS_*
-ids; a second run changes nothing; a rollback puts every host back as the scenario had it."""
+ids (the allow list overrides a user's Block kept in a browser profile, which the role never
+touches); a second run changes nothing; a rollback puts every host back as the scenario had it."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from typing import Any
 import yaml
 from harness import SCENARIOS, problem_ids, run_playbook, without_backups
 
-LNA_IDS = {"LOCALHOST_ACCESS_BLOCKED", "LOCALHOST_ACCESS_NOT_ALLOWED", "LOCALHOST_ACCESS_POLICY_NOT_HONOURED"}
-FAULTY = ["localhost-access-blocked", "localhost-access-not-allowed", "localhost-access-policy-not-honoured"]
+LNA_IDS = {"LOCALHOST_ACCESS_BLOCKED", "LOCALHOST_ACCESS_NOT_ALLOWED", "LOCALHOST_ACCESS_POLICY_NOT_HONOURED",
+           "LOCALHOST_ACCESS_USER_BLOCKED"}
+FAULTY = ["localhost-access-blocked", "localhost-access-not-allowed", "localhost-access-policy-not-honoured",
+          "localhost-access-user-blocked"]
 HEALTHY = ["healthy-local-network-access"]
 CHROME = "HKLM\\SOFTWARE\\Policies\\Google\\Chrome"
 EDGE = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge"
@@ -58,6 +61,10 @@ def registry_of(state: dict[str, Any], name: str) -> dict[str, Any]:
     return next(host["registry"] for host in state["hosts"] if host["name"] == name)
 
 
+def files_of(state: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return next(host["files"] for host in state["hosts"] if host["name"] == name)
+
+
 def test_audit_check_fix_verify_repeat_and_roll_back(estate, tmp_path: Path) -> None:
     names = [*FAULTY, *HEALTHY]
     running = estate([SCENARIOS / f"{name}.yml" for name in names])
@@ -91,6 +98,9 @@ def test_audit_check_fix_verify_repeat_and_roll_back(estate, tmp_path: Path) -> 
     assert honoured[f"{CHROME}\\LocalNetworkAccessAllowedForUrls"] == SITES
     assert honoured[f"{CHROME}\\LoopbackNetworkAllowedForUrls"] == SITES
     assert honoured[f"{EDGE}\\LocalNetworkAccessAllowedForUrls"] == SITES
+    blocked = registry_of(state, "localhost-access-user-blocked")
+    assert blocked[f"{EDGE}\\LocalNetworkAccessAllowedForUrls"] == SITES
+    assert files_of(state, "localhost-access-user-blocked") == files_of(original, "localhost-access-user-blocked")
     assert without_backups(state)["healthy-local-network-access"] == \
         without_backups(original)["healthy-local-network-access"]
 

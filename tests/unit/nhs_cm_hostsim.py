@@ -203,6 +203,23 @@ def _user_hives(host: dict[str, t.Any], op: dict[str, t.Any]) -> dict[str, t.Any
     return {"ok": True, "profiles": out}
 
 
+def _browser_site_settings(host: dict[str, t.Any], op: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Each signed-in person's (all with include_offline) Chrome and Edge files: ``host["browser_site_files"]``
+    ({(sid, browser): [Local State item, Preferences items...]}), else a Local State that does not exist."""
+    people = {session["sid"].upper(): True for session in host["sessions"] if session.get("sid")}
+    people.update({sid.upper(): profile["loaded"] for sid, profile in host["profiles"].items()})
+    given = {(sid.upper(), browser): items for (sid, browser), items in host.get("browser_site_files", {}).items()}
+    files = []
+    for sid, loaded in sorted(people.items()):
+        if not (loaded or op["include_offline"]):
+            continue
+        for browser, folder in (("chrome", "Google\\Chrome"), ("edge", "Microsoft\\Edge")):
+            files += given.get((sid, browser)) or [
+                {"sid": sid, "browser": browser, "profile": None, "exists": False, "modified": None, "error": None,
+                 "exceptions": None, "path": f"C:\\Users\\{sid}\\AppData\\Local\\{folder}\\User Data\\Local State"}]
+    return {"ok": True, "files": files}
+
+
 def _probe(host: dict[str, t.Any], op: dict[str, t.Any]) -> dict[str, t.Any]:
     port = int(op["url"].split(":")[2].split("/")[0])
     answer = host["probes"].get(port, {"status": None, "body": None, "error": "connection refused"})
@@ -238,6 +255,8 @@ def answer(host: dict[str, t.Any], op: dict[str, t.Any]) -> dict[str, t.Any]:
         return _user_hives(host, op)
     if kind == "gpo_registry_settings":
         return {"ok": True, "settings": list(host["gpo_settings"]), "errors": []}
+    if kind == "browser_site_settings":
+        return _browser_site_settings(host, op)
     raise AssertionError(f"hostsim does not answer {kind}")
 
 

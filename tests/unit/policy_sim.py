@@ -113,7 +113,10 @@ def browser_files(versions: dict[str, str] | None) -> list[dict[str, t.Any]]:
 
 def facts_for(registry: Registry, users: list[dict[str, t.Any]] | None = None,
               gpo: list[dict[str, t.Any]] | None = None, denied: tuple[str, ...] = (),
-              cm_installed: bool = True, browsers: dict[str, str] | None = None) -> dict[str, t.Any]:
+              cm_installed: bool = True, browsers: dict[str, str] | None = None,
+              site_files: list[dict[str, t.Any]] | None = None) -> dict[str, t.Any]:
+    """Facts as diagnose builds them; ``site_files``: the ``browser_site_settings`` files (default: each
+    user's Chrome and Edge Local State does not exist)."""
     people = []
     for user in users or []:
         person = dict(user)
@@ -132,6 +135,10 @@ def facts_for(registry: Registry, users: list[dict[str, t.Any]] | None = None,
         "gpo": {"available": gpo is not None, "error": None if gpo is not None else "not read",
                 "settings": list(gpo or [])},
         "browser_files": browser_files(browsers),
+        "browser_site_settings": site_files if site_files is not None else [
+            {"sid": user["sid"], "browser": browser, "profile": None, "exists": False, "modified": None, "error": None,
+             "exceptions": None, "path": f"C:\\Users\\x\\AppData\\Local\\{browser}\\User Data\\Local State"}
+            for user in users or [] for browser in ("chrome", "edge")],
         "processes": [],
         "read_errors": {},
     }

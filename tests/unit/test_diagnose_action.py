@@ -205,7 +205,8 @@ def test_reads_that_failed_are_unknown_never_healthy() -> None:
         "cannot tell whether NHS Credential Management is installed: HKLM\\SOFTWARE\\WOW6432Node\\Microsoft\\"
         "Windows\\CurrentVersion\\Uninstall: access_denied: Requested registry access is not allowed.")
     assert result["facts"]["processes"] is None
-    assert set(result["facts"]["read_errors"]) == {"uninstall_32", "processes", "sessions", "gpo"}
+    assert set(result["facts"]["read_errors"]) == {"uninstall_32", "processes", "sessions", "gpo",
+                                                   "browser_site_settings"}
     assert result["product"] is None
 
 

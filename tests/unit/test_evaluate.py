@@ -45,7 +45,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import (
 
 FINDINGS_MD = Path("/work/shared/spec/findings.md")
 #: Catalogue ids the shared spec does not list yet (issue 22: Local Network Access).
-BEYOND_SPEC = {"LOCALHOST_ACCESS_BLOCKED", "LOCALHOST_ACCESS_NOT_ALLOWED", "LOCALHOST_ACCESS_POLICY_NOT_HONOURED"}
+BEYOND_SPEC = {"LOCALHOST_ACCESS_BLOCKED", "LOCALHOST_ACCESS_NOT_ALLOWED", "LOCALHOST_ACCESS_POLICY_NOT_HONOURED",
+               "LOCALHOST_ACCESS_USER_BLOCKED"}
 FAULT1 = FAULT_MESSAGES[1]
 CM_KEY = f"{UNINSTALL_32}\\{CM_GUID}"
 MACHINE = {"kind": "machine"}
@@ -625,7 +626,7 @@ def test_plan_is_one_call_with_every_read() -> None:
     assert [op["op"] for op in ops].count("http_get") == 5
     assert {op["op"] for op in ops} == {"reg_read", "service_query", "tcp_listeners", "http_get", "process_list",
                                         "session_list", "os_info", "file_info", "user_hives_read",
-                                        "gpo_registry_settings"}
+                                        "gpo_registry_settings", "browser_site_settings"}
     uninstall = [op for op in ops if op.get("key") in (UNINSTALL_64, UNINSTALL_32)]
     assert [op["depth"] for op in uninstall] == [1, 1] and all("DisplayName" in op["names"] for op in uninstall)
     assert next(op["url"] for op in ops if op["op"] == "http_get") == "http://localhost:43487/PRS/GetPortNumber"

@@ -57,6 +57,7 @@ def _reply(results: list[dict] | str, **top: object) -> str:
 def test_operations_cover_the_documented_ops() -> None:
     assert set(OPERATIONS) == {"reg_read", "process_list", "service_query", "tcp_listeners", "http_get",
                                "file_info", "session_list", "os_info", "user_hives_read", "gpo_registry_settings",
+                               "browser_site_settings",
                                "reg_write", "reg_delete", "reg_delete_key", "backup_save", "backup_load",
                                "backup_list", "service_set", "task_run", "process_stop", "file_list"}
 
@@ -92,7 +93,7 @@ def _required(name: str) -> dict:
     examples = {"key": "HKLM\\SOFTWARE\\Policies\\Google\\Chrome", "url": "http://localhost:43487/PRS/GetPortNumber",
                 "paths": ["C:\\x.exe"], "name": "x", "type": "REG_DWORD", "data": 1, "id": "b1", "entries": [],
                 "state": "started", "user": "S-1-5-21-1-2-3-1001", "session": 1, "command": "C:\\x.exe", "pid": 9,
-                "image": "C:\\x.exe", "dir": "C:\\x"}
+                "image": "C:\\x.exe", "dir": "C:\\x", "types": ["local_network_access"]}
     if name == "task_run":
         examples["name"] = "nhs_cm_x"
     if name == "user_hives_read":
@@ -129,6 +130,11 @@ def test_validate_fills_defaults_and_keeps_given_values() -> None:
     ([{"op": "file_info", "paths": ["relative\\x.exe"]}], 0, "paths", "absolute Windows paths"),
     ([{"op": "tcp_listeners", "ports": [43487, 70000]}], 0, "ports", "ports from 1 to 65535, not 70000"),
     ([{"op": "service_query", "names": "SCardSvr"}], 0, "names", "must be a list of strings, not 'SCardSvr'"),
+    ([{"op": "browser_site_settings", "types": ["local_network_access", "../x"]}], 0, "types",
+     "not content-setting names: ['../x']"),
+    ([{"op": "browser_site_settings", "types": ["local_network_access\n"]}], 0, "types", "not content-setting"),
+    ([{"op": "browser_site_settings", "types": ["cookies"], "max_bytes": 100 * 2**20}], 0, "max_bytes",
+     "an integer from 1024 to 67108864"),
 ])
 def test_validation_errors_name_index_field_and_what_is_allowed(ops: list, index: int, field: str,
                                                                 fragment: str) -> None:

@@ -66,6 +66,7 @@ REQUEST_FIELDS: dict[str, tuple[str, ...]] = {
     "os_info": (),
     "user_hives_read": ("paths", "include_offline"),
     "gpo_registry_settings": ("key_prefixes",),
+    "browser_site_settings": ("types", "max_bytes", "include_offline"),
 }
 REPLY_FIELDS: dict[str, tuple[str, ...]] = {
     "reg_read": ("exists", "values", "subkeys"),
@@ -78,6 +79,7 @@ REPLY_FIELDS: dict[str, tuple[str, ...]] = {
     "os_info": ("product", "version", "computer_name", "emulated"),  # emulated: always true here
     "user_hives_read": ("profiles",),
     "gpo_registry_settings": ("settings", "errors"),
+    "browser_site_settings": ("files",),
 }
 OPERATIONS = tuple(REQUEST_FIELDS)
 
@@ -629,6 +631,82 @@ def op_gpo_registry_settings(host: HostState, op: dict[str, Any]) -> dict[str, A
     return {"settings": settings, "errors": []}
 
 
+# -- browsers' site settings ---------------------------------------------------------------------
+
+#: Chrome's and Edge's User Data folders below a profile folder (the runner's list).
+BROWSER_USER_DATA = (("chrome", "AppData\\Local\\Google\\Chrome\\User Data"),
+                     ("edge", "AppData\\Local\\Microsoft\\Edge\\User Data"))
+#: A browser profile's folder name the runner follows (nothing that could lead out of User Data).
+BROWSER_PROFILE_NAME = re.compile(r"[A-Za-z0-9 _-]{1,64}")
+#: The last-write time of a data file whose scenario entry gives none.
+DEFAULT_MODIFIED = "2025-11-20T09:00:00.0000000Z"
+
+
+def _json_member(data: Any, names: list[str]) -> Any:
+    for name in names:
+        if not isinstance(data, dict) or name not in data:
+            return None
+        data = data[name]
+    return data
+
+
+def _site_settings_file(host: HostState, sid: str, browser: str, profile: str | None, path: str,
+                        types: list[str], max_bytes: int, names: list[str]) -> dict[str, Any]:
+    """One element of browser_site_settings' files; a Local State adds its profiles to ``names``."""
+    entry = {normalise_path(f["path"]): f for f in host.files}.get(normalise_path(path))
+    item: dict[str, Any] = {"sid": sid, "browser": browser, "profile": profile, "path": path,
+                            "exists": entry is not None, "modified": None, "error": None, "exceptions": None}
+    if entry is None:
+        return item
+    if entry.get("reparse_point"):
+        item["error"] = "forbidden: a link (reparse point) on the way is not followed"
+        return item
+    item["modified"] = entry.get("modified", DEFAULT_MODIFIED)
+    text = entry.get("content") or ""
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        item["error"] = f"failed: {size} bytes, over the limit of {max_bytes}"
+        return item
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        item["error"] = "failed: not a JSON object"
+        return item
+    if profile is None:
+        cache = _json_member(data, ["profile", "info_cache"])
+        if isinstance(cache, dict):
+            names += [name for name in cache if BROWSER_PROFILE_NAME.fullmatch(name)]
+    else:
+        item["exceptions"] = {kind: _json_member(data, ["profile", "content_settings", "exceptions", kind])
+                              for kind in types}
+    return item
+
+
+def op_browser_site_settings(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
+    """Chrome's and Edge's Local State and Preferences in each person's profile folder (ProfileList
+    only), as the runner: the files are the scenario's ``files`` with ``content``."""
+    types = _str_list(op, "types")
+    if types is None:
+        raise _invalid("browser_site_settings", "types", "missing")
+    max_bytes = _int_field(op, "max_bytes", 1024, 64 * 1024 * 1024, 5 * 1024 * 1024)
+    include_offline = _bool_field(op, "include_offline", False)
+    files = []
+    for sid, _user, folder in _people(host):
+        loaded = host.registry.lookup("HKU", [sid]) is not None
+        if folder is None or not (include_offline or loaded):
+            continue
+        for browser, relative in BROWSER_USER_DATA:
+            root = folder.rstrip("\\") + "\\" + relative
+            names: list[str] = []
+            files.append(_site_settings_file(host, sid, browser, None, root + "\\Local State", types, max_bytes, names))
+            for name in names:
+                files.append(_site_settings_file(host, sid, browser, name, f"{root}\\{name}\\Preferences", types,
+                                                 max_bytes, names))
+    return {"files": files}
+
+
 HANDLERS: dict[str, Callable[[HostState, dict[str, Any]], dict[str, Any]]] = {
     "reg_read": op_reg_read,
     "process_list": op_process_list,
@@ -640,6 +718,7 @@ HANDLERS: dict[str, Callable[[HostState, dict[str, Any]], dict[str, Any]]] = {
     "os_info": op_os_info,
     "user_hives_read": op_user_hives_read,
     "gpo_registry_settings": op_gpo_registry_settings,
+    "browser_site_settings": op_browser_site_settings,
 }
 
 # The write operations live in write_ops.py (imported last: it uses this module's helpers).

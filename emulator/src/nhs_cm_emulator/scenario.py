@@ -488,12 +488,25 @@ def _files(raw: Any, where: Where) -> list[dict[str, Any]]:
         if isinstance(item, str):
             item = {"path": item}
         data = _mapping(item, where, field, allow_none=False)
-        _known_fields(data, ("path", "version"), where, field)
+        _known_fields(data, ("path", "version", "content", "modified", "reparse_point"), where, field)
         path = _abs_path(data.get("path"), where, f"{field}.path")
         if path.lower() in seen:
             where.fail(f"{field}.path", f"{path} is also files[{seen[path.lower()]}]")
         seen[path.lower()] = i
-        out.append({"path": path, "version": _version(data.get("version"), where, f"{field}.version")})
+        entry = {"path": path, "version": _version(data.get("version"), where, f"{field}.version")}
+        # A data file's text (a browser's Local State or Preferences) and its last-write time (UTC,
+        # ISO 8601); kept out of the state unless given.
+        if data.get("content") is not None:
+            if not isinstance(data["content"], str):
+                where.fail(f"{field}.content", f"expected the file's text as a string, found {_kind(data['content'])}")
+            entry["content"] = data["content"]
+        if data.get("modified") is not None:
+            entry["modified"] = _string(data["modified"], where, f"{field}.modified")
+        if data.get("reparse_point") is not None:
+            if not isinstance(data["reparse_point"], bool):
+                where.fail(f"{field}.reparse_point", f"expected true or false, found {_kind(data['reparse_point'])}")
+            entry["reparse_point"] = data["reparse_point"]
+        out.append(entry)
     return out
 
 

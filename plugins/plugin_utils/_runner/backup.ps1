@@ -5,7 +5,6 @@
 # region: backup
 $BackupFolder = Join-Path -Path $env:ProgramData -ChildPath 'nhs_cm\backups'
 $AdminSids = @('S-1-5-18', 'S-1-5-32-544')
-
 function Get-UntrustedReason {
     # $null when the file or folder is no reparse point and SYSTEM or Administrators own it.
     param([string]$Path)
@@ -57,8 +56,7 @@ function Get-MissingKeys {
     $missing = New-Object -TypeName System.Collections.Generic.List[object]
     foreach ($entry in @($Entries | Where-Object -FilterScript { $_.kind -eq 'reg' })) {
         $view = if ($null -ne $entry.PSObject.Properties['view'] -and $entry.view -eq '32') { '32' } else { '64' }
-        $chain = @()
-        $key = [string]$entry.key
+        $chain = @(); $key = [string]$entry.key
         while ($key.Contains('\') -and -not (Test-RegistryKey -Key $key -View $view)) {
             $chain = @($key) + $chain
             $key = $key.Substring(0, $key.LastIndexOf('\'))
@@ -72,7 +70,6 @@ function Get-MissingKeys {
     }
     return ,$missing.ToArray()
 }
-
 # region: op:backup_save
 $Operations['backup_save'] = {
     param($Req)
@@ -90,7 +87,6 @@ $Operations['backup_save'] = {
     [System.IO.File]::Move("$path.tmp", $path)
     return @{ ok = $true; id = $Req.id; path = $path; missing_keys = $missing }
 }
-
 # region: op:backup_load
 $Operations['backup_load'] = {
     param($Req)
@@ -100,7 +96,6 @@ $Operations['backup_load'] = {
     if (-not [System.IO.File]::Exists($path)) { throw (New-OpException -Kind 'not_found' -Message "no backup '$($Req.id)' on this host ($path)") }
     return @{ ok = $true; backup = (Read-BackupFile -Path $path) }
 }
-
 # region: op:backup_list
 $Operations['backup_list'] = {
     param($Req)
@@ -109,8 +104,7 @@ $Operations['backup_list'] = {
     if ([System.IO.Directory]::Exists($BackupFolder)) {
         # Oldest first by the time the file system keeps, never by what a file says.
         foreach ($file in @((Get-Item -LiteralPath $BackupFolder).GetFiles('*.json') | Sort-Object -Property @('LastWriteTimeUtc', 'Name'))) {
-            $count = $null
-            $problem = $null
+            $count, $problem = $null, $null
             try { $count = @((Read-BackupFile -Path $file.FullName).entries).Count } catch { $problem = Get-ErrorMessage -Exception $_.Exception }
             $savedAt = $file.LastWriteTimeUtc.ToString('yyyy-MM-ddTHH:mm:ss.fffZ', [System.Globalization.CultureInfo]::InvariantCulture)
             $backups.Add(@{ id = $file.BaseName; saved_at = $savedAt; entries = $count; path = $file.FullName; error = $problem })

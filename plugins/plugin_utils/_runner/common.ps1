@@ -6,7 +6,6 @@
 # 'op:<name>'. Windows PowerShell 5.1, ASCII, no aliases, nothing compiled on the host.
 # common.ps1: errors, reg.exe and the operation table. Writes nothing itself.
 param([string]$RequestJson)
-
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
@@ -17,7 +16,6 @@ $Operations = @{}
 $Cleanup = New-Object -TypeName System.Collections.Generic.List[scriptblock]
 $UserSidPattern = '^S-1-(5-21|12-1)-\d+-\d+-\d+-\d+$'
 $RegExe = Join-Path -Path $env:SystemRoot -ChildPath 'System32\reg.exe'
-
 function New-OpException {
     # An error of a kind of ERROR_KINDS (_protocol.py) for the operation's result.
     param([string]$Kind, [string]$Message)
@@ -63,8 +61,7 @@ function Dismount-Hive {
     # keep a hive loaded, so the finalizers run first, with a few retries.
     param([string]$Mount)
     for ($attempt = 1; $attempt -le 5; $attempt++) {
-        [System.GC]::Collect()
-        [System.GC]::WaitForPendingFinalizers()
+        [System.GC]::Collect(); [System.GC]::WaitForPendingFinalizers()
         $problem = Invoke-RegExe -Arguments @('unload', "HKU\$Mount")
         if ($null -eq $problem) { return $null }
         Start-Sleep -Milliseconds (200 * $attempt)

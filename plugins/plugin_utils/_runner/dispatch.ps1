@@ -1,7 +1,6 @@
 # dispatch.ps1: takes the host-wide mutex (a second run waits 10 s, then answers 'busy'), unloads any
 # HKU\nhs_cm_* hive a killed run left, runs the operations in order and the request's cleanup, and
 # writes one line of JSON: every result, and in 'cleanup_error' what could not be cleaned up. Writes only that.
-
 function Write-Reply {
     # One ASCII line; with $Compress: 'NHS-CM-GZIP:' and the JSON gzipped, in base64.
     param($Reply, [bool]$Compress)
@@ -11,8 +10,7 @@ function Write-Reply {
         $bytes = [System.Text.Encoding]::ASCII.GetBytes($line)
         $buffer = New-Object -TypeName System.IO.MemoryStream
         $gzip = New-Object -TypeName System.IO.Compression.GZipStream -ArgumentList $buffer, ([System.IO.Compression.CompressionMode]::Compress)
-        $gzip.Write($bytes, 0, $bytes.Length)
-        $gzip.Close()
+        $gzip.Write($bytes, 0, $bytes.Length); $gzip.Close()
         $line = 'NHS-CM-GZIP:' + [System.Convert]::ToBase64String($buffer.ToArray())
     }
     # A remote runspace (psrp connection) has no console: its pipeline output is the reply.
@@ -27,7 +25,6 @@ function Invoke-Operation {
     if ($output.Count -ne 1) { return @{ ok = $false; error = 'failed'; message = "runner bug: op '$($Op.op)' produced $($output.Count) outputs" } }
     return $output[0]
 }
-
 $reply = @{ runner = 'nhs_cm'; protocol = 1; ok = $true; results = @() }
 $exitCode, $compress, $mutex, $owned = 0, $false, $null, $false
 $problems = New-Object -TypeName System.Collections.Generic.List[string]

@@ -18,14 +18,12 @@ function Get-RsopSettings {
             $wanted = $wanted -or $key -eq $trimmed -or $key.StartsWith($trimmed + '\', [System.StringComparison]::OrdinalIgnoreCase)
         }
         if ($wanted) {
-            $gpo = [string]$setting.GPOID
-            if (-not [string]::IsNullOrEmpty($names[$gpo])) { $gpo = $names[$gpo] }
+            $gpo = [string]$setting.GPOID; if (-not [string]::IsNullOrEmpty($names[$gpo])) { $gpo = $names[$gpo] }
             $found.Add([System.Tuple]::Create($key, [string]$setting.valueName, $gpo))
         }
     }
     return ,$found.ToArray()
 }
-
 # region: op:gpo_registry_settings
 $Operations['gpo_registry_settings'] = {
     param($Req)

@@ -5,7 +5,6 @@
 $ProfileListKey = 'HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\ProfileList'
 # The default profile's mount for this request, or the exception that stopped it (thrown again).
 $DefaultProfile = @{ Mount = $null; Error = $null }
-
 function Get-ProfileListValue {
     # A value of ProfileList (or of its subkey $Sub), environment names expanded; $null when absent.
     param([string]$Sub, [string]$Name)
@@ -14,6 +13,16 @@ function Get-ProfileListValue {
     try { $raw = $key.GetValue($Name, $null, [Microsoft.Win32.RegistryValueOptions]::DoNotExpandEnvironmentNames) } finally { $key.Close() }
     if ([string]::IsNullOrEmpty($raw)) { return $null }
     return [System.Environment]::ExpandEnvironmentVariables([string]$raw)
+}
+function Get-ProfileFolders {
+    # SID -> profile folder (ProfileImagePath, or $null) of every person in ProfileList.
+    $folders = @{}
+    $list = Open-RegistryKey -Key $ProfileListKey -View '64'
+    if ($null -ne $list) {
+        try { $sids = $list.GetSubKeyNames() } finally { $list.Close() }
+        foreach ($sid in $sids -match $UserSidPattern) { $folders[$sid] = Get-ProfileListValue -Sub $sid -Name 'ProfileImagePath' }
+    }
+    return $folders
 }
 function Read-UserKeys {
     # Each requested [path, depth] below $Root as a node {exists, values, subkeys, error}.
@@ -26,8 +35,7 @@ function Read-UserKeys {
             if ($null -ne $handle) {
                 $node['exists'] = $true
                 try { $read = Read-RegistryNode -Key $handle -Depth $pair[1] -Names $null } finally { $handle.Close() }
-                $node['values'] = $read['values']
-                $node['subkeys'] = $read['subkeys']
+                $node['values'], $node['subkeys'] = $read['values'], $read['subkeys']
             }
         } catch { $node['error'] = Get-ErrorKind -Exception $_.Exception }
         $keys[$pair[0]] = $node
@@ -82,17 +90,11 @@ function Resolve-DefaultProfilePath {
     $parts[0] = $DefaultProfile['Mount']
     return $parts -join '\'
 }
-
 # region: op:user_hives_read
 $Operations['user_hives_read'] = {
     param($Req)
     # People's SIDs -> profile folder: ProfileList, and any person's hive loaded under HKU.
-    $folders = @{}
-    $list = Open-RegistryKey -Key $ProfileListKey -View '64'
-    if ($null -ne $list) {
-        try { $sids = $list.GetSubKeyNames() } finally { $list.Close() }
-        foreach ($sid in $sids -match $UserSidPattern) { $folders[$sid] = Get-ProfileListValue -Sub $sid -Name 'ProfileImagePath' }
-    }
+    $folders = Get-ProfileFolders
     $loaded = [Microsoft.Win32.Registry]::Users.GetSubKeyNames()
     foreach ($sid in $loaded -match $UserSidPattern) { if (-not $folders.ContainsKey($sid)) { $folders[$sid] = $null } }
     $profiles = New-Object -TypeName System.Collections.Generic.List[object]

@@ -11,7 +11,6 @@ function Get-AllListeners {
     } catch { if ([string]$_.CategoryInfo.Category -ne 'ObjectNotFound') { throw } }
     return ,$found.ToArray()
 }
-
 # region: op:tcp_listeners
 $Operations['tcp_listeners'] = {
     param($Req)
@@ -19,7 +18,6 @@ $Operations['tcp_listeners'] = {
     foreach ($listener in (Get-AllListeners)) { if (($null -eq $Req.ports) -or ($Req.ports -contains $listener['port'])) { $listeners.Add($listener) } }
     return @{ ok = $true; listeners = $listeners.ToArray() }
 }
-
 # region: http
 function Get-NoAnswerReason {
     # Why nothing answered: 'connection refused', 'timeout', or the web error's status and detail.
@@ -36,7 +34,6 @@ function Get-NoAnswerReason {
     if ([string]$webError.Status -eq 'Timeout') { return 'timeout' }
     return '{0} ({1})' -f $webError.Status, $webError.Message
 }
-
 # region: op:http_get
 $Operations['http_get'] = {
     param($Req)
@@ -46,14 +43,10 @@ $Operations['http_get'] = {
         [System.Net.ServicePointManager]::SecurityProtocol = [System.Net.ServicePointManager]::SecurityProtocol -bor [System.Net.SecurityProtocolType]::Tls12
     }
     $webRequest = [System.Net.HttpWebRequest][System.Net.WebRequest]::Create($uri)
-    $webRequest.Timeout = $Req.timeout_ms
-    $webRequest.ReadWriteTimeout = $Req.timeout_ms
-    $webRequest.AllowAutoRedirect = $false
-    $webRequest.KeepAlive = $false
-    $webRequest.Proxy = $null
+    $webRequest.Timeout = $Req.timeout_ms; $webRequest.ReadWriteTimeout = $Req.timeout_ms
+    $webRequest.AllowAutoRedirect = $false; $webRequest.KeepAlive = $false; $webRequest.Proxy = $null
     # Whatever listens on the port may not be the Port Service: never hand it the admin's credentials.
-    $webRequest.UseDefaultCredentials = $false
-    $webRequest.Credentials = $null
+    $webRequest.UseDefaultCredentials = $false; $webRequest.Credentials = $null
     try { $response = $webRequest.GetResponse() } catch {
         $response = $null
         for ($item = $_.Exception; $null -ne $item -and $null -eq $response; $item = $item.InnerException) {

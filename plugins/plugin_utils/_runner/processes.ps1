@@ -12,7 +12,6 @@ function Get-ProcessImages {
     } catch { $images = @{} }
     return $images
 }
-
 # region: op:process_list
 $Operations['process_list'] = {
     param($Req)
@@ -33,7 +32,6 @@ $Operations['process_list'] = {
     }
     return @{ ok = $true; processes = $processes.ToArray(); user_error = $userError }
 }
-
 # region: op:session_list
 $Operations['session_list'] = {
     param($Req)

@@ -5,7 +5,6 @@
 $UserGroups = @{ 'S-1-1-0' = 'Everyone'; 'S-1-5-11' = 'Authenticated Users'; 'S-1-5-32-545' = 'Users'; 'S-1-5-4' = 'INTERACTIVE' }
 # WriteData, AppendData, DeleteSubdirectoriesAndFiles, Delete, ChangePermissions, TakeOwnership, GENERIC_WRITE, GENERIC_ALL.
 $ChangeRights = 0x500D0046
-
 function Test-ProgramShape {
     # $null when the path is an .exe on a local drive outside the Windows folder, else why not.
     param([string]$Path)
@@ -36,7 +35,6 @@ function Get-UserWritableReason {
     }
     return $null
 }
-
 # region: task
 function Get-SessionProcessIds {
     # Ids of the processes of one session whose image is $Image.
@@ -47,7 +45,6 @@ function Get-SessionProcessIds {
     }
     return ,$ids.ToArray()
 }
-
 # region: op:task_run
 $Operations['task_run'] = {
     param($Req)
@@ -84,7 +81,6 @@ $Operations['task_run'] = {
     $left = Get-ScheduledTask -TaskName $Req.name -TaskPath '\' -ErrorAction SilentlyContinue
     return @{ ok = $true; started = ($null -ne $processId); pid = $processId; last_result = $lastResult; deleted = ($null -eq $left) }
 }
-
 # region: op:process_stop
 $Operations['process_stop'] = {
     param($Req)

@@ -64,7 +64,6 @@ function Read-RegistryNode {
     foreach ($name in $Key.GetValueNames()) { if (($null -eq $Names) -or ($Names -contains $name)) { $values[$name] = Read-RegistryValue -Key $Key -Name $name } }
     return @{ values = $values; subkeys = $subkeys }
 }
-
 # region: op:reg_read
 $Operations['reg_read'] = {
     param($Req)

@@ -2,14 +2,12 @@
 # Service and the Smart Card service (SCardSvr), the services of the allow-list.
 # region: service_state
 $ServiceStates = @('running', 'stopped', 'start_pending', 'stop_pending', 'continue_pending', 'pause_pending', 'paused')
-
 function ConvertTo-ServiceState {
     param([string]$State)
     $normal = $State.ToLowerInvariant().Replace(' ', '_')
     if ($ServiceStates -contains $normal) { return $normal }
     return 'unknown'
 }
-
 # region: op:service_query
 $Operations['service_query'] = {
     param($Req)
@@ -23,7 +21,6 @@ $Operations['service_query'] = {
     }
     return @{ ok = $true; services = $services.ToArray() }
 }
-
 # region: service_write
 function Get-ServiceRecord {
     # The Win32_Service of one service name (letters, digits, ' _.$-' only), else not_found.
@@ -37,13 +34,11 @@ function Wait-ServiceStatus {
     # Polls until the service is $Wanted: 'failed' when it settles in $Other, 'timeout' at the deadline.
     param($Controller, $Wanted, $Other, [DateTime]$Deadline)
     do {
-        Start-Sleep -Milliseconds 250
-        $Controller.Refresh()
+        Start-Sleep -Milliseconds 250; $Controller.Refresh()
         $status = $Controller.Status
     } while ($status -ne $Wanted -and $status -ne $Other -and [DateTime]::UtcNow -lt $Deadline)
     if ($status -eq $Wanted) { return }
-    $kind = if ($status -eq $Other) { 'failed' } else { 'timeout' }
-    throw (New-OpException -Kind $kind -Message ('service {0} is {1}, not {2}' -f $Controller.ServiceName, $status, $Wanted))
+    throw (New-OpException -Kind $(if ($status -eq $Other) { 'failed' } else { 'timeout' }) -Message ('service {0} is {1}, not {2}' -f $Controller.ServiceName, $status, $Wanted))
 }
 function Wait-PortListener {
     # Polls every 250 ms until something listens on one of $Ports or $WaitMs has passed.
@@ -54,7 +49,6 @@ function Wait-PortListener {
         Start-Sleep -Milliseconds 250
     }
 }
-
 # region: op:service_set
 $Operations['service_set'] = {
     param($Req)

@@ -23,7 +23,6 @@ $ParentKeys = @(
     ($ZoneRoot.TrimEnd('\\') + '$'),
     ($ZoneRoot + '(ZoneMap|ZoneMap\\(Domains|EscDomains|Ranges)|Zones)$')
 )
-
 function Assert-WriteTarget {
     # 'forbidden' unless the key (and value name, unless $KeyOnly) is one the collection manages.
     param([string]$Key, [string]$Name, [bool]$KeyOnly = $false)
@@ -45,7 +44,6 @@ function ConvertTo-WriteValue {
     for ($index = 0; $index -lt $bytes.Length; $index++) { $bytes[$index] = [System.Convert]::ToByte($Data.Substring(2 * $index, 2), 16) }
     return @{ Data = $bytes; Kind = 'Binary' }
 }
-
 # region: op:reg_write
 $Operations['reg_write'] = {
     param($Req)
@@ -65,7 +63,6 @@ $Operations['reg_write'] = {
     } finally { $handle.Close() }
     return @{ ok = $true; previous = $previous; created_key = $created }
 }
-
 # region: op:reg_delete
 $Operations['reg_delete'] = {
     param($Req)
@@ -80,7 +77,6 @@ $Operations['reg_delete'] = {
     }
     return @{ ok = $true; existed = $existed }
 }
-
 # region: op:reg_delete_key
 $Operations['reg_delete_key'] = {
     param($Req)
