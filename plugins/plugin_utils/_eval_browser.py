@@ -624,8 +624,8 @@ def _user_blocked(facts: Facts, browser: str, version: BrowserVersion, user: dic
                   f"({_target_key(view, access, target)}), which overrides a user's Block, then restarts {name}. "
                   "The collection never edits a browser profile")
         managed, gpo_text = gpo_action(facts, _lna_deciding(access, target))
-        evidence = list(version.evidence) + [answer.evidence(str(item.get("path")), item.get("modified"))
-                                              for answer in blocks]
+        stored = [answer.evidence(str(item.get("path")), item.get("modified")) for answer in blocks]
+        evidence = list(version.evidence) + stored
         findings.append(make_finding(
             ID.LOCALHOST_ACCESS_USER_BLOCKED, {**user_scope(user), "browser_profile": item.get("profile")},
             evidence, browser=browser, managed_by_gpo=managed, action=action + (f"; {gpo_text}" if gpo_text else ""),

@@ -200,7 +200,7 @@ Bar = tuple[str, str, int, str] | tuple[str, str, int, str, str]
 def bar_chart(chart_id: str, title: str, bars: list[Bar], total: int, legend: str = "") -> str:
     """Horizontal bar chart as a small table: labels are text the page lays out (never cut), the bars
     are scaled to ``total`` (or the biggest count)."""
-    scale = max([total, *[bar[2] for bar in bars], 1])
+    scale = max([total, *[count for _key, _label, count, *_rest in bars], 1])
     rows = []
     for key, label, count, colour, *detail in bars:
         width = 100 * count / scale
@@ -253,7 +253,6 @@ def _breakable(text: str) -> str:
 def _finding_name(fid: Any) -> str:
     """The plain-English title of a finding id, with the id under it."""
     return f'<strong>{e(title_of(str(fid)))}</strong><br><span class="fid">{_breakable(str(fid))}</span>'
-
 
 
 def _plain_text(value: Any) -> str:
