@@ -17,7 +17,7 @@ from nhs_cm_emulator.state import HostState, load_estate
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ROOT / "scenarios"
-CATALOGUE = ROOT.parent / "shared" / "spec" / "findings.md"
+CATALOGUE = ROOT / "docs" / "findings.md"  # generated from the collection's catalogue
 FILES = sorted(LIBRARY.glob("*.yml"))
 UNINSTALL = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
 NDP = "HKLM\\SOFTWARE\\Microsoft\\NET Framework Setup\\NDP\\v4\\Full"
@@ -33,9 +33,6 @@ BROWSER_EXES = {"chrome": "C:\\Program Files\\Google\\Chrome\\Application\\chrom
                 "edge": "C:\\Program Files (x86)\\Microsoft\\Edge\\Application\\msedge.exe"}
 LNA_FROM = {"chrome": 142, "edge": 143}
 NHS_SITES = ("ers.nhs.uk", "am.nhsidentity.spineservices.nhs.uk")
-#: Catalogue ids the shared spec does not list yet (issue 22: Local Network Access).
-BEYOND_SPEC = {"LOCALHOST_ACCESS_BLOCKED", "LOCALHOST_ACCESS_NOT_ALLOWED", "LOCALHOST_ACCESS_POLICY_NOT_HONOURED",
-               "LOCALHOST_ACCESS_USER_BLOCKED"}
 BOOTSTRAP = "# NHS-CM-BOOTSTRAP v1\n& ([ScriptBlock]::Create($parts[0])) $parts[1]\n"
 COMMAND = base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode()
 
@@ -301,12 +298,11 @@ def test_expect_matches_a_reading_of_the_catalogue(estate, path: Path) -> None:
         assert checker.run() == set(estate.expect[host.name])
 
 
-@pytest.mark.skipif(not CATALOGUE.exists(), reason="shared/spec/findings.md is not beside the repository")
 def test_expected_ids_are_catalogue_ids(estate) -> None:
-    known = set(re.findall(r"^\| ([A-Z][A-Z0-9_]+) \|", CATALOGUE.read_text(), re.MULTILINE))
+    known = set(re.findall(r"^\| \[([A-Z][A-Z0-9_]+)\]\(findings/", CATALOGUE.read_text(), re.MULTILINE))
     assert len(known) >= 27
     for ids in estate.expect.values():
-        assert set(ids) <= known | BEYOND_SPEC
+        assert set(ids) <= known
 
 
 def test_healthy_hosts_are_healthy_everywhere(estate) -> None:

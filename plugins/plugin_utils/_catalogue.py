@@ -1,7 +1,7 @@
 # Copyright (c) 2025 NHS CM remediation maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The finding catalogue of /work/shared/spec/findings.md as data.
+"""The finding catalogue as data (docs/findings.md and its pages are generated from it).
 
 This module is the only place where finding ids are written. Everything else refers to them
 through ``ID`` (``ID.CM_NOT_INSTALLED``), ``CATALOGUE`` or ``make_finding``, so a typo fails at

@@ -7,7 +7,7 @@ The write allow-list is the runner's (``$WriteKeyPatterns``, ``$DeleteKeyPattern
 plugins/plugin_utils/nhs_cm_runner.ps1), pattern for pattern: the same targets are refused
 with ``forbidden`` in the same order of checks, whatever the request asks.
 
-Behaviour (shared/spec/emulated-host.md, ``behaviour``, and emulator/README.md):
+Behaviour (``behaviour`` of the scenario format, emulator/README.md):
 - ``service_set`` of the NHS Port Service fails when ``port_service_start_fails``; once
   (re)started it listens on ``port_service_ports``. A running service has the pid
   2000 + 4 * its index, as at load time. A service of ``hung_services`` stays start_pending /
