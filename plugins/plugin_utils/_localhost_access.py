@@ -50,10 +50,10 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts i
     CHROMIUM_KEYS,
     Hive,
     exists,
-    value,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix import (
     all_names,
+    chromium_list_node,
     finding_ids,
     next_free_name,
     string_entries,
@@ -103,16 +103,10 @@ def _add_origins(facts: dict[str, t.Any], hive: Hive, browser: str, target: str,
                  out: PolicyPlan) -> None:
     name = BROWSER_NAMES[browser]
     key = CHROMIUM_KEYS[browser]
-    node, error = hive.node(facts, f"{key}\\{target}")
-    where = hive.path(f"{key}\\{target}")
-    if error:
-        out.notes.append(f"{name}: {error}; nothing added there")
+    found = chromium_list_node(facts, hive, browser, target, ", ".join(origins), out.notes)
+    if found is None:
         return
-    policy_node, _error = hive.node(facts, key)
-    if not exists(node) and value(policy_node, target) is not None:
-        out.notes.append(f"{name}: {hive.path(key)} holds {target} as one JSON value; add {', '.join(origins)} to it "
-                         f"by hand (a {target} key would hide it)")
-        return
+    node, where = found
     have = {data.strip().casefold() for data in string_entries(node).values()}
     names = all_names(node)
     for origin in origins:

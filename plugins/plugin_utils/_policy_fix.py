@@ -20,7 +20,14 @@ from __future__ import annotations
 import re
 import typing as t
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import Hive, exists, users
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import (
+    BROWSER_NAMES,
+    CHROMIUM_KEYS,
+    Hive,
+    exists,
+    users,
+    value,
+)
 
 Node = dict[str, t.Any]
 Triple = tuple[str, str, Node]
@@ -105,3 +112,21 @@ def finding_ids(findings: list[dict[str, t.Any]], skip: t.Iterable[str], browser
     """The ids found (for ``browser`` when given), less those the play skips (waived)."""
     skipped = set(skip)
     return {f["id"] for f in findings if f["id"] not in skipped and (browser is None or f.get("browser") == browser)}
+
+
+def chromium_list_node(facts: dict[str, t.Any], hive: Hive, browser: str, list_name: str, adding: str,
+                       notes: list[str]) -> tuple[dict[str, t.Any] | None, str] | None:
+    """(node, path) of the Chromium list policy ``<browser's key>\\<list_name>`` in ``hive``, to add
+    ``adding`` to; None, with the reason in ``notes``, when it cannot be added to there: the key could
+    not be read, or the browser's policy key holds the list as one JSON value (a key would hide it)."""
+    key = CHROMIUM_KEYS[browser]
+    node, error = hive.node(facts, f"{key}\\{list_name}")
+    if error:
+        notes.append(f"{BROWSER_NAMES[browser]}: {error}; nothing added there")
+        return None
+    policy_node, _error = hive.node(facts, key)
+    if not exists(node) and value(policy_node, list_name) is not None:
+        notes.append(f"{BROWSER_NAMES[browser]}: {hive.path(key)} holds {list_name} as one JSON value; add "
+                     f"{adding} to it by hand (a {list_name} key would hide it)")
+        return None
+    return node, hive.path(f"{key}\\{list_name}")

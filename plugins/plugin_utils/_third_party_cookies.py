@@ -47,14 +47,13 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts i
     CHROMIUM_KEYS,
     FIREFOX_COOKIES_KEY,
     Hive,
-    exists,
     subkey,
-    value,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix import (
     Triple,
     absent_subkey,
     all_names,
+    chromium_list_node,
     finding_ids,
     next_free_name,
     string_entries,
@@ -100,17 +99,10 @@ def chromium_entry_covers(data: str) -> bool:
 
 
 def _chromium_allow(facts: dict[str, t.Any], hive: Hive, browser: str, out: PolicyPlan) -> None:
-    key = CHROMIUM_KEYS[browser]
-    node, error = hive.node(facts, f"{key}\\{ALLOW_LIST}")
-    where = hive.path(f"{key}\\{ALLOW_LIST}")
-    if error:
-        out.notes.append(f"{BROWSER_NAMES[browser]}: {error}; nothing added there")
+    found = chromium_list_node(facts, hive, browser, ALLOW_LIST, CHROMIUM_ENTRY, out.notes)
+    if found is None:
         return
-    policy_node, _error = hive.node(facts, key)
-    if not exists(node) and value(policy_node, ALLOW_LIST) is not None:
-        out.notes.append(f"{BROWSER_NAMES[browser]}: {hive.path(key)} holds {ALLOW_LIST} as one JSON value; add "
-                         f"{CHROMIUM_ENTRY} to it by hand (a {ALLOW_LIST} key would hide it)")
-        return
+    node, where = found
     if any(chromium_entry_covers(data) for data in string_entries(node).values()):
         out.notes.append(f"{BROWSER_NAMES[browser]}: {where} already covers localhost; diagnose's finding comes "
                          "from another policy source")
