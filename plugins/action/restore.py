@@ -25,7 +25,6 @@ Puts back exactly what a backup saved on the host recorded: three runner calls (
 
 from __future__ import annotations
 
-import re
 import typing as t
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -46,11 +45,14 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import
     writes_done,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._gpo_policies import normalise_key
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import ProtocolError, RequestError
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
+    BACKUP_ID_RE,
+    ProtocolError,
+    RequestError,
+)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._restorable import backup_problem, host_problems
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._write_action import WriteAction, unconfirmed_message
 
-_BACKUP_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")  # as the runner's backup_load accepts (_protocol.py)
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "backup_id": {"type": "str", "required": True},
 }
@@ -62,7 +64,7 @@ def validate_options(args: dict[str, t.Any]) -> tuple[dict[str, t.Any] | None, s
     if messages:
         return None, "; ".join(messages)
     backup_id = result.validated_parameters["backup_id"]
-    if backup_id != "latest" and not _BACKUP_ID.fullmatch(backup_id):
+    if backup_id != "latest" and not BACKUP_ID_RE.fullmatch(backup_id):
         return None, (f"backup_id must be 'latest' or a backup id as a remediation returned it (1 to 80 letters, "
                       f"digits, '_' or '-'), not {backup_id!r}")
     return {"backup_id": backup_id}, None

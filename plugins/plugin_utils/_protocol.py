@@ -629,7 +629,8 @@ def _check_key_prefixes(value: list[str]) -> str | None:
     return None
 
 
-_BACKUP_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+#: A backup id: the name of its file in the backup folder (restore checks ``backup_id`` with it too).
+BACKUP_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _TASK_NAME_RE = re.compile(r"^nhs_cm_[A-Za-z0-9_-]{1,64}$")
 
 
@@ -639,7 +640,7 @@ def _check_setting_types(value: list[str]) -> str | None:
 
 
 def _check_backup_id(value: str) -> str | None:
-    if _BACKUP_ID_RE.fullmatch(value):
+    if BACKUP_ID_RE.fullmatch(value):
         return None
     return f"must be 1 to 80 letters, digits, '_' or '-', not {value!r}"
 
