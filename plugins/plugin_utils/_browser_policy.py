@@ -179,14 +179,14 @@ class ChromiumPolicy:
 #: The policies read from the last facts asked about: every check of one host asks for the same
 #: browser and user several times (about 50 times per host), and the facts do not change while
 #: they are judged. Held for one facts object at a time (a fork judges one host at a time).
-_READ: dict[str, t.Any] = {"facts": None, "policies": {}}
+_READ: dict[str, t.Any] = {"facts": None, "policies": {}, "cookies": {}}
 
 
 def chromium_policy(facts: Facts, browser: str, user: dict[str, t.Any] | None) -> ChromiumPolicy:
     """The sources of ``browser`` (chrome|edge) as they apply to ``user`` (None: the machine
     alone, as for a user whose hive sets nothing)."""
     if _READ["facts"] is not facts:
-        _READ.update(facts=facts, policies={})
+        _READ.update(facts=facts, policies={}, cookies={})
     cache_key = (browser, None if user is None else id(user), None if user is None else user.get("sid"))
     if cache_key not in _READ["policies"]:
         _READ["policies"][cache_key] = _read_chromium_policy(facts, browser, user)
@@ -423,6 +423,17 @@ class ChromiumCookies:
 
 
 def chromium_cookies(view: ChromiumPolicy) -> ChromiumCookies:
+    """The cookie policies of ``view``; worked out once per view of the facts being judged (three
+    checks ask for each view)."""
+    kept = _READ["cookies"].get(id(view))
+    if kept is not None and kept[0] is view:
+        return kept[1]
+    cookies = _chromium_cookies(view)
+    _READ["cookies"][id(view)] = (view, cookies)
+    return cookies
+
+
+def _chromium_cookies(view: ChromiumPolicy) -> ChromiumCookies:
     lists = {policy: effective_list(view, policy) for policy in COOKIE_LISTS}
     return ChromiumCookies(effective_scalar(view, "BlockThirdPartyCookies", "bool"),
                            effective_scalar(view, "DefaultCookiesSetting", "int"),

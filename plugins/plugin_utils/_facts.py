@@ -231,13 +231,12 @@ def planned_reads(options: dict[str, t.Any] | None = None) -> list[tuple[str, di
     (``_plan`` is a ``_memo.memo``): diagnose's plugin does it before Ansible forks (``prepare_before_fork``),
     so each host's fork copies it instead of planning again.
     """
-    opts = options_with_defaults(options)
-    return _plan(opts, declared_reads("MACHINE_READS"), declared_reads("USER_READS"))
+    return _plan(options_with_defaults(options))
 
 
 @memo(32)
-def _plan(opts: dict[str, t.Any], machine_reads: list[t.Any], user_reads: list[t.Any]
-          ) -> list[tuple[str, dict[str, t.Any]]]:
+def _plan(opts: dict[str, t.Any]) -> list[tuple[str, dict[str, t.Any]]]:
+    machine_reads, user_reads = declared_reads("MACHINE_READS"), declared_reads("USER_READS")
     reads: list[tuple[str, dict[str, t.Any]]] = [
         ("uninstall_64", _reg(UNINSTALL_64, UNINSTALL_VALUE_NAMES, depth=1)),
         ("uninstall_32", _reg(UNINSTALL_32, UNINSTALL_VALUE_NAMES, depth=1)),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import marshal
 import typing as t
 
 R = t.TypeVar("R")
@@ -74,7 +75,16 @@ class Memo(t.Generic[R]):
         self._hits = self._misses = 0
 
 
-def memo(maxsize: int, fresh: t.Callable[[t.Any], t.Any] = copy.deepcopy
+def copy_data(value: R) -> R:
+    """A deep copy of ``value``: through ``marshal`` when it is plain data (dicts, lists, tuples,
+    str, int, ... - several times faster than ``copy.deepcopy``), else ``copy.deepcopy``."""
+    try:
+        return t.cast(R, marshal.loads(marshal.dumps(value)))
+    except ValueError:  # an object marshal does not know (a dataclass, ...)
+        return copy.deepcopy(value)
+
+
+def memo(maxsize: int, fresh: t.Callable[[t.Any], t.Any] = copy_data
          ) -> t.Callable[[t.Callable[..., R]], Memo[R]]:
     """Decorator: ``@memo(32)``; ``fresh=same`` for a result nobody can change (bytes, str)."""
     return lambda make: Memo(make, maxsize, fresh)

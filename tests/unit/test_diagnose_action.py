@@ -156,8 +156,7 @@ def test_cached_options_reads_and_stdin_are_the_same_as_fresh_ones() -> None:
     reads[0]["key"] = "HKLM\\SOFTWARE\\Elsewhere"
     again, _error = action.validate_options(dict(args))
     assert again is not None and again["prs_ports"] == [43487]
-    fresh = _facts._plan(_facts.options_with_defaults(again), _facts.declared_reads("MACHINE_READS"),
-                         _facts.declared_reads("USER_READS"))
+    fresh = _facts._plan(_facts.options_with_defaults(again))
     assert _facts.plan_reads(again) == [op for _label, op in fresh]
     assert [op["op"] for op in _facts.plan_reads(again)].count("http_get") == 1
     assert any(op.get("ports") == [43487, 55000] for op in _facts.plan_reads(again)), "the report's port"

@@ -36,12 +36,15 @@ def dword(data: int) -> dict[str, t.Any]:
 
 
 @pytest.fixture
-def declared(monkeypatch: pytest.MonkeyPatch) -> t.Callable[[Reads, Reads], None]:
-    """Replace what the policy modules declare for one test."""
+def declared(monkeypatch: pytest.MonkeyPatch) -> t.Iterator[t.Callable[[Reads, Reads], None]]:
+    """Replace what the policy modules declare for one test (the plan is kept per set of options:
+    it is forgotten before and after)."""
     def set_reads(machine: Reads, user: Reads) -> None:
+        _facts._plan.cache_clear()
         monkeypatch.setattr(_facts, "declared_reads",
                             lambda name: list(machine if name == "MACHINE_READS" else user))
-    return set_reads
+    yield set_reads
+    _facts._plan.cache_clear()
 
 
 def facts_of(host: dict[str, t.Any], **options: t.Any) -> dict[str, t.Any]:
