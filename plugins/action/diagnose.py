@@ -33,6 +33,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import (
     build_facts,
     parse_version,
     plan_reads,
+    read_labels,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
@@ -190,6 +191,7 @@ def prepare_before_fork() -> bool:
         return False
     try:
         build_stdin(runner_text(), plan_reads(options))
+        read_labels(options)
     except (ProtocolError, OSError):
         return False
     return True

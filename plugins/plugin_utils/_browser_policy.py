@@ -103,6 +103,10 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns i
     representative_ports,
 )
 
+#: Patterns compiled once, at import (in Ansible's main process, before the forks).
+_INT_TEXT = re.compile(r"\s*-?\d+\s*")
+_SIGNED_INT = re.compile(r"[+-]?\d+")
+
 __all__ = ["MACHINE_READS", "READ_VALUE_NAMES", "USER_READS"]
 
 #: Top-level sites under which CM is called (e-RS; CIS2 Authentication). Inference: used only for
@@ -216,7 +220,7 @@ def _read_chromium_policy(facts: Facts, browser: str, user: dict[str, t.Any] | N
 
 
 def _int(text: str) -> int | None:
-    return int(text) if re.fullmatch(r"\s*-?\d+\s*", text) else None
+    return int(text) if _INT_TEXT.fullmatch(text) else None
 
 
 def convert(kind: str, item: dict[str, t.Any]) -> tuple[bool, t.Any]:
@@ -262,7 +266,7 @@ def effective_scalar(view: ChromiumPolicy, policy: str, kind: str) -> Effective:
 
 
 def _is_numeric_name(name: str) -> bool:
-    return re.fullmatch(r"[+-]?\d+", name) is not None and -(2 ** 31) <= int(name) < 2 ** 31
+    return _SIGNED_INT.fullmatch(name) is not None and -(2 ** 31) <= int(name) < 2 ** 31
 
 
 def _list_from_key(source: Source, policy: str, node: Node) -> tuple[list[ListEntry], list[dict[str, t.Any]]]:

@@ -38,6 +38,9 @@ from dataclasses import dataclass
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import FAULT_MESSAGES
 
+#: Patterns compiled once, at import (in Ansible's main process, before the forks).
+_TAG = re.compile(r"<[^<>]{0,200}>")
+
 #: Longest text diagnose accepts in option ``ers_report``.
 MAX_REPORT_CHARS = 20000
 
@@ -100,7 +103,7 @@ class ErsReport:
 def normalise(text: str) -> str:
     """One line of plain text: entities decoded, compatibility forms folded (full-width
     letters, non-breaking spaces), typographic quotes and dashes made ASCII, whitespace collapsed."""
-    decoded = html.unescape(re.sub(r"<[^<>]{0,200}>", " ", text))
+    decoded = html.unescape(_TAG.sub(" ", text))
     folded = unicodedata.normalize("NFKC", decoded).translate(_QUOTES)
     return " ".join(folded.split())
 

@@ -45,8 +45,15 @@ import re
 import typing as t
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._ers_report import parse_ers_report
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo, same
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import USER_SID_PATTERN
+
+#: Patterns compiled once, at import (in Ansible's main process, before the forks).
+_ABSOLUTE_PATH = re.compile(r"^(?:[A-Za-z]:\\|\\\\)")
+_EXE_PREFIX = re.compile(r"(?i)^(.*?\.exe)(?:\s|$)")
+_ICON_INDEX = re.compile(r",\s*-?\d+$")
+_KEY_PATH = re.compile(r"[^\\]+(?:\\[^\\]+)*")
+_VERSION_TEXT = re.compile(r"^\s*v?(\d+(?:\.\d+){0,3})(?:\s|$|[-+ (])")
 
 UNINSTALL_64 = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
 UNINSTALL_32 = "HKLM\\SOFTWARE\\WOW6432Node\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
@@ -159,7 +166,7 @@ def _declared_entry(where: str, entry: t.Any, machine: bool) -> tuple[str, int]:
     path, depth = entry
     if not 0 <= depth <= 4:
         raise ValueError(f"{where}: depth must be from 0 to 4, not {depth!r}")
-    if not re.fullmatch(r"[^\\]+(?:\\[^\\]+)*", path):
+    if not _KEY_PATH.fullmatch(path):
         raise ValueError(f"{where}: {path!r} has an empty part or a leading or trailing backslash")
     starts_with_hive = path.upper().startswith(_HIVE_PREFIXES)
     if machine and not path.upper().startswith("HKLM\\"):
@@ -268,6 +275,16 @@ def _plan(opts: dict[str, t.Any]) -> list[tuple[str, dict[str, t.Any]]]:
     for path, depth, names in machine_reads:
         reads.append((f"policy:{path}", _reg(path, names, depth=depth)))
     return reads
+
+
+def read_labels(options: dict[str, t.Any] | None = None) -> tuple[str, ...]:
+    """The labels of ``planned_reads(options)``, in the same order (kept per set of options)."""
+    return _labels(options_with_defaults(options))
+
+
+@memo(32, fresh=same)
+def _labels(opts: dict[str, t.Any]) -> tuple[str, ...]:
+    return tuple(label for label, _op in _plan(opts))
 
 
 def plan_reads(options: dict[str, t.Any] | None = None) -> list[dict[str, t.Any]]:
@@ -390,7 +407,7 @@ def service_binary(image: str | None) -> str | None:
     if text.startswith('"'):
         end = text.find('"', 1)
         return text[1:end] if end > 0 else text[1:]
-    match = re.match(r"(?i)^(.*?\.exe)(?:\s|$)", text)
+    match = _EXE_PREFIX.match(text)
     return match.group(1) if match else text.split(" ")[0]
 
 
@@ -466,10 +483,10 @@ def _probes(reads: dict[str, dict[str, t.Any]], errors: dict[str, str], ports: l
 def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
     """Normalised facts from the results of ``plan_reads(options)`` (same order)."""
     opts = options_with_defaults(options)
-    planned = planned_reads(opts)
-    if len(results) != len(planned):
-        raise ValueError(f"{len(results)} results for {len(planned)} planned reads")
-    reads = {label: result for (label, _op), result in zip(planned, results, strict=True)}
+    labels = read_labels(opts)
+    if len(results) != len(labels):
+        raise ValueError(f"{len(results)} results for {len(labels)} planned reads")
+    reads = dict(zip(labels, results, strict=True))
     errors = {label: _error_text(result) for label, result in reads.items() if not result.get("ok")}
 
     services = None if "services" in errors else list(reads["services"].get("services") or [])
@@ -517,7 +534,7 @@ def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | Non
 
 def parse_version(text: t.Any) -> tuple[int, ...] | None:
     """``"1.4.2.0"`` -> (1, 4, 2, 0); None when the text does not start with a version."""
-    match = re.match(r"^\s*v?(\d+(?:\.\d+){0,3})(?:\s|$|[-+ (])", str(text or "") + " ")
+    match = _VERSION_TEXT.match(str(text or "") + " ")
     return tuple(int(part) for part in match.group(1).split(".")) if match else None
 
 
@@ -691,8 +708,8 @@ def icon_dir(display_icon: str | None) -> str | None:
     if not display_icon:
         return None
     path = display_icon.strip()
-    path = re.sub(r",\s*-?\d+$", "", path).strip().strip('"')
-    if not re.match(r"^(?:[A-Za-z]:\\|\\\\)", path) or "%" in path:
+    path = _ICON_INDEX.sub("", path).strip().strip('"')
+    if not _ABSOLUTE_PATH.match(path) or "%" in path:
         return None
     folder = ntpath.dirname(path)
     return folder or None

@@ -58,6 +58,10 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns i
     parse_url,
 )
 
+#: Patterns compiled once, at import (in Ansible's main process, before the forks).
+_DIGITS = re.compile(r"\d+")
+_MAJOR_VERSION = re.compile(r"^\s*(\d+)\.\d+")
+
 LOOPBACK_BLOCKED = "LoopbackNetworkBlockedForUrls"
 LOOPBACK_ALLOWED = "LoopbackNetworkAllowedForUrls"
 LNA_BLOCKED = "LocalNetworkAccessBlockedForUrls"
@@ -134,12 +138,12 @@ class BrowserVersion:
 
 
 def _major(text: t.Any) -> int | None:
-    match = re.match(r"^\s*(\d+)\.\d+", str(text or ""))
+    match = _MAJOR_VERSION.match(str(text or ""))
     return int(match.group(1)) if match else None
 
 
 def _version_key(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in re.findall(r"\d+", text))
+    return tuple(int(part) for part in _DIGITS.findall(text))
 
 
 def browser_version(facts: dict[str, t.Any], browser: str) -> BrowserVersion:

@@ -1128,7 +1128,16 @@ def _json_type(value: t.Any) -> str:
 
 def type_matches(spec: str, value: t.Any) -> bool:
     """Whether ``value`` is of the declared reply type ``spec`` (e.g. ``str|null``); a bool is no int."""
-    return any(REPLY_TYPES[name](value) for name in spec.split("|"))
+    for check in _type_checks(spec):
+        if check(value):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=256)
+def _type_checks(spec: str) -> tuple[t.Callable[[t.Any], bool], ...]:
+    """The checks of the types ``spec`` names (a reply has thousands of fields and few specs)."""
+    return tuple(REPLY_TYPES[name] for name in spec.split("|"))
 
 
 def _expected(spec: str) -> str:

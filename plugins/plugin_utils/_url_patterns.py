@@ -56,6 +56,17 @@ import re
 import typing as t
 from dataclasses import dataclass
 
+#: Patterns compiled once, at import (in Ansible's main process, before the forks).
+_AUTH_SEPARATORS = re.compile(r"[,;]")
+_DECIMAL_NUMBER = re.compile(r"\d+")
+_FIREFOX_ORIGIN = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(\[[^\]]*\]|[^/:?#]*)(?::(\d+))?/?")
+_HEX_NUMBER = re.compile(r"0[xX][0-9a-fA-F]*")
+_HOST_AND_PORT = re.compile(r"(\[[^\]]+\]|[^:\[\]]+)(?::(\d+))?")
+_NUMERIC_PART = re.compile(r"(0[xX][0-9a-fA-F]*|\d+)")
+_OCTAL_NUMBER = re.compile(r"0[0-7]+")
+_SIGNED_INT = re.compile(r"[+-]?\d+")
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(\[[^\]]*\]|[^/:?#]*)(?::(\d*))?(?:[/?#].*)?")
+
 LOCALHOST = "localhost"
 #: A port no pattern names, standing for "any other port" (any port not in a pattern behaves alike).
 _MAX_PORT = 65535
@@ -87,7 +98,7 @@ class Url:
 
 def parse_url(text: str) -> Url:
     """``scheme://host[:port][/path]`` -> Url; raises ValueError naming what is wrong."""
-    match = re.fullmatch(r"([A-Za-z][A-Za-z0-9+.-]*)://(\[[^\]]*\]|[^/:?#]*)(?::(\d*))?(?:[/?#].*)?", text.strip())
+    match = _URL.fullmatch(text.strip())
     if not match:
         raise ValueError(f"not a URL of the form scheme://host[:port][/path]: {text!r}")
     scheme, raw_host, port = match.group(1).lower(), match.group(2), match.group(3) or ""
@@ -107,17 +118,17 @@ def localhost_url(port: int, scheme: str = "http") -> Url:
 # Host canonicalisation (net::CanonicalizeHost, reduced to what policies contain)
 
 def _ipv4_number(part: str) -> int | None:
-    if re.fullmatch(r"0[xX][0-9a-fA-F]*", part):
+    if _HEX_NUMBER.fullmatch(part):
         return int(part[2:] or "0", 16)
-    if re.fullmatch(r"0[0-7]+", part):
+    if _OCTAL_NUMBER.fullmatch(part):
         return int(part, 8)
-    if re.fullmatch(r"\d+", part) and not (len(part) > 1 and part.startswith("0")):
+    if _DECIMAL_NUMBER.fullmatch(part) and not (len(part) > 1 and part.startswith("0")):
         return int(part)
     return None
 
 
 def _looks_numeric(part: str) -> bool:
-    return bool(re.fullmatch(r"(0[xX][0-9a-fA-F]*|\d+)", part))
+    return bool(_NUMERIC_PART.fullmatch(part))
 
 
 def _canonical_ipv4(host: str) -> tuple[str | None, bool]:
@@ -628,7 +639,7 @@ def _auth_rule(raw: str) -> AuthRule:
     colon = rest.rfind(":")
     if colon >= 0:
         digits = rest[colon + 1:]
-        if not re.fullmatch(r"[+-]?\d+", digits) or not 0 <= int(digits) <= _MAX_PORT:
+        if not _SIGNED_INT.fullmatch(digits) or not 0 <= int(digits) <= _MAX_PORT:
             return AuthRule(text, "invalid", error=f"port {digits!r} is not 0..65535")
         pattern, port = rest[:colon], int(digits)
     if pattern.startswith("."):
@@ -637,7 +648,7 @@ def _auth_rule(raw: str) -> AuthRule:
 
 
 def _host_and_port(text: str) -> tuple[str | None, int | None]:
-    match = re.fullmatch(r"(\[[^\]]+\]|[^:\[\]]+)(?::(\d+))?", text)
+    match = _HOST_AND_PORT.fullmatch(text)
     if match:
         return match.group(1), int(match.group(2)) if match.group(2) else None
     if text.count(":") > 1:  # a bare IPv6 literal
@@ -648,7 +659,7 @@ def _host_and_port(text: str) -> tuple[str | None, int | None]:
 def parse_auth_allowlist(value: str) -> list[AuthRule]:
     """The rules of an AuthServerAllowlist value (``,`` or ``;`` separated), in order, empty
     entries skipped; invalid rules are returned with kind ``invalid``."""
-    return [_auth_rule(part) for part in re.split(r"[,;]", value) if part.strip()]
+    return [_auth_rule(part) for part in _AUTH_SEPARATORS.split(value) if part.strip()]
 
 
 def glob_match(text: str, pattern: str) -> bool:
@@ -733,7 +744,7 @@ class FirefoxOrigin:
 
 
 def parse_firefox_origin(text: str) -> FirefoxOrigin:
-    match = re.fullmatch(r"([A-Za-z][A-Za-z0-9+.-]*)://(\[[^\]]*\]|[^/:?#]*)(?::(\d+))?/?", text.strip())
+    match = _FIREFOX_ORIGIN.fullmatch(text.strip())
     if not match:
         return FirefoxOrigin(text, False, error="not an origin of the form scheme://host[:port]")
     host, _is_ip = canonical_host(match.group(2))

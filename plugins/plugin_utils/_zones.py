@@ -67,6 +67,12 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts i
     value,
 )
 
+#: Patterns compiled once, at import (in Ansible's main process, before the forks).
+_IPV4_RANGE = re.compile(r"(\d+\.\d+\.\d+\.\d+)\s*-\s*(\d+\.\d+\.\d+\.\d+)")
+_IP_LIKE = re.compile(r"[\d.*-]+")
+_OCTET_RANGE = re.compile(r"\d+-\d+")
+_SCHEME_PREFIX = re.compile(r"^([A-Za-z*][A-Za-z0-9+.*-]*)://")
+
 #: Assumed when the value is absent everywhere (see the module doc).
 FLAG_DEFAULTS: dict[str, int | None] = {"AutoDetect": 1, "IntranetName": None, "ProxyBypass": None,
                                         "UNCAsIntranet": None}
@@ -206,7 +212,7 @@ def _octet_matches(spec: str, octet: int) -> bool:
     spec = spec.strip()
     if spec == "*":
         return True
-    if re.fullmatch(r"\d+-\d+", spec):
+    if _OCTET_RANGE.fullmatch(spec):
         low, high = (int(part) for part in spec.split("-"))
         return low <= octet <= high
     return spec.isdigit() and int(spec) == octet
@@ -220,7 +226,7 @@ def ip_spec_matches(spec: str, address: str) -> bool:
     except ValueError:
         return False
     text = spec.strip()
-    whole = re.fullmatch(r"(\d+\.\d+\.\d+\.\d+)\s*-\s*(\d+\.\d+\.\d+\.\d+)", text)
+    whole = _IPV4_RANGE.fullmatch(text)
     if whole:
         try:
             return ipaddress.IPv4Address(whole.group(1)) <= ip <= ipaddress.IPv4Address(whole.group(2))
@@ -235,11 +241,11 @@ def zonemapkey_entry_host(name: str) -> tuple[str | None, str]:
     """(scheme or None, host spec) of a Site to Zone Assignment List value name."""
     text = name.strip()
     scheme = None
-    match = re.match(r"^([A-Za-z*][A-Za-z0-9+.*-]*)://", text)
+    match = _SCHEME_PREFIX.match(text)
     if match:
         scheme, text = match.group(1).lower(), text[match.end():]
     text = text.split("/", 1)[0]
-    if not re.fullmatch(r"[\d.*-]+", text):
+    if not _IP_LIKE.fullmatch(text):
         text = text.split(":", 1)[0]
     return scheme, text.lower().rstrip(".")
 

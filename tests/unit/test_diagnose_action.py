@@ -116,6 +116,7 @@ def _clear_diagnose_caches() -> None:
     _protocol._packed_runner.cache_clear()
     _protocol._build_stdin.cache_clear()
     _facts._plan.cache_clear()
+    _facts._labels.cache_clear()
     action._validate_options.cache_clear()
 
 

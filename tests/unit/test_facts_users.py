@@ -41,10 +41,12 @@ def declared(monkeypatch: pytest.MonkeyPatch) -> t.Iterator[t.Callable[[Reads, R
     it is forgotten before and after)."""
     def set_reads(machine: Reads, user: Reads) -> None:
         _facts._plan.cache_clear()
+        _facts._labels.cache_clear()
         monkeypatch.setattr(_facts, "declared_reads",
                             lambda name: list(machine if name == "MACHINE_READS" else user))
     yield set_reads
     _facts._plan.cache_clear()
+    _facts._labels.cache_clear()
 
 
 def facts_of(host: dict[str, t.Any], **options: t.Any) -> dict[str, t.Any]:
