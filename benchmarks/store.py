@@ -27,14 +27,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / ".collections"), str(ROOT / "tests" / "integration")]
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _history, _history_report, _report  # noqa: E402
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _store as store_mod  # noqa: E402
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import (  # noqa: E402
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import (  # noqa: E402
     machine_scope,
     make_finding,
     user_scope,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import EVALUATORS  # noqa: E402
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import EVALUATORS  # noqa: E402
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history import records as _history  # noqa: E402
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history import store as store_mod  # noqa: E402
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history import trends as _history_report  # noqa: E402
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import build as _report  # noqa: E402
 
 T0 = dt.datetime(2026, 8, 1, 2, 0, tzinfo=dt.UTC)
 FINDINGS = {

@@ -18,8 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / ".collections"))
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _facts, _protocol  # noqa: E402
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import (  # noqa: E402
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import facts as _facts  # noqa: E402
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as _protocol  # noqa: E402
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import (  # noqa: E402
     RUNNER_DIR,
     runner_text,
 )

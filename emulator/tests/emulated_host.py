@@ -3,7 +3,7 @@
 ``host_from(text, source)`` is the first host of a scenario written in the test, and
 ``run_op(host, **op)`` is the result of one runner operation on it, as ``ops.handle_request``
 answers a request of that one op. ``collection_protocol()`` is the collection's
-``plugins/plugin_utils/_protocol.py`` (``build_stdin``, ``parse_reply``, ``BOOTSTRAP``), and
+``plugins/plugin_utils/_runner/protocol.py`` (``build_stdin``, ``parse_reply``, ``BOOTSTRAP``), and
 ``runner_command(protocol)`` the command line ansible sends for it; ``runner_stdin(protocol, ops)``
 its standard input.
 """
@@ -24,7 +24,7 @@ from nhs_cm_emulator.scenario import parse_document, parse_text
 from nhs_cm_emulator.state import HostState
 
 ROOT = Path(__file__).resolve().parents[2]
-PROTOCOL_PY = ROOT / "plugins" / "plugin_utils" / "_protocol.py"
+PROTOCOL_PY = ROOT / "plugins" / "plugin_utils" / "_runner" / "protocol.py"
 RUNNER_DIR = ROOT / "plugins" / "plugin_utils" / "_runner"
 
 

@@ -31,7 +31,7 @@ RUNNER = "# NHS-CM-RUNNER v1\nparam([string]$RequestJson)\n# ... the real runner
 REQUEST = {"protocol": 1, "ops": [{"op": "os_info"}, {"op": "reg_read", "key": "HKCU\\Software"}]}
 SHELL = ShellModule()
 ROOT = Path(__file__).resolve().parents[2]
-PROTOCOL_PY = ROOT / "plugins" / "plugin_utils" / "_protocol.py"
+PROTOCOL_PY = ROOT / "plugins" / "plugin_utils" / "_runner" / "protocol.py"
 RUNNER_DIR = ROOT / "plugins" / "plugin_utils" / "_runner"
 
 
@@ -255,7 +255,7 @@ def test_strip_ansible_wrapping() -> None:
     assert commands.strip_ansible_wrapping(lines) == ["echo x"]
 
 
-# -- the contract with the collection (plugins/plugin_utils/_protocol.py) -----------------------
+# -- the contract with the collection (plugins/plugin_utils/_runner/protocol.py) -----------------------
 
 def _protocol() -> ModuleType:
     # _protocol.py imports the collection's _memo: the checkout's .collections link (`make

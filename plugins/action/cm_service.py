@@ -23,8 +23,10 @@ from ansible.module_utils.errors import UnsupportedError
 
 from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import ARGUMENT_SPEC as DIAGNOSE_SPEC
 from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import validate_options as validate_diagnose
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import ChangeError, Outcome, plan
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._cm_service import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts, plan_reads
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import ChangeError, Outcome, plan
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cm_service import (
     DEFAULTS,
     extra_reads,
     plan_cm_service,
@@ -32,10 +34,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._cm_service imp
     remaining,
     started_problems,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import build_facts, plan_reads
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import ProtocolError
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._write_action import WriteAction
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.write_action import WriteAction
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import ProtocolError
 
 ROLE = "nhs_cm.remediation.cm_service"
 OWN_SPEC: dict[str, dict[str, t.Any]] = {

@@ -19,15 +19,15 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 from ansible.utils.display import Display
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._ers_report import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.ers_report import (
     MAX_REPORT_CHARS,
     ErsReport,
     order_findings,
     parse_ers_report,
     unknown_report_warning,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
     DEFAULT_OPTIONS,
     LEGACY_GENERATIONS,
     build_facts,
@@ -36,12 +36,12 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import (
     read_labels,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import RunnerAction, runner_text
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
     OPERATIONS,
     ProtocolError,
     build_stdin,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import RunnerAction, runner_text
 
 _TIMEOUT = OPERATIONS["http_get"]["request"]["timeout_ms"]
 

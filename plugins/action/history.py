@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import ControllerAction
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import EVALUATORS
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import EVALUATORS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history.records import (
     KEEP_DAYS_DEFAULT,
     StoreError,
     changes_since,
@@ -21,9 +21,9 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history import
     selection,
     utc,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history_report import estate_report, history_of
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import report_result, timestamp
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report_formats import FORMATS, write_reports
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history.trends import estate_report, history_of
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.build import report_result, timestamp
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.formats import FORMATS, write_reports
 
 QUERIES = ("report", "runs", "trend", "new", "fixed", "regressed", "host", "rollbacks", "prune", "record_rollback")
 ARGUMENT_SPEC: dict[str, Any] = {
@@ -65,7 +65,7 @@ class ActionModule(ControllerAction):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
-        from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._store import open_store
+        from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history.store import open_store
 
         try:
             where = parse_store_url(args["store"], args["store_password"])

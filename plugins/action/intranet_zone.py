@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import DEFAULT_OPTIONS
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._intranet_zone import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import DEFAULT_OPTIONS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cookies import PolicyPlan
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.intranet_zone import (
     DEFAULTS,
     HANDLED,
     LOGON_ACTIONS,
@@ -21,9 +22,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._intranet_zone 
     default_profile_user,
     plan_intranet_zone,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_action import PolicyFixAction
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix import SCOPES
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import PolicyPlan
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_action import PolicyFixAction
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import SCOPES
 
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "scope": {"type": "str", "default": DEFAULTS["scope"], "choices": list(SCOPES)},

@@ -11,18 +11,18 @@ from typing import Any
 from ansible.module_utils.common.json import AnsibleJSONEncoder
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import ControllerAction, play_hosts
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import EVALUATORS
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history_report import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import EVALUATORS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history.trends import (
     STORE_OPTIONS,
     history_lines,
     record_and_add_history,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.build import (
     build_report,
     report_result,
     result_fields,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report_formats import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.formats import (
     FORMATS,
     write_reports,
 )

@@ -9,12 +9,12 @@ import os
 from typing import Any
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import ControllerAction
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import report_result
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report_formats import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.build import report_result
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.formats import (
     FORMATS,
     write_reports,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report_merge import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.merge import (
     ReportError,
     load_report,
     merge_reports,

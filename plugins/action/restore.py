@@ -30,7 +30,8 @@ import typing as t
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.gpo import normalise_key
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import (
     Action,
     ChangeError,
     Plan,
@@ -44,14 +45,19 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import
     verify_values,
     writes_done,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._gpo_policies import normalise_key
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.restorable import (
+    backup_problem,
+    host_problems,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.write_action import (
+    WriteAction,
+    unconfirmed_message,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
     BACKUP_ID_RE,
     ProtocolError,
     RequestError,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._restorable import backup_problem, host_problems
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._write_action import WriteAction, unconfirmed_message
 
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "backup_id": {"type": "str", "required": True},

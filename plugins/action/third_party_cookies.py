@@ -12,26 +12,26 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import DEFAULT_OPTIONS
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import (
-    DEFAULTS as LNA_DEFAULTS,
-)
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import (
-    HANDLED as LNA_HANDLED,
-)
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import (
-    origin_errors,
-    plan_localhost_access,
-)
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_action import PolicyFixAction
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix import SCOPES
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import DEFAULT_OPTIONS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cookies import (
     BROWSERS,
     DEFAULTS,
     HANDLED,
     PolicyPlan,
     plan_cookies,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.localhost_access import (
+    DEFAULTS as LNA_DEFAULTS,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.localhost_access import (
+    HANDLED as LNA_HANDLED,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.localhost_access import (
+    origin_errors,
+    plan_localhost_access,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_action import PolicyFixAction
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import SCOPES
 
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "browsers": {"type": "list", "elements": "str", "default": list(DEFAULTS["browsers"]), "choices": list(BROWSERS)},

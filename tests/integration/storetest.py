@@ -34,7 +34,7 @@ class Backend:
         return ["-e", f"nhs_cm_store={self.url}"]
 
     def open(self) -> Any:
-        return collection_module("_store").open_store(self.url, self.password)
+        return collection_module("_history.store").open_store(self.url, self.password)
 
     def run(self, playbook: str, inventory: Path, report_dir: Path, *args: str) -> PlaybookRun:
         return run_playbook(playbook, inventory, report_dir, *self.args(), *args, env=self.env)

@@ -23,7 +23,7 @@ def collection_module(name: str) -> Any:
     return importlib.import_module(f"ansible_collections.nhs_cm.remediation.plugins.plugin_utils.{name}")
 
 
-without_times = collection_module("_report_merge").without_times
+without_times = collection_module("_report.merge").without_times
 
 SMALL = [SCENARIOS / name for name in ("cm-not-installed.yml", "cm-multiple-versions.yml", "port-service-stopped.yml",
                                        "healthy-cm4-scc.yml")]

@@ -129,7 +129,7 @@ def test_the_store_credential_gives_the_url_and_the_password_apart() -> None:
     awx = {k: jinja2.Template(v).render(**inputs) for k, v in loaded.items()}
     assert awx["PGPASSWORD"] == "S3cret/pw"
     assert awx["nhs_cm_store"] == "postgresql://nhs_cm@db.example.nhs.uk:5432/nhs_cm"
-    where = collection_module("_history").parse_store_url(awx["nhs_cm_store"])
+    where = collection_module("_history.records").parse_store_url(awx["nhs_cm_store"])
     assert where.kind == "postgresql" and where.password is None  # the client library reads PGPASSWORD
 
 
@@ -151,7 +151,7 @@ def test_surveys_ask_what_the_issue_asks() -> None:
     templates = _templates()
     remediate = {q["variable"]: q for q in _survey(templates["NHS CM - Remediate"])}
     assert set(remediate) == {"nhs_cm_fixes", "nhs_cm_hosts", "nhs_cm_serial", "nhs_cm_max_fail_percentage"}
-    catalogue = collection_module("_catalogue")
+    catalogue = collection_module("_diagnose.catalogue")
     roles = {e.remedy.role.rsplit(".", 1)[1] for e in catalogue.CATALOGUE.values() if e.remedy.role}
     assert set(remediate["nhs_cm_fixes"]["choices"]) == roles  # every automatic remedy, nothing else
     rollback = {q["variable"]: q for q in _survey(templates["NHS CM - Rollback"])}

@@ -183,9 +183,9 @@ def test_url_fragment_presets_the_filter(chromium: str, audited: dict[str, Any])
 
 
 def test_hostile_values_are_text_everywhere(chromium: str, tmp_path: Path) -> None:
-    catalogue = collection_module("_catalogue")
-    formats = collection_module("_report_formats")
-    report_mod = collection_module("_report")
+    catalogue = collection_module("_diagnose.catalogue")
+    formats = collection_module("_report.formats")
+    report_mod = collection_module("_report.build")
     finding = catalogue.make_finding("CM_NOT_RUNNING", catalogue.user_scope(HOSTILE, HOSTILE, 1),
                                      [{"user": HOSTILE, HOSTILE: HOSTILE}], summary=HOSTILE)
     report = report_mod.build_report({HOSTILE: {"findings": [finding], "unknown": [{"check": HOSTILE,
@@ -266,8 +266,8 @@ class Measured(HTMLParser):
 
 def readable_report() -> dict[str, Any]:
     """A remediation of two hosts with the longest finding id and evidence as diagnose writes it."""
-    catalogue = collection_module("_catalogue")
-    report_mod = collection_module("_report")
+    catalogue = collection_module("_diagnose.catalogue")
+    report_mod = collection_module("_report.build")
     edge = {"path": "HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge\\AuthServerAllowlist", "name": "AuthServerAllowlist",
             "type": "REG_SZ", "data": "*.nhs.uk, *.nhs.net, *.spineservices.nhs.uk", "source": "machine policy",
             "note": "no entry matches http://localhost on every port; only some ports: localhost:8080"}
@@ -287,8 +287,8 @@ def readable_report() -> dict[str, Any]:
 
 def test_labels_titles_and_evidence_are_readable(chromium: str, tmp_path: Path) -> None:
     """No chart label is cut or hidden by its bar; evidence wraps between words in a wide enough column."""
-    formats = collection_module("_report_formats")
-    catalogue = collection_module("_catalogue")
+    formats = collection_module("_report.formats")
+    catalogue = collection_module("_diagnose.catalogue")
     page = Path(formats.write_reports(readable_report(), str(tmp_path), ["html"])["html"])
     measured_page = tmp_path / "measured.html"
     text = page.read_text(encoding="utf-8")

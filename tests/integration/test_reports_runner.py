@@ -51,7 +51,7 @@ def test_runner_report_and_job_events_equal_a_direct_run(estate, tmp_path: Path)
     assert result.status == "failed" and result.rc == 2, result.stdout.read()
     via_runner = json.loads((tmp_path / "via-runner" / "report.json").read_text())
 
-    merge = collection_module("_report_merge")
+    merge = collection_module("_report.merge")
     assert merge.without_times(via_runner) == merge.without_times(direct.report)
 
     events = list(result.events)

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from storetest import Backend, collection_module
 
-history = collection_module("_history")
-store_mod = collection_module("_store")
-catalogue = collection_module("_catalogue")
-report_mod = collection_module("_report")
+history = collection_module("_history.records")
+store_mod = collection_module("_history.store")
+catalogue = collection_module("_diagnose.catalogue")
+report_mod = collection_module("_report.build")
 T0 = dt.datetime(2026, 11, 1, 2, 0, tzinfo=dt.UTC)
 
 

@@ -24,7 +24,7 @@ A, B, C, D = "port-service-stopped", "smartcard-service-stopped", "healthy-cm4-s
 ESTATE = [SCENARIOS / f"{name}.yml" for name in (A, B, C, D)]
 
 
-without_times = collection_module("_report_merge").without_times
+without_times = collection_module("_report.merge").without_times
 ARTIFACTS = ROOT / "tests" / "output" / "report-html"
 
 
@@ -303,7 +303,7 @@ def test_four_awx_slices_record_into_one_store_and_make_one_estate_report(estate
     assert [(p["run"], p["hosts"]) for p in whole.report["trend"]] == [("audit:awx-workflow-500", 8)]
     merged = {name: entry for part in parts for name, entry in (part.report or {})["hosts"].items()}
     assert without_times(whole.report) == without_times({**whole.report, "hosts": merged})
-    assert whole.report["estate"] == collection_module("_report").estate_summary(merged)
+    assert whole.report["estate"] == collection_module("_report.build").estate_summary(merged)
     assert "From the store: AWX job 500 (4 run(s))" in whole.output
     # The last day: per host its newest result of the runs started in it - the same hosts.
     window = backend.run("playbooks/estate_report.yml", running.inventory, tmp_path / "day",
@@ -323,7 +323,7 @@ def test_four_awx_slices_record_into_one_store_and_make_one_estate_report(estate
 
 
 def test_retention_playbook_prunes_runs_older_than_keep_days(backend: Backend, tmp_path: Path) -> None:
-    history = collection_module("_history")
+    history = collection_module("_history.records")
     now = dt.datetime.now(dt.UTC)
     store = backend.open()
     try:

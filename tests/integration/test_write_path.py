@@ -1,6 +1,6 @@
 """The write path end to end for registry values, without Ansible: the real runner text and
 request go through the emulator's WinRS interpreter (as the action plugins send them), and the
-controller side is _changes.py. Covers what the cm_service role does not: values, keys created and
+controller side is _remediate/changes.py. Covers what the cm_service role does not: values, keys created and
 removed again, an injected failure on a denied key (all or nothing), rollback exactness."""
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from nhs_cm_emulator.scenario import parse_document, parse_text
 from nhs_cm_emulator.state import HostState
 
 sys.path.insert(0, str(ROOT / ".collections"))
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _changes as changes
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate import changes
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import runner_text
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
     BOOTSTRAP,
     build_stdin,
     parse_reply,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import runner_text
 
 SID = "S-1-5-21-1004336348-1177238915-682003330-1001"
 EDGE = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge"

@@ -11,7 +11,7 @@ import copy
 import json
 import typing as t
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
     ACTIVE_COMPUTER_NAME,
     CALAIS_READERS,
     NDP_V4_FULL,

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import Plan, plan, reg_current
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import BROWSER_EXES
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import MACHINE_READS, USER_READS
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix import read_nodes
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import PolicyPlan
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import BROWSER_EXES
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.policy import (
+    MACHINE_READS,
+    USER_READS,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import Plan, plan, reg_current
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cookies import PolicyPlan
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import read_nodes
 
 Registry = dict[str, dict[str, dict[str, t.Any]]]
 

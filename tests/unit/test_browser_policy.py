@@ -18,7 +18,7 @@ from policy_sim import (
     user_key,
 )
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._browser_policy import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.browser_policy import (
     auth_allowlist,
     auth_covers_localhost,
     chromium_cookies,
@@ -29,7 +29,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._browser_policy
     firefox_cookies,
     localhost_cookies,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_facts import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.policy import (
     MACHINE_READS,
     READ_VALUE_NAMES,
     USER_READS,

@@ -1,4 +1,4 @@
-"""The write path's pure core (_changes.py): planning, diff, backup entries, the write request,
+"""The write path's pure core (_remediate/changes.py): planning, diff, backup entries, the write request,
 its outcome (all or nothing), verification and the restore operations."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import typing as t
 
 import pytest
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import (
     Action,
     ChangeError,
     RegValue,
@@ -24,7 +24,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import
     verify_values,
     write_request,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import validate_ops
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import validate_ops
 
 EDGE = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge"
 ALLOW = EDGE + "\\CookiesAllowedForUrls"

@@ -17,7 +17,7 @@ import typing as t
 
 import pytest
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.url_patterns import (
     DISJOINT_ORDER_POST,
     DISJOINT_ORDER_PRE,
     IDENTITY,

@@ -1,4 +1,4 @@
-"""What cm_service changes (_cm_service.py): CM's and the Identity Agent's executables (from
+"""What cm_service changes (_remediate/cm_service.py): CM's and the Identity Agent's executables (from
 install data or options only, never from a running process), the changes per finding, sessions
 (the task's principal is the user's SID), nobody logged on, CM_NOT_CONNECTED's one restart and
 escalation."""
@@ -9,13 +9,13 @@ import typing as t
 
 import pytest
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import (
     machine_scope,
     make_finding,
     user_scope,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import Action, ServiceWant, plan
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._cm_service import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import Action, ServiceWant, plan
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cm_service import (
     extra_reads,
     ia_check_ops,
     listing_ops,
@@ -27,7 +27,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._cm_service imp
     resolve_ia_executable,
     started_problems,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import validate_ops
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import validate_ops
 
 CM_DIR = "C:\\Program Files (x86)\\NHS Digital\\NHS Credential Management\\"
 CM_EXE = CM_DIR + "NHSCredentialManagement.exe"

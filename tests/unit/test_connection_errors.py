@@ -1,11 +1,11 @@
-"""WinRM connection errors as one readable line (plugins/plugin_utils/_connection_errors.py); the
+"""WinRM connection errors as one readable line (plugins/plugin_utils/_runner/connection_errors.py); the
 texts are what pywinrm, requests and urllib3 raise through ansible's winrm connection plugin."""
 
 from __future__ import annotations
 
 import pytest
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._connection_errors import describe
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.connection_errors import describe
 
 POOL = "ntlm: HTTPConnectionPool(host='pc-0003.trust.nhs.uk', port=5985): Max retries exceeded with url: /wsman"
 TLS_POOL = "ntlm: HTTPSConnectionPool(host='pc-0003.trust.nhs.uk', port=5986): Max retries exceeded with url: /wsman"

@@ -21,12 +21,12 @@ from ansible.plugins.shell.sh import ShellModule as Sh
 
 from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import ARGUMENT_SPEC, ActionModule
 from ansible_collections.nhs_cm.remediation.plugins.modules import diagnose as module_doc
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import runner_text
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
     BOOTSTRAP,
     runner_for_ops,
     split_stdin,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import runner_text
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RAISES = {"AnsibleConnectionFailure": AnsibleConnectionFailure, "TimeoutError": TimeoutError}
@@ -111,7 +111,8 @@ def test_the_facts_are_returned_only_when_asked() -> None:
 
 def _clear_diagnose_caches() -> None:
     from ansible_collections.nhs_cm.remediation.plugins.action import diagnose as action
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _facts, _protocol
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import facts as _facts
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as _protocol
 
     _protocol._packed_runner.cache_clear()
     _protocol._build_stdin.cache_clear()
@@ -123,7 +124,8 @@ def _clear_diagnose_caches() -> None:
 def test_the_default_request_is_prepared_once_before_ansible_forks_the_workers(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from ansible_collections.nhs_cm.remediation.plugins.action import diagnose as action
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _facts, _protocol
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import facts as _facts
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as _protocol
 
     _clear_diagnose_caches()
     assert action.prepare_before_fork() is True  # what importing the plugin did in ansible's main process
@@ -144,7 +146,8 @@ def test_the_default_request_is_prepared_once_before_ansible_forks_the_workers(
 
 def test_cached_options_reads_and_stdin_are_the_same_as_fresh_ones() -> None:
     from ansible_collections.nhs_cm.remediation.plugins.action import diagnose as action
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _facts, _protocol
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import facts as _facts
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as _protocol
 
     args = {"prs_ports": [43487], "ers_report": "NHS Credential Management is running on port 55000 and is not "
             "connected", "probe_timeout_ms": 500}

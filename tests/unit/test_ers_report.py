@@ -6,8 +6,8 @@ import typing as t
 
 import pytest
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import FAULT_MESSAGES
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._ers_report import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import FAULT_MESSAGES
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.ers_report import (
     normalise,
     order_findings,
     parse_ers_report,

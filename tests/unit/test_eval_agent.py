@@ -20,12 +20,12 @@ from nhs_cm_hostsim import (
     with_identity_agent,
 )
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import (
     CATALOGUE,
     FAULT_MESSAGES,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
     CALAIS_READERS,
     UNINSTALL_32,
     UNINSTALL_64,
@@ -112,7 +112,7 @@ def process_evidence(p: dict[str, t.Any]) -> dict[str, t.Any]:
 # -- the healthy hosts and the product generation --------------------------------------------------
 
 def test_every_id_of_faults_2_and_3_has_an_evaluator() -> None:
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import EVALUATORS
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import EVALUATORS
 
     assert set(MY_IDS) <= set(EVALUATORS)
     assert {CATALOGUE[i].fault for i in MY_IDS} == {2, 3}

@@ -30,11 +30,15 @@ from policy_sim import (
     user_key,
 )
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _eval_browser, _eval_zones
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import CATALOGUE, FAULT_MESSAGES
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import EVALUATORS, evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import build_facts, options_with_defaults
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._gpo_policies import gpo_owner, gpo_policy_path
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import CATALOGUE, FAULT_MESSAGES
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks import browser as _eval_browser
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks import zones as _eval_zones
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import EVALUATORS, evaluate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
+    build_facts,
+    options_with_defaults,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.gpo import gpo_owner, gpo_policy_path
 
 MY_IDS = ["THIRD_PARTY_COOKIES_BLOCKED", "COOKIES_BLOCKED_BY_DEFAULT", "LOCALHOST_COOKIES_BLOCKED",
           "INTRANET_AUTODETECT_ON", "INTRANET_LOCAL_SITES_OFF", "INTRANET_PROXY_BYPASS_OFF", "INTRANET_UNC_OFF",
@@ -80,7 +84,7 @@ def finding(check_id: str, scope: dict[str, t.Any], browser: str | None, summary
 
 def test_every_id_of_this_engine_has_an_evaluator() -> None:
     assert set(MY_IDS) <= set(EVALUATORS)
-    assert {EVALUATORS[i].__module__.rsplit(".", 1)[-1] for i in MY_IDS} == {"_eval_browser", "_eval_zones"}
+    assert {EVALUATORS[i].__module__.rsplit(".", 1)[-1] for i in MY_IDS} == {"browser", "zones"}
 
 
 @pytest.mark.parametrize("check_id", MY_IDS)

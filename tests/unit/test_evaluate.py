@@ -23,15 +23,15 @@ from nhs_cm_hostsim import (
     with_identity_agent,
 )
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import evaluate as _evaluate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import (
     CATALOGUE,
     FAULT_MESSAGES,
     ID,
     make_finding,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import EVALUATORS, evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import EVALUATORS, evaluate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
     NDP_V4_FULL,
     REBOOT_KEYS,
     UNINSTALL_32,

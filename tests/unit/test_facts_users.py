@@ -12,8 +12,8 @@ import typing as t
 import pytest
 from nhs_cm_hostsim import healthy_host, results_for
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _facts
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import facts as _facts
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
     build_facts,
     declared_reads,
     options_with_defaults,

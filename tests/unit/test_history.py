@@ -13,7 +13,7 @@ from ansible_collections.nhs_cm.remediation.plugins.action import history as his
 from ansible_collections.nhs_cm.remediation.plugins.action import report as report_action
 from ansible_collections.nhs_cm.remediation.plugins.modules import history as history_doc
 from ansible_collections.nhs_cm.remediation.plugins.modules import report as report_doc
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _history as h
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history import records as h
 
 T = [dt.datetime(2026, 11, day, 2, 0, tzinfo=dt.UTC) for day in range(1, 10)]
 
@@ -189,7 +189,7 @@ class _Recorder:
 def test_spooled_runs_are_recorded_oldest_first_and_a_broken_file_is_set_aside(tmp_path: t.Any) -> None:
     import os
 
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _history_report
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history import trends as _history_report
 
     for number, run_id in enumerate(("r-old", "r-new", "r-now")):
         run = h.run_info({"id": run_id, "started": T[number].isoformat()}, {}, T[number], run_id)

@@ -14,8 +14,8 @@ import zlib
 
 import pytest
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _protocol as P
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as P
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
     OPERATIONS,
     CleanupError,
     RunnerError,

@@ -24,8 +24,8 @@ from policy_sim import (
     user_key,
 )
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._intranet_zone import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.intranet_zone import (
     DEFAULTS,
     HANDLED,
     appended,

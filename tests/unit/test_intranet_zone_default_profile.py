@@ -23,8 +23,8 @@ from policy_sim import (
     sz,
 )
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._intranet_zone import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.intranet_zone import (
     DEFAULT_PROFILE_PATHS,
     DEFAULTS,
     HANDLED,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import _reason, kerberos_reason
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import _reason, kerberos_reason
 
 NO_SPN = ("kerberos: authGSSClientStep() failed: (('Unspecified GSS failure.  Minor code may provide more "
           "information', 851968), ('Server HTTP/10.1.2.3@TRUST.NHS.UK not found in Kerberos database', "

@@ -24,25 +24,27 @@ from policy_sim import (
     user_key,
 )
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._browser_policy import chromium_policy
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
     BROWSER_EXES,
     build_facts,
     planned_reads,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._local_network import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.browser_policy import chromium_policy
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.local_network import (
     allow_policy_for,
     browser_version,
     loopback_access,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import DEFAULTS as LNA_DEFAULTS
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cookies import DEFAULTS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.localhost_access import (
+    DEFAULTS as LNA_DEFAULTS,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.localhost_access import (
     HANDLED,
     origin_errors,
     plan_localhost_access,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import DEFAULTS
 
 ERS = "https://ers.nhs.uk"
 CIS2 = "https://am.nhsidentity.spineservices.nhs.uk"

@@ -13,7 +13,7 @@ from module_docs import documentation
 from ansible_collections.nhs_cm.remediation.plugins.action import intranet_zone, third_party_cookies
 from ansible_collections.nhs_cm.remediation.plugins.modules import intranet_zone as intranet_zone_doc
 from ansible_collections.nhs_cm.remediation.plugins.modules import third_party_cookies as third_party_cookies_doc
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_action import validate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_action import validate
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
 MODULES = {"third_party_cookies": (third_party_cookies, third_party_cookies_doc),

@@ -13,10 +13,11 @@ import typing as t
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _report, _report_merge
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import FAULT_MESSAGES
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._ers_report import parse_ers_report
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import FAULT_MESSAGES
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.ers_report import parse_ers_report
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import build as _report
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import merge as _report_merge
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
     PROTOCOL,
     RUNNER_NAME,
     ProtocolError,

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from ansible.plugins.shell.powershell import ShellModule
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _protocol as P
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as P
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import runner_text
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
     BOOTSTRAP,
     OPERATIONS,
     RequestError,
@@ -24,7 +25,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol impor
     split_stdin,
     validate_ops,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import runner_text
 
 RUNNER = "# NHS-CM-RUNNER v1\nparam([string]$RequestJson)\n'hello'\n"
 FULL_RUNNER = runner_text()
@@ -180,7 +180,7 @@ def test_bootstrap_command_line_is_far_below_the_cmd_exe_limit() -> None:
 
 
 def test_the_protocol_doc_gives_the_command_lines_length() -> None:
-    doc = Path(P.__file__).parents[2].joinpath("docs", "runner-protocol.md").read_text(encoding="utf-8")
+    doc = Path(P.__file__).parents[3].joinpath("docs", "runner-protocol.md").read_text(encoding="utf-8")
     assert f"{len(_command()):,} characters once encoded" in doc
 
 

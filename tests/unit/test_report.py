@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _report
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import (
     CATALOGUE,
     machine_scope,
     make_finding,
     user_scope,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import build as _report
 
 
 def _finding(fid: str, severity: str = "error", fault: int | None = 1, **scope) -> dict:

@@ -13,13 +13,15 @@ from html.parser import HTMLParser
 
 import pytest
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _report, _report_formats, _report_html
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import (
     CATALOGUE,
     machine_scope,
     make_finding,
     user_scope,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import build as _report
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import formats as _report_formats
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import html as _report_html
 
 HOSTILE = '<script>document.body.dataset.pwned="1"</script><img src=x onerror=alert(1)>"\'&'
 CHECKS = ["CM_NOT_INSTALLED", "PORT_SERVICE_STOPPED", "CM_NOT_RUNNING", "CM_REBOOT_PENDING",

@@ -14,13 +14,15 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _report, _report_formats, _report_merge
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import (
     machine_scope,
     make_finding,
     user_scope,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._waivers import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import build as _report
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import formats as _report_formats
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import merge as _report_merge
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.waivers import (
     check_entry,
     is_waiver_variable,
     parse_today,

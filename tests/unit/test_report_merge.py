@@ -9,8 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _report, _report_merge
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import CATALOGUE, make_finding, user_scope
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import (
+    CATALOGUE,
+    make_finding,
+    user_scope,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import build as _report
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import merge as _report_merge
 
 BASE = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
 HOSTS = ["pc-1", "pc-2", "pc-3", "pc-4"]

@@ -1,4 +1,4 @@
-"""What a backup may restore (_restorable.py): the one table of what the roles write.
+"""What a backup may restore (_remediate/restorable.py): the one table of what the roles write.
 
 Every change each planner can plan is in the table (its backup entries pass), every rule and
 every hive root of the table is used by some planned change (the table is not wider than the
@@ -29,19 +29,27 @@ from policy_sim import (
     user_key,
 )
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _restorable
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._catalogue import machine_scope, make_finding
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._changes import plan
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._cm_service import plan_cm_service
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._intranet_zone import DEFAULTS as ZONE_DEFAULTS
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._intranet_zone import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import machine_scope, make_finding
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate import restorable as _restorable
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import plan
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cm_service import plan_cm_service
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cookies import DEFAULTS as COOKIE_DEFAULTS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cookies import plan_cookies
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.intranet_zone import (
+    DEFAULTS as ZONE_DEFAULTS,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.intranet_zone import (
     default_profile_reads,
     default_profile_user,
     plan_intranet_zone,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import DEFAULTS as LNA_DEFAULTS
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import plan_localhost_access
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._restorable import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.localhost_access import (
+    DEFAULTS as LNA_DEFAULTS,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.localhost_access import (
+    plan_localhost_access,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.restorable import (
     DEFAULT_PROFILE,
     MACHINE,
     RULES,
@@ -51,8 +59,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._restorable imp
     rule_for,
     split_root,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import DEFAULTS as COOKIE_DEFAULTS
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import plan_cookies
 
 BASE: dict[str, t.Any] = {**good_zones(SID_A), **good_zones(SID_B)}
 DP = "HKU\\.DEFAULT_PROFILE"

@@ -15,9 +15,10 @@ import pytest
 import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _protocol
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import plan_reads
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import plan_reads
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as _protocol
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import RUNNER_DIR, runner_text
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
     BOOTSTRAP,
     ERROR_KINDS,
     OPERATIONS,
@@ -31,7 +32,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._protocol impor
     runner_regions,
     sections_for,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import RUNNER_DIR, runner_text
 
 COLLECTION_ROOT = Path(__file__).resolve().parents[2]
 PARSER = Parser(Language(tree_sitter_powershell.language()))
@@ -142,7 +142,7 @@ def operations(runner: Script) -> dict[str, Node]:
 # -- parsing ------------------------------------------------------------------------------------
 
 def test_the_host_code_is_the_files_of_its_folder_in_order() -> None:
-    assert sorted(path.name for path in RUNNER_DIR.iterdir()) == sorted(RUNNER_FILES)
+    assert sorted(path.name for path in RUNNER_DIR.glob("*.ps1")) == sorted(RUNNER_FILES)
     parsed = [path.resolve() for path in _ps1_files()]
     assert all((RUNNER_DIR / name).resolve() in parsed for name in RUNNER_FILES)
     assert RUNNER_FILES[0] == "common.ps1" and RUNNER_FILES[-1] == "dispatch.ps1"
@@ -311,7 +311,7 @@ def _sections_text(names: set[str], minify: bool) -> str:
 def test_every_operation_has_its_sections_and_its_own_entry() -> None:
     text = runner_text()
     regions = runner_regions(text)
-    assert set(RUNNER_SECTIONS) == set(OPERATIONS), "add the new operation to RUNNER_SECTIONS in _protocol.py"
+    assert set(RUNNER_SECTIONS) == set(OPERATIONS), "add the new operation to RUNNER_SECTIONS in _runner/protocol.py"
     used = {section for sections in RUNNER_SECTIONS.values() for section in sections}
     assert used <= regions, f"RUNNER_SECTIONS names regions the runner lacks: {sorted(used - regions)}"
     assert regions == used | {f"op:{name}" for name in OPERATIONS}, "a region no operation uses"

@@ -24,13 +24,13 @@ from policy_sim import (
     user_key,
 )
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._policy_fix import next_free_name
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cookies import (
     DEFAULTS,
     HANDLED,
     plan_cookies,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import next_free_name
 
 OPTIONS = {"cm_required": True}
 COOKIE_IDS = {"THIRD_PARTY_COOKIES_BLOCKED", "COOKIES_BLOCKED_BY_DEFAULT", "LOCALHOST_COOKIES_BLOCKED"}

@@ -17,8 +17,8 @@ from fake_desktop import Desktop
 from fake_runner import FakeHost, run
 
 from ansible_collections.nhs_cm.remediation.plugins.action import cm_service
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _write_action
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import unexpected
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate import write_action as _write_action
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = sorted(p.stem for p in (ROOT / "plugins" / "action").glob("*.py") if p.stem != "__init__")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._url_patterns import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.url_patterns import (
     auth_allowlist_decision,
     auth_covers_localhost_any_port,
     canonical_host,

@@ -10,9 +10,12 @@ import typing as t
 import pytest
 from policy_sim import CHROME, EDGE, SID_A, SID_B, USER_A, USER_B, facts_for, good_zones, sz
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import SITE_SETTING_TYPES, planned_reads
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._local_network import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
+    SITE_SETTING_TYPES,
+    planned_reads,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.local_network import (
     MalformedSettings,
     stored_answers,
 )
@@ -156,9 +159,11 @@ def test_diagnose_asks_for_the_three_lna_types_and_follows_include_offline() -> 
 def test_the_role_adds_the_allow_list_for_a_kept_block_even_with_not_allowed_waived_and_never_a_profile() -> None:
     from policy_sim import planned_fix
 
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import DEFAULTS as LNA
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._localhost_access import plan_localhost_access
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._third_party_cookies import DEFAULTS
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cookies import DEFAULTS
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.localhost_access import DEFAULTS as LNA
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.localhost_access import (
+        plan_localhost_access,
+    )
 
     site_files = files(prefs(SID_A, "edge", "Default", lna({"https://ers.nhs.uk:443,*": BLOCK})))
     the_facts = facts_for(BASE, [USER_A, USER_B], [], browsers={"edge": "143.0.3650.66"}, site_files=site_files)
@@ -173,8 +178,8 @@ def test_the_role_adds_the_allow_list_for_a_kept_block_even_with_not_allowed_wai
 
 
 def test_the_reports_name_the_browser_profile() -> None:
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report_formats import _finding_text
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report_html import _where
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.formats import _finding_text
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.html import _where
 
     (finding,), _unknown = run(files(prefs(SID_A, "edge", "Profile 1", lna({"https://ers.nhs.uk:443,*": BLOCK}))))
     assert _finding_text(finding).startswith(

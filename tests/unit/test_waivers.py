@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _waivers
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import waivers as _waivers
 
 TODAY = dt.date(2026, 11, 25)
 

@@ -7,7 +7,7 @@ import typing as t
 import pytest
 from policy_sim import IS, IS_POLICY, SID_A, USER_A, dword, facts_for, good_zones, sz, user_key
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._zones import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.zones import (
     hklm_only,
     ip_spec_matches,
     localhost_mappings,

@@ -1,0 +1,721 @@
+# Copyright (c) 2025 NHS CM remediation maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""What diagnose reads (``plan_reads``) and the normalised facts made of it (``build_facts``).
+
+Pure functions, no I/O. ``plan_reads(options)`` returns the operations of ONE runner call;
+``build_facts(results, options)`` pairs each result with the read it answers and returns a
+JSON-able dict. A read that failed is recorded in ``facts["read_errors"][<read>]`` as
+``"<kind>: <message>"`` and its fact is left ``None``, so the evaluators can report the check
+as unknown instead of healthy.
+
+Registry keys other modules need are declared there, not here: each of ``DECLARING_MODULES``
+may declare ``MACHINE_READS`` (full ``HKLM\\...`` key, depth), ``USER_READS`` (key relative to
+a user's hive root, depth) and ``READ_VALUE_NAMES`` ({declared key: the only value names
+needed}, used as the ``names`` filter of the machine reads). ``declared_reads`` collects them (a
+module that is not there declares nothing) and the plan reads them in the same runner call:
+
+- ``facts["policy_keys"]``: ``{key as declared: node}``;
+- ``facts["users"]``: one entry per interactive session's user and, with option
+  ``include_offline_profiles``, one per other person's profile (``session`` null), each
+  ``{sid, user, session, source: session|offline_profile, hive: loaded|mounted|unavailable,
+  error, keys: {relative key as declared: node}}``;
+- ``facts["gpo"]``: ``{available, error, settings: [{scope, sid, key, name, gpo}]}``, the
+  registry-based Group Policy values in effect under the declared keys;
+- ``facts["process_owners_error"]``: why the owners of the processes could not be read
+  (``process_list``'s ``user_error``), or None. The runner finds the sessions from those owners,
+  so while it is set an empty ``facts["sessions"]`` does not mean that nobody is logged on
+  (``sessions_unknown``);
+
+where a node is ``{exists, values: {name: {type, data}}, subkeys: {name: node or null},
+error: null or the error kind}`` at every level.
+"""
+
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this file are meant for use within the nhs_cm.remediation collection
+# and may not remain stable to outside uses. Changes may be made in ANY release, even a bugfix release.
+# See also: https://github.com/ansible/community/issues/539#issuecomment-780839686
+# Please open an issue if you have questions about this.
+
+from __future__ import annotations
+
+import importlib
+import ntpath
+import re
+import typing as t
+
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.ers_report import parse_ers_report
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo, same
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import USER_SID_PATTERN
+
+#: Patterns compiled once, at import (in Ansible's main process, before the forks).
+_ABSOLUTE_PATH = re.compile(r"^(?:[A-Za-z]:\\|\\\\)")
+_EXE_PREFIX = re.compile(r"(?i)^(.*?\.exe)(?:\s|$)")
+_ICON_INDEX = re.compile(r",\s*-?\d+$")
+_KEY_PATH = re.compile(r"[^\\]+(?:\\[^\\]+)*")
+_VERSION_TEXT = re.compile(r"^\s*v?(\d+(?:\.\d+){0,3})(?:\s|$|[-+ (])")
+
+UNINSTALL_64 = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
+UNINSTALL_32 = "HKLM\\SOFTWARE\\WOW6432Node\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
+NDP_V4_FULL = "HKLM\\SOFTWARE\\Microsoft\\NET Framework Setup\\NDP\\v4\\Full"
+UNINSTALL_VALUE_NAMES = ["DisplayName", "DisplayVersion", "Publisher", "InstallLocation", "DisplayIcon",
+                         "UninstallString", "InstallDate", "SystemComponent"]
+
+PRS_PORTS = [43487, 44213, 45031, 46478, 48853]
+PRS_PATH = "/PRS/GetPortNumber"
+SMARTCARD_SERVICE = "SCardSvr"
+CALAIS_READERS = "HKLM\\SOFTWARE\\Microsoft\\Cryptography\\Calais\\Readers"
+IA_EXE = "IdentityAgent.exe"
+#: Where the Identity Agent is usually installed (its folder is not public: an inference from
+#: estates and its HSCIC heritage, hence option ``ia_paths``).
+IA_PATHS = [
+    "C:\\Program Files (x86)\\HSCIC\\Identity Agent\\IdentityAgent.exe",
+    "C:\\Program Files\\HSCIC\\Identity Agent\\IdentityAgent.exe",
+]
+#: Every Identity Agent before this version is retired and blocked by NHS.
+IA_MIN_VERSION = "2.4.10.0"
+#: Chrome's and Edge's executables in their system-level install folders (inference: the folders
+#: Chrome's enterprise MSI and Edge install to; docs/browser-policy.md), whose file version says
+#: which Local Network Access policies the browser honours. A browser installed elsewhere is
+#: seen only while it runs (``processes``).
+BROWSER_EXES: dict[str, tuple[str, ...]] = {
+    "chrome": ("C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
+               "C:\\Program Files (x86)\\Google\\Chrome\\Application\\chrome.exe"),
+    "edge": ("C:\\Program Files (x86)\\Microsoft\\Edge\\Application\\msedge.exe",
+             "C:\\Program Files\\Microsoft\\Edge\\Application\\msedge.exe"),
+}
+
+DEFAULT_OPTIONS: dict[str, t.Any] = {
+    "cm_required": True,
+    "cm_process_names": [],
+    "port_service_display_name": "NHS Port Service",
+    "prs_ports": list(PRS_PORTS),
+    "probe_timeout_ms": 1000,
+    "include_offline_profiles": False,
+    "ers_report": None,
+    "ia_paths": list(IA_PATHS),
+    "ia_process_names": [IA_EXE],
+    "ia_min_version": IA_MIN_VERSION,
+    "smartcard_reader_required": True,
+}
+
+#: Uninstall DisplayName prefixes (case-insensitive) -> product kind.
+PRODUCT_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("NHS Credential Management", "cm"),
+    ("NHS Identity Hub", "identity_hub"),
+    ("NHS Identity Agent", "identity_agent"),
+    ("NHS Digital Identity Agent", "identity_agent"),
+    ("HSCIC Identity Agent", "identity_agent"),
+    ("NHS Port Service", "port_service"),
+    ("NHS Smartcard Connect", "smartcard_connect"),
+)
+PRODUCT_KINDS = ("cm", "identity_hub", "identity_agent", "port_service", "smartcard_connect")
+#: What ``facts["product"]["generation"]`` can be: CM 1.x or Identity Hub work with the legacy
+#: Identity Agent; CM 3.x and later ship NHS Smartcard Connect and have no Identity Agent.
+GENERATIONS = ("identity_hub", "cm1", "cm3plus", "none")
+LEGACY_GENERATIONS = ("identity_hub", "cm1")
+
+#: Pending-reboot indicators: (read label, key, value name or None for "the key exists").
+_CURRENT_VERSION = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion"
+REBOOT_KEYS: tuple[tuple[str, str, str | None], ...] = (
+    ("reboot_cbs", _CURRENT_VERSION + "\\Component Based Servicing\\RebootPending", None),
+    ("reboot_wu", _CURRENT_VERSION + "\\WindowsUpdate\\Auto Update\\RebootRequired", None),
+    ("reboot_pfro", "HKLM\\SYSTEM\\CurrentControlSet\\Control\\Session Manager", "PendingFileRenameOperations"),
+    ("reboot_updates", "HKLM\\SOFTWARE\\Microsoft\\Updates", "UpdateExeVolatile"),
+)
+ACTIVE_COMPUTER_NAME = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\ComputerName\\ActiveComputerName"
+PENDING_COMPUTER_NAME = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\ComputerName\\ComputerName"
+
+
+def options_with_defaults(options: dict[str, t.Any] | None) -> dict[str, t.Any]:
+    merged = dict(DEFAULT_OPTIONS)
+    merged.update({key: value for key, value in (options or {}).items() if value is not None})
+    return merged
+
+
+def _reg(key: str, names: list[str] | None = None, depth: int = 0) -> dict[str, t.Any]:
+    op: dict[str, t.Any] = {"op": "reg_read", "key": key}
+    if depth:
+        op["depth"] = depth
+    if names is not None:
+        op["names"] = names
+    return op
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys other modules declare
+
+#: The Local Network Access content-setting types read from people's Chrome and Edge profiles
+#: (``browser_site_settings``; ``_local_network``), as Preferences names them
+#: (``profile.content_settings.exceptions.<type>``): Chromium's content_settings_registry.cc registers
+#: ``local-network-access`` and, for the split permission, ``loopback-network`` (the local device) and
+#: ``local-network`` (local network endpoints); website_settings_info.cc makes '-' '_' in the
+#: preference name (docs/browser-policy.md).
+SITE_SETTING_TYPES = ("local_network_access", "loopback_network", "local_network")
+
+_PLUGIN_UTILS = "ansible_collections.nhs_cm.remediation.plugins.plugin_utils"
+#: The modules whose ``MACHINE_READS`` / ``USER_READS`` are read (a missing module declares none).
+DECLARING_MODULES = ("_diagnose.models.policy", "_diagnose.models.browser_policy", "_diagnose.models.zones")
+_HIVE_PREFIXES = ("HKLM\\", "HKU\\", "HKCU\\", "HKEY_")
+
+
+def _declared_entry(where: str, entry: t.Any, machine: bool) -> tuple[str, int]:
+    if (not isinstance(entry, (tuple, list)) or len(entry) != 2 or not isinstance(entry[0], str)
+            or isinstance(entry[1], bool) or not isinstance(entry[1], int)):
+        raise ValueError(f"{where} must be a (key path, depth) pair, not {entry!r}")
+    path, depth = entry
+    if not 0 <= depth <= 4:
+        raise ValueError(f"{where}: depth must be from 0 to 4, not {depth!r}")
+    if not _KEY_PATH.fullmatch(path):
+        raise ValueError(f"{where}: {path!r} has an empty part or a leading or trailing backslash")
+    starts_with_hive = path.upper().startswith(_HIVE_PREFIXES)
+    if machine and not path.upper().startswith("HKLM\\"):
+        raise ValueError(f"{where}: {path!r} must be a full HKLM\\... key")
+    if not machine and starts_with_hive:
+        raise ValueError(f"{where}: {path!r} must be relative to the user's hive root (no hive name)")
+    return path, depth
+
+
+def _declared_names(module: t.Any, module_name: str, path: str) -> list[str] | None:
+    names = (getattr(module, "READ_VALUE_NAMES", None) or {}).get(path)
+    if names is None:
+        return None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"{module_name}.READ_VALUE_NAMES[{path!r}] must be a list of value names, not {names!r}")
+    return list(names)
+
+
+def declared_reads(list_name: str) -> list[tuple[str, int, list[str] | None]]:
+    """(key, depth, value names or None for all) that ``DECLARING_MODULES`` declare in
+    ``list_name`` (``MACHINE_READS`` or ``USER_READS``), each key once, in order: the deepest
+    read wins, and the names of several modules add up (one without a filter reads them all)."""
+    merged: dict[str, tuple[str, int, list[str] | None]] = {}
+    for module_name in DECLARING_MODULES:
+        full_name = f"{_PLUGIN_UTILS}.{module_name}"
+        try:
+            module = importlib.import_module(full_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == full_name:
+                continue
+            raise
+        for index, entry in enumerate(getattr(module, list_name, None) or []):
+            path, depth = _declared_entry(f"{module_name}.{list_name}[{index}]", entry, list_name == "MACHINE_READS")
+            names = _declared_names(module, module_name, path)
+            known = merged.get(path.casefold())
+            if known is not None:
+                both = None if known[2] is None or names is None else known[2] + [
+                    name for name in names if name.casefold() not in {n.casefold() for n in known[2]}]
+                merged[path.casefold()] = (known[0], max(known[1], depth), both)
+            else:
+                merged[path.casefold()] = (path, depth, names)
+    return list(merged.values())
+
+
+def _gpo_prefixes(machine: list[tuple[str, int, t.Any]], user: list[tuple[str, int, t.Any]]) -> list[str]:
+    """The declared keys relative to their hive root, each once, leaving out keys below another."""
+    paths = [entry[0].split("\\", 1)[1] for entry in machine] + [entry[0] for entry in user]
+    prefixes: dict[str, str] = {}
+    for path in paths:
+        prefixes.setdefault(path.casefold(), path)
+    folded = list(prefixes)
+    return [prefixes[key] for key in folded if not any(key.startswith(other + "\\") for other in folded)]
+
+
+def _listener_ports(opts: dict[str, t.Any]) -> list[int]:
+    """The NHS Port Service's ports and, when the e-RS report names one, CM's port (so the
+    session whose CM the report is about can be found)."""
+    ports = list(opts["prs_ports"])
+    report = parse_ers_report(opts.get("ers_report"))
+    if report is not None and report.port is not None and report.port not in ports:
+        ports.append(report.port)
+    return ports
+
+
+def planned_reads(options: dict[str, t.Any] | None = None) -> list[tuple[str, dict[str, t.Any]]]:
+    """(label, op) for every read of diagnose, in request order.
+
+    A new list of new dicts on every call, but worked out once per process and set of options
+    (``_plan`` is a ``_memo.memo``): diagnose's plugin does it before Ansible forks (``prepare_before_fork``),
+    so each host's fork copies it instead of planning again.
+    """
+    return _plan(options_with_defaults(options))
+
+
+@memo(32)
+def _plan(opts: dict[str, t.Any]) -> list[tuple[str, dict[str, t.Any]]]:
+    machine_reads, user_reads = declared_reads("MACHINE_READS"), declared_reads("USER_READS")
+    reads: list[tuple[str, dict[str, t.Any]]] = [
+        ("uninstall_64", _reg(UNINSTALL_64, UNINSTALL_VALUE_NAMES, depth=1)),
+        ("uninstall_32", _reg(UNINSTALL_32, UNINSTALL_VALUE_NAMES, depth=1)),
+        ("dotnet", _reg(NDP_V4_FULL, ["Release", "Version"])),
+    ]
+    for label, key, name in REBOOT_KEYS:
+        reads.append((label, _reg(key, [name] if name else [])))
+    reads.append(("reboot_name_active", _reg(ACTIVE_COMPUTER_NAME, ["ComputerName"])))
+    reads.append(("reboot_name_pending", _reg(PENDING_COMPUTER_NAME, ["ComputerName"])))
+    reads.append(("services", {"op": "service_query", "names": [SMARTCARD_SERVICE],
+                               "display_names": [opts["port_service_display_name"]]}))
+    reads.append(("listeners", {"op": "tcp_listeners", "ports": _listener_ports(opts)}))
+    for port in opts["prs_ports"]:
+        reads.append((f"prs_probe_{port}", {"op": "http_get", "url": f"http://localhost:{port}{PRS_PATH}",
+                                            "timeout_ms": opts["probe_timeout_ms"]}))
+    reads.append(("processes", {"op": "process_list"}))
+    reads.append(("sessions", {"op": "session_list"}))
+    reads.append(("os", {"op": "os_info"}))
+    reads.append(("smartcard_readers", _reg(CALAIS_READERS, [])))
+    if opts["ia_paths"]:
+        reads.append(("ia_files", {"op": "file_info", "paths": list(opts["ia_paths"])}))
+    reads.append(("browser_files", {"op": "file_info", "paths": [path for paths in BROWSER_EXES.values()
+                                                                 for path in paths]}))
+    reads.append(("user_hives", {"op": "user_hives_read", "paths": [[path, depth] for path, depth, _n in user_reads],
+                                 "include_offline": bool(opts["include_offline_profiles"])}))
+    reads.append(("browser_site_settings", {"op": "browser_site_settings", "types": list(SITE_SETTING_TYPES),
+                                            "include_offline": bool(opts["include_offline_profiles"])}))
+    reads.append(("gpo", {"op": "gpo_registry_settings", "key_prefixes": _gpo_prefixes(machine_reads, user_reads)}))
+    for path, depth, names in machine_reads:
+        reads.append((f"policy:{path}", _reg(path, names, depth=depth)))
+    return reads
+
+
+def read_labels(options: dict[str, t.Any] | None = None) -> tuple[str, ...]:
+    """The labels of ``planned_reads(options)``, in the same order (kept per set of options)."""
+    return _labels(options_with_defaults(options))
+
+
+@memo(32, fresh=same)
+def _labels(opts: dict[str, t.Any]) -> tuple[str, ...]:
+    return tuple(label for label, _op in _plan(opts))
+
+
+def plan_reads(options: dict[str, t.Any] | None = None) -> list[dict[str, t.Any]]:
+    """The operations diagnose sends, in ONE runner call."""
+    return [op for _label, op in planned_reads(options)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalising
+
+def _error_text(result: dict[str, t.Any]) -> str:
+    return f"{result.get('error', 'failed')}: {result.get('message') or 'no message'}"
+
+
+def _data(values: dict[str, t.Any], name: str) -> t.Any:
+    value = values.get(name)
+    return value.get("data") if isinstance(value, dict) else None
+
+
+def _str_or_none(value: t.Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def product_kind(display_name: str | None) -> str | None:
+    """The product kind of an Uninstall DisplayName, or None when it is not an NHS CM product."""
+    if not display_name:
+        return None
+    folded = display_name.strip().casefold()
+    for prefix, kind in PRODUCT_PREFIXES:
+        if folded.startswith(prefix.casefold()):
+            return kind
+    return None
+
+
+def _product_entry(key: str, subkey: str, node: dict[str, t.Any], view: str) -> dict[str, t.Any] | None:
+    values = node.get("values") or {}
+    name = _str_or_none(_data(values, "DisplayName"))
+    kind = product_kind(name)
+    if kind is None:
+        return None
+    system_component = _data(values, "SystemComponent")
+    return {
+        "kind": kind,
+        "name": name,
+        "version": _str_or_none(_data(values, "DisplayVersion")),
+        "publisher": _str_or_none(_data(values, "Publisher")),
+        "install_location": _str_or_none(_data(values, "InstallLocation")),
+        "display_icon": _str_or_none(_data(values, "DisplayIcon")),
+        "system_component": system_component == 1,
+        "key": f"{key}\\{subkey}",
+        "view": view,
+        "values": values,
+    }
+
+
+def uninstall_entries(key: str, result: dict[str, t.Any], view: str) -> list[dict[str, t.Any]]:
+    """NHS CM product entries below one Uninstall key (a reg_read result with depth >= 1)."""
+    entries = []
+    for subkey, node in sorted((result.get("subkeys") or {}).items()):
+        if isinstance(node, dict):
+            entry = _product_entry(key, subkey, node, view)
+            if entry is not None:
+                entries.append(entry)
+    return entries
+
+
+def _products(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> dict[str, list[dict[str, t.Any]]]:
+    products: dict[str, list[dict[str, t.Any]]] = {kind: [] for kind in PRODUCT_KINDS}
+    for label, key, view in (("uninstall_64", UNINSTALL_64, "64"), ("uninstall_32", UNINSTALL_32, "32")):
+        result = reads[label]
+        if label in errors:
+            continue
+        for entry in uninstall_entries(key, result, view):
+            products[entry["kind"]].append(entry)
+    return products
+
+
+def _uninstall_summary(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> list[dict[str, t.Any]]:
+    summary = []
+    for label, key in (("uninstall_64", UNINSTALL_64), ("uninstall_32", UNINSTALL_32)):
+        result = reads[label]
+        if label in errors:
+            summary.append({"path": key, "error": errors[label]})
+        else:
+            summary.append({"path": key, "exists": bool(result.get("exists")),
+                            "subkeys": len(result.get("subkeys") or {})})
+    return summary
+
+
+def _dotnet(result: dict[str, t.Any]) -> dict[str, t.Any]:
+    values = result.get("values") or {}
+    release = values.get("Release")
+    return {
+        "path": NDP_V4_FULL,
+        "exists": bool(result.get("exists")),
+        "release": release.get("data") if isinstance(release, dict) and isinstance(release.get("data"), int) else None,
+        "release_type": release.get("type") if isinstance(release, dict) else None,
+        "version": _str_or_none(_data(values, "Version")),
+    }
+
+
+def _service(services: list[dict[str, t.Any]], *, name: str | None = None,
+             display_name: str | None = None) -> dict[str, t.Any] | None:
+    for service in services:
+        if name is not None and str(service.get("name", "")).casefold() == name.casefold():
+            return dict(service)
+        if display_name is not None and str(service.get("display_name", "")).casefold() == display_name.casefold():
+            return dict(service)
+    return None
+
+
+def service_binary(image: str | None) -> str | None:
+    """The executable of a service command line (``"C:\\x y\\a.exe" -k`` -> ``C:\\x y\\a.exe``)."""
+    if not image:
+        return None
+    text = image.strip()
+    if text.startswith('"'):
+        end = text.find('"', 1)
+        return text[1:end] if end > 0 else text[1:]
+    match = _EXE_PREFIX.match(text)
+    return match.group(1) if match else text.split(" ")[0]
+
+
+def _reboot(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> dict[str, t.Any]:
+    indicators: list[dict[str, t.Any]] = []
+    unreadable: list[str] = []
+    for label, key, name in REBOOT_KEYS:
+        if label in errors:
+            unreadable.append(f"{key}: {errors[label]}")
+            continue
+        result = reads[label]
+        indicator = _reboot_indicator(key, name, result)
+        if indicator is not None:
+            indicators.append(indicator)
+    names = {}
+    for label, key in (("reboot_name_active", ACTIVE_COMPUTER_NAME), ("reboot_name_pending", PENDING_COMPUTER_NAME)):
+        if label in errors:
+            unreadable.append(f"{key}: {errors[label]}")
+        else:
+            names[key] = _data(reads[label].get("values") or {}, "ComputerName")
+    active, pending = names.get(ACTIVE_COMPUTER_NAME), names.get(PENDING_COMPUTER_NAME)
+    if active and pending and str(active).casefold() != str(pending).casefold():
+        indicators.append({"path": PENDING_COMPUTER_NAME, "name": "ComputerName", "type": "REG_SZ",
+                           "data": pending, "reason": f"computer rename pending (active name {active})"})
+    return {"pending": bool(indicators), "indicators": indicators, "unreadable": unreadable}
+
+
+def _reboot_indicator(key: str, name: str | None, result: dict[str, t.Any]) -> dict[str, t.Any] | None:
+    if not result.get("exists"):
+        return None
+    if name is None:
+        return {"path": key, "exists": True, "reason": "key exists"}
+    value = (result.get("values") or {}).get(name)
+    if not isinstance(value, dict):
+        return None
+    data = value.get("data")
+    if name == "UpdateExeVolatile" and data in (0, None):
+        return None
+    if name == "PendingFileRenameOperations" and not data:
+        return None
+    return {"path": key, "name": name, "type": value.get("type"), "data": data, "reason": "value set"}
+
+
+def _os(result: dict[str, t.Any]) -> dict[str, t.Any]:
+    version = str(result.get("version") or "")
+    parts = version.split(".")
+    build = int(parts[2]) if len(parts) >= 3 and parts[2].isdigit() else None
+    return {
+        "product": result.get("product"),
+        "version": version or None,
+        "build": build,
+        "computer_name": result.get("computer_name"),
+        "emulated": bool(result.get("emulated")),
+    }
+
+
+def _probes(reads: dict[str, dict[str, t.Any]], errors: dict[str, str], ports: list[int]) -> list[dict[str, t.Any]]:
+    probes = []
+    for port in ports:
+        label = f"prs_probe_{port}"
+        url = f"http://localhost:{port}{PRS_PATH}"
+        if label in errors:
+            probes.append({"port": port, "url": url, "ran": False, "answered": False, "status": None,
+                           "body": None, "error": errors[label]})
+            continue
+        result = reads[label]
+        status = result.get("status")
+        probes.append({"port": port, "url": url, "ran": True, "answered": status is not None, "status": status,
+                       "body": result.get("body"), "error": result.get("error")})
+    return probes
+
+
+def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+    """Normalised facts from the results of ``plan_reads(options)`` (same order)."""
+    opts = options_with_defaults(options)
+    labels = read_labels(opts)
+    if len(results) != len(labels):
+        raise ValueError(f"{len(results)} results for {len(labels)} planned reads")
+    reads = dict(zip(labels, results, strict=True))
+    errors = {label: _error_text(result) for label, result in reads.items() if not result.get("ok")}
+
+    services = None if "services" in errors else list(reads["services"].get("services") or [])
+    port_service = _service(services or [], display_name=opts["port_service_display_name"])
+    if port_service is not None:
+        port_service["binary"] = service_binary(port_service.get("image"))
+    listeners = None if "listeners" in errors else list(reads["listeners"].get("listeners") or [])
+    products = _products(reads, errors)
+    sessions = None if "sessions" in errors else list(reads["sessions"].get("sessions") or [])
+    report = parse_ers_report(opts.get("ers_report"))
+    return {
+        "products": products,
+        "product": product_generation(products, [f"{key}: {errors[label]}" for label, key in
+                                                 (("uninstall_64", UNINSTALL_64), ("uninstall_32", UNINSTALL_32))
+                                                 if label in errors]),
+        "uninstall_keys": _uninstall_summary(reads, errors),
+        "dotnet": None if "dotnet" in errors else _dotnet(reads["dotnet"]),
+        "services": None if services is None else {
+            "port_service": port_service,
+            "smartcard": _service(services, name=SMARTCARD_SERVICE),
+        },
+        "listeners": listeners,
+        "prs_probes": _probes(reads, errors, list(opts["prs_ports"])),
+        "processes": None if "processes" in errors else list(reads["processes"].get("processes") or []),
+        "process_owners_error": None if "processes" in errors else _str_or_none(reads["processes"].get("user_error")),
+        "sessions": sessions,
+        "reboot": _reboot(reads, errors),
+        "os": None if "os" in errors else _os(reads["os"]),
+        "smartcard_readers": None if "smartcard_readers" in errors else _readers(reads["smartcard_readers"]),
+        "ia_files": _ia_files(reads, errors),
+        "browser_files": _browser_files(reads, errors),
+        "policy_keys": {label.split(":", 1)[1]: _node(reads[label]) for label in reads if label.startswith("policy:")},
+        "users": _users(sessions, reads["user_hives"], errors.get("user_hives"),
+                        bool(opts["include_offline_profiles"])),
+        "gpo": _gpo(reads["gpo"], errors.get("gpo")),
+        "browser_site_settings": None if "browser_site_settings" in errors else [
+            item for item in reads["browser_site_settings"].get("files") or [] if isinstance(item, dict)],
+        "ers_report": report.as_dict() if report is not None else None,
+        "read_errors": errors,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Product generation, Identity Agent files, smart card readers
+
+def parse_version(text: t.Any) -> tuple[int, ...] | None:
+    """``"1.4.2.0"`` -> (1, 4, 2, 0); None when the text does not start with a version."""
+    match = _VERSION_TEXT.match(str(text or "") + " ")
+    return tuple(int(part) for part in match.group(1).split(".")) if match else None
+
+
+def _generation(name: str | None, version: str | None, generation: str | None,
+                reason: str | None = None) -> dict[str, t.Any]:
+    return {"generation": generation, "name": name, "version": version, "reason": reason}
+
+
+def product_generation(products: dict[str, list[dict[str, t.Any]]], errors: list[str]) -> dict[str, t.Any]:
+    """Which set-up the host has: ``{generation, name, version, reason}``.
+
+    ``generation`` is ``cm3plus`` (CM 3.x or later, NHS Smartcard Connect, no Identity Agent),
+    ``cm1`` (CM before 3.x, with the legacy Identity Agent), ``identity_hub`` (only NHS Identity
+    Hub, also with the Identity Agent), ``none``, or null with ``reason`` when it cannot be told.
+    With several CM versions installed, the newest decides. A CM entry without a readable
+    version counts as ``cm3plus`` when NHS Smartcard Connect is installed and as ``cm1`` when
+    the Identity Agent or Identity Hub is.
+    """
+    cm = products.get("cm") or []
+    versioned = [(parse_version(entry["version"]), entry) for entry in cm]
+    versioned = [(version, entry) for version, entry in versioned if version is not None]
+    if versioned:
+        version, entry = max(versioned, key=lambda item: item[0])
+        return _generation(entry["name"], entry["version"], "cm3plus" if version[0] >= 3 else "cm1")
+    if cm:
+        entry = cm[0]
+        if products.get("smartcard_connect"):
+            return _generation(entry["name"], entry["version"], "cm3plus")
+        if products.get("identity_agent") or products.get("identity_hub"):
+            return _generation(entry["name"], entry["version"], "cm1")
+        versions = ", ".join(repr(item["version"]) for item in cm)
+        return _generation(entry["name"], entry["version"], None,
+                           f"cannot tell which NHS Credential Management generation is installed: its "
+                           f"DisplayVersion ({versions}) is not a version and neither NHS Smartcard Connect nor "
+                           "the Identity Agent is installed")
+    hubs = products.get("identity_hub") or []
+    if hubs:
+        return _generation(hubs[0]["name"], hubs[0]["version"], "identity_hub")
+    if errors:
+        return _generation(None, None, None, "cannot tell whether NHS Credential Management is installed: "
+                           + "; ".join(errors))
+    return _generation(None, None, "none")
+
+
+def _readers(result: dict[str, t.Any]) -> dict[str, t.Any]:
+    return {"path": CALAIS_READERS, "exists": bool(result.get("exists")),
+            "readers": sorted(result.get("subkeys") or {}, key=str.casefold)}
+
+
+def _ia_files(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> list[dict[str, t.Any]] | None:
+    if "ia_files" not in reads:
+        return []
+    if "ia_files" in errors:
+        return None
+    return [{"path": item.get("path"), "exists": bool(item.get("exists")), "version": item.get("version")}
+            for item in reads["ia_files"].get("files") or []]
+
+
+def _browser_files(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> list[dict[str, t.Any]] | None:
+    """``[{browser, path, exists, version}]`` of ``BROWSER_EXES``; None when the read failed."""
+    if "browser_files" in errors:
+        return None
+    browser_of = {path.casefold(): browser for browser, paths in BROWSER_EXES.items() for path in paths}
+    return [{"browser": browser_of.get(str(item.get("path")).casefold()), "path": item.get("path"),
+             "exists": bool(item.get("exists")), "version": item.get("version")}
+            for item in reads["browser_files"].get("files") or []]
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry nodes, users, Group Policy
+
+def _subnode(node: t.Any) -> dict[str, t.Any] | None:
+    """A subkey of a reg_read reply (``{values, subkeys[, error]}`` or null) as a full node."""
+    if not isinstance(node, dict):
+        return None
+    return {"exists": True, "values": dict(node.get("values") or {}),
+            "subkeys": {name: _subnode(child) for name, child in (node.get("subkeys") or {}).items()},
+            "error": node.get("error")}
+
+
+def _node(result: dict[str, t.Any]) -> dict[str, t.Any]:
+    """A reg_read result, or a key of user_hives_read, as ``{exists, values, subkeys, error}``."""
+    if result.get("ok") is False:
+        return {"exists": False, "values": {}, "subkeys": {}, "error": result.get("error") or "failed"}
+    return {"exists": bool(result.get("exists")), "values": dict(result.get("values") or {}),
+            "subkeys": {name: _subnode(child) for name, child in (result.get("subkeys") or {}).items()},
+            "error": result.get("error")}
+
+
+def _hive(profile: dict[str, t.Any] | None, sid: str | None, hives_error: str | None) -> dict[str, t.Any]:
+    """hive, error and keys of one user from its user_hives_read profile."""
+    if hives_error is not None:
+        return {"hive": "unavailable", "error": hives_error, "keys": {}}
+    if sid is None:
+        return {"hive": "unavailable", "error": "the SID of the session's user could not be resolved", "keys": {}}
+    if profile is None:
+        return {"hive": "unavailable", "error": f"HKU\\{sid} is not loaded and the profile is not in ProfileList",
+                "keys": {}}
+    keys = {path: _node(node) for path, node in (profile.get("keys") or {}).items()}
+    if profile.get("loaded"):
+        return {"hive": "loaded", "error": profile.get("error"), "keys": keys}
+    if profile.get("mounted_as") and keys:
+        return {"hive": "mounted", "error": profile.get("error"), "keys": keys}
+    error = profile.get("error") or "the hive is not loaded and no key of it was asked for"
+    return {"hive": "unavailable", "error": error, "keys": {}}
+
+
+def _users(sessions: list[dict[str, t.Any]] | None, result: dict[str, t.Any], hives_error: str | None,
+           include_offline: bool) -> list[dict[str, t.Any]]:
+    """One entry per interactive session's user; with ``include_offline``, one per other
+    person's profile."""
+    profiles = [] if hives_error is not None else list(result.get("profiles") or [])
+    by_sid = {str(profile.get("sid")).upper(): profile for profile in profiles}
+    users = []
+    for session in sorted(sessions or [], key=lambda item: item.get("id") or 0):
+        sid = session.get("sid")
+        entry = {"sid": sid, "user": session.get("user"), "session": session.get("id"), "source": "session"}
+        entry.update(_hive(by_sid.get(str(sid).upper()) if sid else None, sid, hives_error))
+        users.append(entry)
+    if include_offline:
+        in_sessions = {str(session.get("sid")).upper() for session in sessions or [] if session.get("sid")}
+        for profile in profiles:
+            sid = str(profile.get("sid"))
+            if sid.upper() in in_sessions or not re.fullmatch(USER_SID_PATTERN, sid, re.IGNORECASE):
+                continue
+            entry = {"sid": sid, "user": profile.get("user"), "session": None, "source": "offline_profile"}
+            entry.update(_hive(profile, sid, None))
+            users.append(entry)
+    return users
+
+
+def _gpo(result: dict[str, t.Any], error: str | None) -> dict[str, t.Any]:
+    if error is not None:
+        return {"available": False, "error": error, "settings": []}
+    settings = [{"scope": item.get("scope"), "sid": item.get("sid"), "key": item.get("key"),
+                 "name": item.get("name"), "gpo": item.get("gpo")} for item in result.get("settings") or []]
+    problems = [str(item) for item in result.get("errors") or []]
+    return {"available": True, "error": "; ".join(problems) or None, "settings": settings}
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers for the evaluators
+
+def installed(facts: dict[str, t.Any], *kinds: str) -> list[dict[str, t.Any]]:
+    """Product entries of the given kinds (all views), or [] when the Uninstall keys were unread."""
+    products = facts.get("products") or {}
+    return [entry for kind in kinds for entry in products.get(kind, [])]
+
+
+def uninstall_errors(facts: dict[str, t.Any]) -> list[str]:
+    return [f"{item['path']}: {item['error']}" for item in facts.get("uninstall_keys", []) if "error" in item]
+
+
+def sessions_unknown(facts: dict[str, t.Any]) -> str | None:
+    """Why the list of sessions may be incomplete (the processes' owners, from which the runner
+    finds the sessions, could not be read), or None when it can be trusted."""
+    error = facts.get("process_owners_error")
+    if not error:
+        return None
+    return f"the owners of the processes could not be read ({error}), so who is logged on is not known"
+
+
+def normalise_dir(path: str) -> str:
+    """A Windows folder for prefix comparison: lower case, backslashes, one trailing backslash."""
+    folded = ntpath.normpath(path.strip().strip('"').replace("/", "\\")).casefold()
+    return folded.rstrip("\\") + "\\"
+
+
+def icon_dir(display_icon: str | None) -> str | None:
+    """The folder of an Uninstall DisplayIcon (``"C:\\x\\cm.exe",0`` -> ``C:\\x``)."""
+    if not display_icon:
+        return None
+    path = display_icon.strip()
+    path = _ICON_INDEX.sub("", path).strip().strip('"')
+    if not _ABSOLUTE_PATH.match(path) or "%" in path:
+        return None
+    folder = ntpath.dirname(path)
+    return folder or None
+
+
+def image_name(name: str | None) -> str:
+    """A process or file name for comparison: lower case, without a trailing ``.exe``."""
+    folded = ntpath.basename((name or "").strip()).casefold()
+    return folded[:-4] if folded.endswith(".exe") else folded

@@ -1,0 +1,5 @@
+"""The results store and what it remembers across runs: records, trends, the store backends."""
+
+# FOR INTERNAL COLLECTION USE ONLY
+# The interfaces in this package are meant for use within the nhs_cm.remediation collection
+# and may not remain stable to outside uses. Changes may be made in ANY release, even a bugfix release.
