@@ -1,4 +1,4 @@
-"""Read and validate scenario files (the format: emulator/README.md).
+"""Read and validate scenario files (the format: emulator/docs/scenario-format.md).
 
 The loader turns each host of a file into *canonical host data*: a plain dict of exactly the
 scenario shape, every optional field filled in with its default, key paths normalised (hive
