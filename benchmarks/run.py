@@ -30,12 +30,10 @@ import platform
 import re
 import resource
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +43,8 @@ from typing import Any
 import yaml
 from store import bench_store
 from store import markdown as store_markdown
+
+from nhs_cm_emulator.launch import LaunchError, RunningEmulator, launch
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
@@ -197,43 +197,12 @@ class Sampler:
 # -- the emulator ------------------------------------------------------------------------------
 
 
-@dataclass
-class EmulatorProcess:
-    process: subprocess.Popen[str]
-    control: str
-    inventory: Path
-
-    def stats(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.control + "/stats", timeout=30) as reply:
-            return json.load(reply)
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def start_emulator(hosts: int, seed: int, transport: str, base_address: str, inventory: Path) -> EmulatorProcess:
-    command = [str(BIN / "nhs-cm-emulator"), "serve", "--scenario", str(ROOT / "scenarios"), "--hosts", str(hosts),
-               "--seed", str(seed), "--inventory", str(inventory), "--base-address", base_address,
-               "--transport", transport, "--control-port", "0"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    control = ""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            raise SystemExit(f"bench: the emulator stopped before it was ready (exit code {process.wait()})")
-        if line.startswith("control:"):
-            control = line.split(None, 1)[1].strip().rstrip("/")
-        if line.strip() == "ready":
-            return EmulatorProcess(process, control, inventory)
-    process.kill()
-    raise SystemExit("bench: the emulator was not ready within 120 s")
+def start_emulator(hosts: int, seed: int, transport: str, base_address: str, inventory: Path) -> RunningEmulator:
+    try:
+        return launch([ROOT / "scenarios"], inventory=inventory, hosts=hosts, seed=seed, transport=transport,
+                      base_address=base_address, ready_timeout=120, show_stderr=True)
+    except LaunchError as exc:
+        raise SystemExit(f"bench: {exc}") from None
 
 
 # -- one playbook run --------------------------------------------------------------------------
@@ -306,7 +275,7 @@ def stats_delta(before: dict[str, Any], after: dict[str, Any], hosts: list[str])
     }
 
 
-def run_playbook(name: str, playbook: Path, emulator: EmulatorProcess, hosts: list[str], forks: int,
+def run_playbook(name: str, playbook: Path, emulator: RunningEmulator, hosts: list[str], forks: int,
                  extra: list[str], log: Path, tracemalloc: bool = False) -> dict[str, Any]:
     profile = WORK / f"{log.stem}.profile.json"
     profile.unlink(missing_ok=True)
@@ -418,7 +387,7 @@ def recap(output: str) -> dict[str, dict[str, int]]:
             for host, counters in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE)}
 
 
-def remediation(emulator: EmulatorProcess, sample: dict[str, list[str]], scenarios: dict[str, str],
+def remediation(emulator: RunningEmulator, sample: dict[str, list[str]], scenarios: dict[str, str],
                 forks: int, diagnose_calls: int) -> dict[str, Any]:
     """Run playbooks/remediate.yml once per role (nhs_cm_fixes) on that role's sample and count,
     per host, the runner calls (WinRM commands) the role made: the host's commands in the run

@@ -31,6 +31,8 @@ from typing import Any
 import yaml
 from kdc import Kdc, KdcError, start_kdc  # beside this script: python puts tools/ first on sys.path
 
+from nhs_cm_emulator.launch import LaunchError, RunningEmulator, launch
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 
@@ -39,27 +41,15 @@ DEMO_USERS = {"ansible": "Passw0rd!"}
 PACKAGES = {"basic": "Basic", "ntlm": "NTLM", "kerberos": "Kerberos"}
 
 
-def start_emulator(args: argparse.Namespace, inventory: Path, kdc: Kdc | None) -> tuple[subprocess.Popen[str], str]:
-    """Start the emulator; wait for its `ready` line; return it and its control URL."""
-    cmd = [str(BIN / "nhs-cm-emulator"), "serve", "--scenario", str(ROOT / "scenarios"),
-           "--hosts", str(args.hosts), "--seed", str(args.seed), "--inventory", str(inventory),
-           "--base-address", args.base_address, "--transport", args.transport, "--control-port", "0"]
-    if kdc is not None:
-        cmd += ["--keytab", str(kdc.keytab), "--realm", kdc.realm]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=dict(os.environ, **(kdc.env() if kdc else {})))
-    deadline = time.monotonic() + 60
-    control = ""
-    assert proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise SystemExit(f"demo: the emulator stopped before it was ready (exit {proc.wait()})")
-        if line.startswith("control:"):
-            control = line.split(None, 1)[1].strip().rstrip("/")
-        if line.strip() == "ready":
-            return proc, control
-    proc.terminate()
-    raise SystemExit("demo: the emulator was not ready within 60 s")
+def start_emulator(args: argparse.Namespace, inventory: Path, kdc: Kdc | None) -> RunningEmulator:
+    """Start the emulator (joined to the realm, if any) and wait until it is ready."""
+    extra = ["--keytab", str(kdc.keytab), "--realm", kdc.realm] if kdc is not None else []
+    try:
+        return launch([ROOT / "scenarios"], inventory=inventory, hosts=args.hosts, seed=args.seed,
+                      transport=args.transport, base_address=args.base_address, extra=extra,
+                      env=kdc.env() if kdc else None, show_stderr=True)
+    except LaunchError as exc:
+        raise SystemExit(f"demo: {exc}") from None
 
 
 def check_against_scenarios(report_file: Path, control: str) -> bool:
@@ -149,8 +139,8 @@ def main() -> int:
 
 def run_demo(args: argparse.Namespace, inventory: Path, kdc: Kdc | None) -> int:
     """Start the emulator (joined to the realm, if any), audit it, check the results, stop it."""
-    emulator, control = start_emulator(args, inventory, kdc)
-    try:
+    with start_emulator(args, inventory, kdc) as emulator:
+        control = emulator.control_url
         if kdc is not None:
             join_domain(kdc, inventory)
         env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
@@ -168,9 +158,6 @@ def run_demo(args: argparse.Namespace, inventory: Path, kdc: Kdc | None) -> int:
             rc = 1
         if not check_counters(control, args.transport) and rc == 0:
             rc = 1
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=30)
     return rc
 
 

@@ -25,12 +25,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from nhs_cm_emulator.launch import RunningEmulator, launch
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -127,40 +128,8 @@ def edit_inventory(inventory: Path, faults: dict[str, Fault]) -> None:
     inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
-@dataclass
-class Emulator:
-    proc: subprocess.Popen[str]
-    inventory: Path
-    control: str
-
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.control + path, timeout=30) as reply:
-            return json.load(reply)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        self.proc.wait(timeout=30)
-
-
-def start(scenario: Path, workdir: Path, base_address: str) -> Emulator:
-    inventory = workdir / "inventory.yml"
-    proc = subprocess.Popen([str(BIN / "nhs-cm-emulator"), "serve", "--scenario", str(scenario), "--inventory",
-                             str(inventory), "--control-port", "0", "--base-address", base_address,
-                             "--transport", "basic"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    control = ""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"emulator exited: {proc.stderr.read() if proc.stderr else ''}")
-        if line.startswith("control:"):
-            control = line.split(None, 1)[1].strip().rstrip("/")
-        if line.strip() == "ready":
-            return Emulator(proc, inventory, control)
-    proc.kill()
-    raise RuntimeError("emulator not ready in 60 s")
+def start(scenario: Path, workdir: Path, base_address: str) -> RunningEmulator:
+    return launch([scenario], inventory=workdir / "inventory.yml", base_address=base_address, transport="basic")
 
 
 def playbook(path: str, inventory: Path, forks: int, *args: str, callback: str = "default") -> str:
@@ -189,7 +158,7 @@ def fix_failures(output: str) -> dict[str, str]:
     return failures
 
 
-def audit(emulator: Emulator, report_dir: Path, forks: int) -> dict[str, Any]:
+def audit(emulator: RunningEmulator, report_dir: Path, forks: int) -> dict[str, Any]:
     output = playbook("playbooks/audit.yml", emulator.inventory, forks, "-e", f"nhs_cm_report_dir={report_dir}",
                       "-e", '{"nhs_cm_report_formats": ["json"]}',
                       "-e", f"nhs_cm_store={report_dir / 'history.sqlite'}")
@@ -212,7 +181,7 @@ class RunFigures:
     failed: dict[str, str]  # host -> one-line reason (audit report, else the fix play)
 
 
-def one_run(emulator: Emulator, workdir: Path, label: str, forks: int) -> RunFigures:
+def one_run(emulator: RunningEmulator, workdir: Path, label: str, forks: int) -> RunFigures:
     report = audit(emulator, workdir / f"{label}-audit", forks)
     fix = workdir / "fix.yml"
     fix.write_text(FIX)

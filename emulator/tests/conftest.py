@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from winrm.protocol import Protocol
 
-from nhs_cm_emulator.server import Emulator, ServeOptions
+from nhs_cm_emulator.server import Emulator, ExecuteCommand, ServeOptions
 
 USER = "ansible"
 PASSWORD = "Passw0rd!"
@@ -76,10 +76,12 @@ def make_estate() -> type[FakeEstate]:
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., Emulator]]:
-    """Factory: ``serve([FakeHost, ...], **ServeOptions fields)`` -> a started Emulator, stopped after the test."""
+    """Factory: ``serve([FakeHost, ...], **ServeOptions fields)`` -> a started Emulator, stopped after the test.
+
+    For real hosts (``HostState``) pass ``execute=commands.execute``, the emulator's interpreter."""
     with contextlib.ExitStack() as stack:
-        def start(hosts: list[FakeHost], **options: Any) -> Emulator:
-            return stack.enter_context(Emulator(FakeEstate(hosts), ServeOptions(**options)))
+        def start(hosts: list[Any], execute: ExecuteCommand = FakeHost.execute, **options: Any) -> Emulator:
+            return stack.enter_context(Emulator(FakeEstate(hosts), ServeOptions(**options), execute))
         yield start
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from nhs_cm_emulator import ops
+from nhs_cm_emulator import commands, ops
 from nhs_cm_emulator.scenario import parse_document, parse_text
 from nhs_cm_emulator.state import HostState
 
@@ -80,7 +80,7 @@ def runner_text(protocol: ModuleType) -> str:
 def run_runner(host: HostState, protocol: ModuleType, op_list: list[dict[str, Any]],
                **options: Any) -> tuple[dict[str, Any], int]:
     """One runner command on ``host`` as the collection sends it: (reply JSON, exit code)."""
-    stdout, stderr, code = host.execute(*runner_command(protocol), runner_stdin(protocol, op_list, **options))
+    stdout, stderr, code = commands.execute(host, *runner_command(protocol), runner_stdin(protocol, op_list, **options))
     assert stderr == b"", stderr
     return decode_reply(stdout), code
 

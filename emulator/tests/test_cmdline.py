@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from nhs_cm_emulator import commands
 from nhs_cm_emulator.state import HostState, load_estate
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
@@ -27,7 +28,7 @@ def rds() -> HostState:
 
 
 def run(host: HostState, line: str) -> tuple[str, str, int]:
-    out, err, rc = host.execute(line, [], b"")
+    out, err, rc = commands.execute(host, line, [], b"")
     return out.decode(), err.decode(), rc
 
 

@@ -15,7 +15,7 @@ import pytest
 from ansible.plugins.shell.powershell import ShellModule
 from emulated_host import runner_text
 
-from nhs_cm_emulator import commands, ops, scenario
+from nhs_cm_emulator import commands, ops, read_ops, scenario
 from nhs_cm_emulator.scenario import parse_document, parse_text
 from nhs_cm_emulator.state import HostState, load_estate
 
@@ -49,7 +49,7 @@ def split(command_line: str) -> tuple[str, list[str]]:
 
 
 def run_encoded(host: HostState, script: str, stdin: bytes = b"", **encode: bool) -> tuple[bytes, bytes, int]:
-    return host.execute(*split(SHELL._encode_script(script, **encode)), stdin)
+    return commands.execute(host, *split(SHELL._encode_script(script, **encode)), stdin)
 
 
 def runner_stdin(request: object, runner: str = RUNNER) -> bytes:
@@ -129,7 +129,7 @@ def test_a_nested_powershell_call_is_found_case_insensitively(host: HostState, p
 
 def test_cmd_starts_powershell_in_any_case(host: HostState) -> None:
     encoded = base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode()
-    out, _, code = host.execute("cmd", ["/c POWERSHELL.exe -NoProfile -EncodedCommand " + encoded],
+    out, _, code = commands.execute(host, "cmd", ["/c POWERSHELL.exe -NoProfile -EncodedCommand " + encoded],
                                 runner_stdin(REQUEST))
     assert code == 0 and json.loads(out)["ok"] is True
 
@@ -137,11 +137,11 @@ def test_cmd_starts_powershell_in_any_case(host: HostState) -> None:
 def test_pre_encoded_command_line_is_accepted(host: HostState) -> None:
     encoded = base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode()
     command = "PowerShell -NoProfile -NonInteractive -ExecutionPolicy Unrestricted -EncodedCommand " + encoded
-    out, _, code = host.execute(*split(command), runner_stdin(REQUEST))
+    out, _, code = commands.execute(host, *split(command), runner_stdin(REQUEST))
     assert code == 0 and json.loads(out)["ok"] is True
-    out, _, code = host.execute("powershell.exe", ["-nop", "-enc", encoded], runner_stdin(REQUEST))
+    out, _, code = commands.execute(host, "powershell.exe", ["-nop", "-enc", encoded], runner_stdin(REQUEST))
     assert code == 0 and json.loads(out)["ok"] is True
-    out, err, code = host.execute("PowerShell", ["-NoProfile", "-Command", "-"], BOOTSTRAP.encode())
+    out, err, code = commands.execute(host, "PowerShell", ["-NoProfile", "-Command", "-"], BOOTSTRAP.encode())
     assert (err, code) == (b"", 1) and b"no separator line" in out  # stdin was the script, so no runner follows
 
 
@@ -213,18 +213,18 @@ def test_ansible_module_wrapper_is_refused_as_json(host: HostState) -> None:
 
 
 def test_bad_encoded_command(host: HostState) -> None:
-    out, err, code = host.execute("PowerShell", ["-EncodedCommand", "%%%"], b"")
+    out, err, code = commands.execute(host, "PowerShell", ["-EncodedCommand", "%%%"], b"")
     assert (out, code) == (b"", 1) and b"Base64" in err
 
 
 def test_file_parameter(host: HostState) -> None:
-    out, err, code = host.execute("PowerShell", ["-File", "C:\\x.ps1"], b"")
+    out, err, code = commands.execute(host, "PowerShell", ["-File", "C:\\x.ps1"], b"")
     assert out == b"" and code == 1 and b"-File" in err
 
 
 def test_command_parameter(host: HostState) -> None:
-    assert host.execute("PowerShell", ["-NoProfile -Command echo hi"], b"") == (b"hi\r\n", b"", 0)
-    assert host.execute("powershell", ["hostname"], b"") == (b"pc-cmd\r\n", b"", 0)
+    assert commands.execute(host, "PowerShell", ["-NoProfile -Command echo hi"], b"") == (b"hi\r\n", b"", 0)
+    assert commands.execute(host, "powershell", ["hostname"], b"") == (b"pc-cmd\r\n", b"", 0)
 
 
 # -- cmd.exe ----------------------------------------------------------------------------------
@@ -238,11 +238,11 @@ def test_command_parameter(host: HostState) -> None:
     ("", [], (b"", b"", 0)),
 ])
 def test_cmd_lines(host: HostState, command: str, arguments: list[str], result: tuple[bytes, bytes, int]) -> None:
-    assert host.execute(command, arguments, b"") == result
+    assert commands.execute(host, command, arguments, b"") == result
 
 
 def test_cmd_unknown(host: HostState) -> None:
-    out, err, code = host.execute("ipconfig", ["/all"], b"")
+    out, err, code = commands.execute(host, "ipconfig", ["/all"], b"")
     assert out == b"" and code == 9009
     assert err == (b"'ipconfig' is not recognized as an internal or external command,\r\n"
                    b"operable program or batch file.\r\n")
@@ -292,7 +292,7 @@ def test_field_tables_match_the_collection() -> None:
     assert (protocol.RUNNER_MARKER, protocol.BOOTSTRAP_MARKER) == (commands.RUNNER_MARKER, commands.BOOTSTRAP_MARKER)
     assert protocol.SERVICE_STATES == scenario.SERVICE_STATES
     assert protocol.SERVICE_START_MODES == scenario.START_MODES
-    assert ops.USER_SID.pattern == protocol.USER_SID_PATTERN
+    assert read_ops.USER_SID.pattern == protocol.USER_SID_PATTERN
     assert protocol.REPLY_GZIP_PREFIX.encode("ascii") == ops.REPLY_GZIP_PREFIX
 
 
@@ -302,7 +302,7 @@ def test_the_reply_is_compressed_when_the_collection_asks(host: HostState, compr
     protocol = _protocol()
     request = [{"op": "os_info"}, {"op": "reg_read", "key": "HKLM\\SOFTWARE\\Nope"}]
     stdin = protocol.build_stdin(_runner_text(), request, compress_reply=compress_reply)
-    out, err, code = host.execute(*split(SHELL._encode_script(protocol.BOOTSTRAP)), stdin)
+    out, err, code = commands.execute(host, *split(SHELL._encode_script(protocol.BOOTSTRAP)), stdin)
     assert (err, code) == (b"", 0) and out.endswith(b"\r\n") and out.count(b"\n") == 1
     assert out.startswith(ops.REPLY_GZIP_PREFIX) is compress_reply
     if compress_reply:
@@ -332,7 +332,7 @@ def test_every_runner_the_collection_sends_is_recognised(host: HostState) -> Non
         runner = protocol.runner_for_ops(_runner_text(), frozenset({name}))
         assert len(runner) < len(_runner_text()) / 2
         stdin = runner.encode() + b"\n\0\0\0\0\n" + json.dumps({"protocol": 1, "ops": [], "compress": True}).encode()
-        out, err, code = host.execute(*split(SHELL._encode_script(protocol.BOOTSTRAP)), stdin)
+        out, err, code = commands.execute(host, *split(SHELL._encode_script(protocol.BOOTSTRAP)), stdin)
         assert (err, code) == (b"", 0) and protocol.parse_reply(out, err, code, []) == [], name
 
 
@@ -356,7 +356,7 @@ def test_the_collection_talks_to_every_library_host() -> None:
     stdin = protocol.build_stdin(_runner_text(), every_op)
     command = SHELL._encode_script(protocol.BOOTSTRAP)
     for host in load_estate([str(ROOT / "scenarios")]).hosts:
-        out, err, code = host.execute(*split(command), stdin)
+        out, err, code = commands.execute(host, *split(command), stdin)
         results = protocol.parse_reply(out, err, code, every_op)
         for op, result in zip(every_op, results, strict=True):
             reply = protocol.OPERATIONS[op["op"]]["reply"]

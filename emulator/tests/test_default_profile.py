@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from nhs_cm_emulator import ops
+from nhs_cm_emulator import ops, read_ops
 from nhs_cm_emulator.scenario import ScenarioError, parse_document, parse_text
 from nhs_cm_emulator.state import HostState
 
@@ -65,11 +65,11 @@ def test_reading_loads_the_hive_for_the_request_and_unloads_it_after() -> None:
 
 def test_the_hive_shows_under_a_mount_point_while_loaded() -> None:
     host = _host()
-    segments = ops.default_profile_segments(host, "HKU", [".DEFAULT_PROFILE", *ZONEMAP.split("\\")])
+    segments = read_ops.default_profile_segments(host, "HKU", [".DEFAULT_PROFILE", *ZONEMAP.split("\\")])
     mount = segments[0]
     assert mount.startswith("nhs_cm_") and len(mount) == len("nhs_cm_") + 12 and host.mounted() == [mount]
     assert host.registry.lookup("HKU", segments).value("AutoDetect").data == 1
-    ops.release_default_profile(host)
+    read_ops.release_default_profile(host)
     assert host.mounted() == [] and host.registry.lookup("HKU", [mount]) is None
 
 

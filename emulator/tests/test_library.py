@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from nhs_cm_emulator import commands
 from nhs_cm_emulator.state import HostState, load_estate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +41,8 @@ COMMAND = base64.b64encode(BOOTSTRAP.encode("utf-16-le")).decode()
 def ask(host: HostState, *ops: dict[str, Any]) -> list[dict[str, Any]]:
     """Run operations the way the collection does: encoded bootstrap, runner and request on stdin."""
     stdin = b"# NHS-CM-RUNNER v1\n\n\0\0\0\0\n" + json.dumps({"protocol": 1, "ops": list(ops)}).encode()
-    out, err, code = host.execute("PowerShell", [f"-NoProfile -NonInteractive -EncodedCommand {COMMAND}"], stdin)
+    arguments = [f"-NoProfile -NonInteractive -EncodedCommand {COMMAND}"]
+    out, err, code = commands.execute(host, "PowerShell", arguments, stdin)
     assert (err, code) == (b"", 0)
     results = json.loads(out)["results"]
     assert all(r["ok"] for r in results), results

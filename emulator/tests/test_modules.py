@@ -22,7 +22,7 @@ from ansible.executor.powershell.module_manifest import (
 from ansible.plugins.shell.powershell import ShellModule
 from emulated_host import host_from
 
-from nhs_cm_emulator import modules
+from nhs_cm_emulator import commands, modules
 from nhs_cm_emulator.state import HostState
 
 SID = "S-1-5-21-1004336348-1177238915-682003330-1001"
@@ -79,7 +79,8 @@ def run_module(host: HostState, name: str, args: dict[str, Any] | None = None, *
     wrapper = pkgutil.get_data("ansible.executor.powershell", "bootstrap_wrapper.ps1")
     assert wrapper is not None
     program, _, arguments = SHELL._encode_script(wrapper.decode()).partition(" ")
-    out, err, code = host.execute(program, [arguments], module_stdin(f"{PREFIX}{name}.ps1", args or {}, **stdin))
+    stdin_bytes = module_stdin(f"{PREFIX}{name}.ps1", args or {}, **stdin)
+    out, err, code = commands.execute(host, program, [arguments], stdin_bytes)
     assert err == b""
     return json.loads(out), code
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 from emulated_host import collection_protocol, decode_reply, host_from, run_runner, runner_command, runner_stdin
 
-from nhs_cm_emulator import ops
+from nhs_cm_emulator import commands, ops
 from nhs_cm_emulator.scenario import ScenarioError, parse_document
 from nhs_cm_emulator.state import HostState
 
@@ -84,14 +84,14 @@ def test_a_run_while_another_holds_the_mutex_is_busy_after_the_wait(protocol: An
 def test_a_busy_reply_is_not_compressed_even_when_asked(protocol: Any) -> None:
     host = make_host(mutex_wait_seconds=0)
     host.take_runner_mutex()
-    stdout, _, code = host.execute(*runner_command(protocol), runner_stdin(protocol, [{"op": "os_info"}]))
+    stdout, _, code = commands.execute(host, *runner_command(protocol), runner_stdin(protocol, [{"op": "os_info"}]))
     assert code == 1 and json.loads(stdout) == BUSY
 
 
 def test_two_runs_on_one_host_over_winrm_the_second_is_busy_the_first_unaffected(
         serve, client, run_command, protocol: Any) -> None:
     host = make_host(slow_ops={"reg_write": 1.5}, mutex_wait_seconds=0.3)
-    emulator = serve([host], base_address="127.21.10.1")
+    emulator = serve([host], execute=commands.execute, base_address="127.21.10.1")
     first: dict[str, Any] = {}
 
     def first_run() -> None:
@@ -220,7 +220,7 @@ def test_stuck_hives_must_be_hives_the_runner_loads() -> None:
 
 def test_a_write_happens_although_its_answer_never_arrives(serve, client, run_command, protocol: Any) -> None:
     host = make_host(lose_write_answers=1)
-    emulator = serve([host], base_address="127.21.10.2")
+    emulator = serve([host], execute=commands.execute, base_address="127.21.10.2")
     read = [{"op": "reg_read", "key": EDGE}]
     out, err, code = run_command(client(emulator), *runner_command(protocol), runner_stdin(protocol, read))
     assert protocol.parse_reply(out, err, code, read)[0]["values"]["BlockThirdPartyCookies"]["data"] == 1

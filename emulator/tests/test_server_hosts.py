@@ -50,7 +50,8 @@ def test_plan_refuses_what_it_cannot_do(options, message):
 
 
 def test_busy_address_is_a_clear_error_and_nothing_stays_open(make_host, make_estate):
-    emulator = Emulator(make_estate([make_host("pc-1"), make_host("pc-2")]), ServeOptions(base_address="127.21.6.1"))
+    emulator = Emulator(make_estate([make_host("pc-1"), make_host("pc-2")]), ServeOptions(base_address="127.21.6.1"),
+                        make_host.execute)
     with socket.socket() as busy:
         busy.bind(("127.21.6.2", 5985))
         busy.listen()
@@ -139,13 +140,14 @@ def test_control_endpoints(serve, client, make_host, run_command):
 
 
 def test_the_control_server_never_shows_passwords(serve, client, run_command):
+    from nhs_cm_emulator import commands
     from nhs_cm_emulator.scenario import parse_document
     from nhs_cm_emulator.state import HostState
 
     doc = {"hosts": [{"name": "pc-1", "winrm": {"users": {"ansible": "Passw0rd!", "audit": "S3cret-Audit:pw"}}},
                      {"name": "pc-2"}]}
     hosts = [HostState(data) for data in parse_document(doc, "secrets.yml")[0]]
-    emulator = serve(hosts, base_address="127.21.10.5", control_port=0)
+    emulator = serve(hosts, execute=commands.execute, base_address="127.21.10.5", control_port=0)
     run_command(client(emulator, transport="ntlm", username="PC-1\\audit", password="S3cret-Audit:pw"),
                 "hostname", [])
     bodies = []

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from emulated_host import host_from, run_op
 
-from nhs_cm_emulator import ops
+from nhs_cm_emulator import read_ops
 from nhs_cm_emulator.registry import FILE_IN_USE, FILE_NOT_FOUND, HiveError
 from nhs_cm_emulator.state import HostState
 
@@ -119,7 +119,7 @@ def test_nothing_is_loaded_when_no_key_is_asked_for(host: HostState) -> None:
 
 
 def test_the_hive_is_unloaded_when_reading_fails(host: HostState, monkeypatch: pytest.MonkeyPatch) -> None:
-    read = ops.read_user_keys
+    read = read_ops.read_user_keys
 
     def broken(reg: Any, root: str, paths: Any) -> dict[str, Any]:
         if not root.startswith("nhs_cm_"):
@@ -127,7 +127,7 @@ def test_the_hive_is_unloaded_when_reading_fails(host: HostState, monkeypatch: p
         assert host.registry.mounted() == [root]  # the hive is loaded while it is read
         raise RuntimeError("disk error")
 
-    monkeypatch.setattr(ops, "read_user_keys", broken)
+    monkeypatch.setattr(read_ops, "read_user_keys", broken)
     found = hives(host, [[ZONEMAP, 0]], include_offline=True)
     assert found[OFF]["error"] == "failed: RuntimeError: disk error" and found[OFF]["keys"] == {}
     assert (host.hive_loads, host.hive_unloads, host.mounted()) == (2, 2, [])
@@ -191,7 +191,7 @@ def test_group_policy_by_scope_with_the_gpo_name(host: HostState) -> None:
         ("user", ON, f"HKU\\{ON}\\Software\\Policies\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\ZoneMap",
          "IntranetName"),
     }  # HKU\.DEFAULT is nobody's user policy
-    assert {s["gpo"] for s in result["settings"]} == {ops.GPO_NAME}
+    assert {s["gpo"] for s in result["settings"]} == {read_ops.GPO_NAME}
 
 
 def test_group_policy_below_the_key_prefixes_only(host: HostState) -> None:

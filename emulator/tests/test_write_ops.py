@@ -91,7 +91,7 @@ def reg(host: HostState, key: str) -> dict[str, Any]:
 
 def test_write_ops_are_registered() -> None:
     assert set(write_ops.HANDLERS) <= set(ops.HANDLERS)
-    assert ops.OPERATIONS[-len(write_ops.HANDLERS):] == tuple(write_ops.REQUEST_FIELDS)
+    assert ops.OPERATIONS[-len(write_ops.HANDLERS):] == tuple(write_ops.HANDLERS)
     assert set(write_ops.WRITE_OPERATIONS) < set(write_ops.HANDLERS)
     assert {"forbidden", "skipped"} <= set(ops.ERROR_KINDS)
 

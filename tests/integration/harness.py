@@ -8,11 +8,11 @@ import os
 import random
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from nhs_cm_emulator.launch import RunningEmulator, launch
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -34,45 +34,14 @@ def next_base_address() -> str:
     return f"127.{50 + _worker_number()}.{next(_counter) % 250 + 1}.1"
 
 
-@dataclass
-class Estate:
-    """A running emulator: its process, inventory and control URL."""
-
-    proc: subprocess.Popen[str]
-    inventory: Path
-    control_url: str
-
-    def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.control_url + path, timeout=10) as reply:
-            return json.load(reply)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        return self.proc.wait(timeout=30)
+#: A running emulator (nhs_cm_emulator.launch): ``inventory``, ``get(path)`` of its control server, ``stop()``.
+Estate = RunningEmulator
 
 
 def start_estate(tmp_path: Path, scenarios: list[Path], *extra: str, env: dict[str, str] | None = None) -> Estate:
-    inventory = tmp_path / "inventory.yml"
-    cmd = [str(BIN / "nhs-cm-emulator"), "serve", "--inventory", str(inventory),
-           "--control-port", "0", "--base-address", next_base_address(), *extra]
-    for scenario in scenarios:
-        cmd += ["--scenario", str(scenario)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, **env) if env else None)
-    assert proc.stdout is not None
-    control_url = ""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise AssertionError(f"emulator exited early: {proc.stderr.read() if proc.stderr else ''}")
-        if line.startswith("control:"):
-            control_url = line.split(None, 1)[1].strip().rstrip("/")
-        if line.strip() == "ready":
-            return Estate(proc, inventory, control_url)
-    proc.kill()
-    raise AssertionError("emulator not ready in 60 s")
+    """Start the emulator on scenario files (``extra``: more ``serve`` options) with its inventory in tmp_path."""
+    return launch(scenarios, inventory=tmp_path / "inventory.yml", base_address=next_base_address(), extra=extra,
+                  env=env)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from pathlib import Path
 from ansible.plugins.shell.powershell import ShellModule
 from harness import ROOT, SCENARIOS, problem_ids, run_playbook, without_backups
 
+from nhs_cm_emulator import commands
 from nhs_cm_emulator.scenario import parse_document, parse_text
 from nhs_cm_emulator.state import HostState
 
@@ -139,7 +140,7 @@ def _runner(host: HostState) -> t.Callable[..., list[dict[str, t.Any]]]:
     command, *arguments = encoded.split()
 
     def run(ops: list[dict[str, t.Any]], write_errors: str = "continue") -> list[dict[str, t.Any]]:
-        out, err, code = host.execute(command, arguments, build_stdin(RUNNER, ops, write_errors=write_errors))
+        out, err, code = commands.execute(host, command, arguments, build_stdin(RUNNER, ops, write_errors=write_errors))
         return parse_reply(out, err, code, ops)
     return run
 

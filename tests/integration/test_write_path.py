@@ -13,6 +13,7 @@ import pytest
 from ansible.plugins.shell.powershell import ShellModule
 from harness import ROOT
 
+from nhs_cm_emulator import commands
 from nhs_cm_emulator.scenario import parse_document, parse_text
 from nhs_cm_emulator.state import HostState
 
@@ -58,7 +59,7 @@ class Runner:
     def __call__(self, ops: list[dict[str, t.Any]], write_errors: str = "continue") -> list[dict[str, t.Any]]:
         self.calls += 1
         stdin = build_stdin(RUNNER, ops, write_errors=write_errors)
-        out, err, code = self.host.execute(self.command, self.arguments, stdin)
+        out, err, code = commands.execute(self.host, self.command, self.arguments, stdin)
         return parse_reply(out, err, code, ops)
 
 

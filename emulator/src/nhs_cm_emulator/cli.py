@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from nhs_cm_emulator import commands
 from nhs_cm_emulator.server import Emulator, EmulatorError, ServeOptions
 from nhs_cm_emulator.state import ScenarioError, load_estate
 
@@ -99,7 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    with Emulator(estate, options) as emulator:
+    with Emulator(estate, options, commands.execute) as emulator:
         if args.inventory:
             write_inventory(Path(args.inventory), inventory(emulator, args.transport))
         if emulator.control_url:

@@ -46,7 +46,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from . import cmdline, modules, ops
-from .write_ops import WRITE_OPERATIONS
+from .contract import WRITE_OPERATIONS
 from .wsman import LostAnswer
 
 if TYPE_CHECKING:
@@ -74,6 +74,16 @@ def program_name(word: str) -> str:
     """The program a command-line word starts, found as Windows finds it: the name without a folder or
     ``.exe``, in any case (``PowerShell``, ``powershell.exe``, ``C:\\...\\POWERSHELL.EXE`` are one)."""
     return ntpath.basename(word.strip('"')).lower().removesuffix(".exe")
+
+
+def execute(host: HostState, command: str, arguments: list[str], stdin: bytes) -> Result:
+    """Run one WinRS command on a host, holding the host's lock: (stdout, stderr, exit code).
+
+    Raises ``wsman.LostAnswer`` when the host drops the answer (``behaviour.lose_write_answers``).
+    This is what the WS-Management server runs for each command (``cli.py`` gives it to ``Emulator``).
+    """
+    with host.lock:
+        return interpret(host, command, arguments, stdin)
 
 
 def interpret(host: HostState, command: str, arguments: list[str], stdin: bytes) -> Result:

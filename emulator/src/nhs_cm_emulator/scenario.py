@@ -1,4 +1,4 @@
-"""Read and validate scenario files (the format: emulator/README.md).
+"""Read and validate scenario files (the format: emulator/docs/scenario-format.md).
 
 The loader turns each host of a file into *canonical host data*: a plain dict of exactly the
 scenario shape, every optional field filled in with its default, key paths normalised (hive
@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from .contract import OPERATIONS
 from .registry import REG_TYPES, SYSTEM_HIVES, KeyPathError, join_key, split_key
 
 DEFAULT_OS = {"product": "Windows 10 Enterprise", "version": "10.0.19045"}
@@ -529,8 +530,6 @@ def _seconds(raw: Any, where: Where, field: str) -> float:
 def _optional_behaviour(data: dict[str, Any], where: Where, profiles: list[dict[str, Any]],
                         services: list[dict[str, Any]]) -> dict[str, Any]:
     """The optional knobs and faults of OPTIONAL_BEHAVIOUR besides garbage_reply and gp_refresh."""
-    from .ops import OPERATIONS  # the operation names (ops.py does not import this module)
-
     out: dict[str, Any] = {}
     if data.get("mutex_wait_seconds") is not None:
         out["mutex_wait_seconds"] = _seconds(data["mutex_wait_seconds"], where, "behaviour.mutex_wait_seconds")

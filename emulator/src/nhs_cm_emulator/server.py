@@ -8,6 +8,7 @@ TCP_NODELAY set (two writes would meet Nagle and delayed ACK: about 40 ms per re
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import json
 import resource
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,9 +68,12 @@ class EmulatedHost(Protocol):
     transport_fail: dict[str, Any] | None
     writes: int
 
-    def execute(self, command: str, arguments: list[str], stdin: bytes) -> tuple[bytes, bytes, int]: ...
-
     def state_dict(self) -> dict[str, Any]: ...
+
+
+#: Runs one WinRS command on a host: (host, command, arguments, stdin) -> (stdout, stderr, exit code);
+#: may raise ``wsman.LostAnswer``. The emulator's is ``commands.execute``.
+ExecuteCommand = Callable[[Any, str, list[str], bytes], tuple[bytes, bytes, int]]
 
 
 class EmulatedEstate(Protocol):
@@ -175,12 +179,14 @@ class FaultPlan:
 class HostRuntime:
     """One emulated host as the HTTP layer sees it: endpoint, auth, shells, fault plan and counters."""
 
-    def __init__(self, host: EmulatedHost, endpoint: Endpoint, scheme: str, auth: HostAuth) -> None:
+    def __init__(self, host: EmulatedHost, endpoint: Endpoint, scheme: str, auth: HostAuth,
+                 execute: ExecuteCommand) -> None:
         self.host = host
         self.endpoint = endpoint
         self.auth = auth
         self.fault = FaultPlan.from_spec(host.name, host.transport_fail)
-        self.winrs = WinRS(host, f"{scheme}://{endpoint.address}:{endpoint.port}{WSMAN_PATH}")
+        self.winrs = WinRS(host.name, f"{scheme}://{endpoint.address}:{endpoint.port}{WSMAN_PATH}",
+                           functools.partial(execute, host))
         self._lock = threading.Lock()
         self._requests = 0
         self._bytes_in = 0
@@ -532,8 +538,9 @@ class Emulator:
     Use as a context manager, or call start() and stop().
     """
 
-    def __init__(self, estate: EmulatedEstate, options: ServeOptions) -> None:
+    def __init__(self, estate: EmulatedEstate, options: ServeOptions, execute: ExecuteCommand) -> None:
         self.estate = estate
+        self.execute = execute
         self.options = options
         self.runtimes: list[HostRuntime] = []
         self.control_url: str | None = None
@@ -574,7 +581,7 @@ class Emulator:
             ntlm_file = self._ntlm_files.path_for(host.users, host.name) if "ntlm" in host.auth else None
             auth = HostAuth(host.auth, host.users, ntlm_file, (realm, host.name) if realm else None,
                             float(getattr(host, "clock_offset_seconds", 0)), computer_name=host.name)
-            runtime = HostRuntime(host, endpoint, self.options.scheme, auth)
+            runtime = HostRuntime(host, endpoint, self.options.scheme, auth, self.execute)
             self.runtimes.append(runtime)
             if runtime.listens:
                 self._listeners.append(self._listen(runtime))

@@ -14,8 +14,8 @@ process in the scenario gets the user's ``sihost.exe`` (Windows runs it in every
 numbered after the emulator's other processes, so that the session shows in ``session_list``,
 which (as the runner) finds sessions from the processes' owners.
 
-Concurrency: ``execute`` holds the host's lock; ``pause`` lets time pass without it (a slow
-operation, a service that does not settle), and the runner's host-wide mutex
+Concurrency: ``commands.execute`` holds the host's lock (``HostState.lock``); ``pause`` lets time
+pass without it (a slow operation, a service that does not settle), and the runner's host-wide mutex
 (``take_runner_mutex``) is a flag under the same lock, so that two runner commands of one host
 can overlap as on Windows and the second one waits for the first.
 """
@@ -32,8 +32,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import commands
-from .ops import normalise_path
 from .registry import DEFAULT_PROFILE_MARK, PROFILE_LIST, Registry, split_key
 from .scenario import (
     CORE_PID_BASE,
@@ -57,6 +55,12 @@ ENVIRONMENT = {"systemdrive": "C:", "systemroot": "C:\\Windows", "windir": "C:\\
                "programdata": "C:\\ProgramData"}
 DEFAULT_SERVICE_IMAGE = r"C:\Windows\system32\svchost.exe -k netsvcs -p"
 SYSTEM32 = "C:\\Windows\\System32\\"
+
+
+def normalise_path(path: str) -> str:
+    """A Windows path as the host compares it: separators made ``\\``, ``.``/``..`` resolved, case folded."""
+    text = ntpath.normpath(path.replace("/", "\\"))
+    return text.lower()
 
 
 @dataclass
@@ -335,10 +339,11 @@ class HostState:
             return self.registry.mounted()
 
     # -- the interface --------------------------------------------------------------------------
-    def execute(self, command: str, arguments: list[str], stdin: bytes) -> tuple[bytes, bytes, int]:
-        """Interpret one WinRS command: (stdout, stderr, exit code)."""
-        with self._lock:
-            return commands.interpret(self, command, arguments, stdin)
+    @property
+    def lock(self) -> threading.RLock:
+        """The host's lock: held by ``commands.execute`` while it interprets a command (``pause``
+        lets time pass without it)."""
+        return self._lock
 
     def state_dict(self) -> dict[str, Any]:
         """This host in the scenario format, as it is now."""

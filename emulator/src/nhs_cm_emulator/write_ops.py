@@ -1,7 +1,8 @@
 """The write operations of docs/runner-protocol.md, answered from (and changing) a host's state.
 
-``ops.py`` registers ``HANDLERS``, ``REQUEST_FIELDS`` and ``REPLY_FIELDS`` of this module into
-its own tables and hands a whole request to ``run_request`` (for ``write_errors: stop``).
+``HANDLERS`` maps each write operation (its fields are in contract.py) to its function; ops.py
+joins it with read_ops.HANDLERS, runs a whole request (``write_errors: stop``) and calls
+``count_write`` after each write that succeeded.
 
 The write allow-list is the runner's (``$WriteKeyPatterns``, ``$DeleteKeyPatterns``, ... in
 plugins/plugin_utils/nhs_cm_runner.ps1), pattern for pattern: the same targets are refused
@@ -37,14 +38,17 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import ops
-from .ops import OpError, normalise_path, split_key
-from .registry import KeyPathError, Value
-from .scenario import ADMIN_OWNERS, DEFAULT_OWNER, PROTECTED_ACL
+from .contract import WRITE_OPERATIONS, OpError, invalid
+from .read_ops import ABSOLUTE_PATH, PORT_SERVICE_DISPLAY_NAME, USER_SID, default_profile_segments
+from .registry import KeyPathError, Registry, Value, split_key
+from .scenario import ADMIN_OWNERS, DEFAULT_OWNER, PROCESS_PID_BASE, PROTECTED_ACL, service_pid
+from .state import ENVIRONMENT, SYSTEM_USER, Process, normalise_path
 
 if TYPE_CHECKING:
-    from .registry import Key, Registry
-    from .state import HostState, Process, Service
+    from .registry import Key
+    from .state import HostState, Service
+
+__all__ = ["HANDLERS", "WRITE_OPERATIONS", "check_write_target", "count_write"]
 
 #: The host code's allow-list (writes.ps1), the same patterns; emulator/tests/test_write_ops.py evaluates
 #: the PowerShell assignments and compares. (key pattern, value name pattern) pairs, case-insensitive.
@@ -77,8 +81,6 @@ SERVICE_DISPLAY_NAMES = ("NHS Port Service",)
 TASK_NAME_PATTERN = r"^nhs_cm_[A-Za-z0-9_-]{1,64}$"
 BACKUP_ID_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"
 WRITE_REG_TYPES = ("REG_SZ", "REG_EXPAND_SZ", "REG_MULTI_SZ", "REG_DWORD", "REG_QWORD", "REG_BINARY")
-WRITE_OPERATIONS = ("reg_write", "reg_delete", "reg_delete_key", "backup_save", "service_set", "task_run",
-                    "process_stop")
 BACKUP_FOLDER = "C:\\ProgramData\\nhs_cm\\backups"
 SYSTEM_ROOT = "C:\\Windows"
 CM_PREFIXES = ("nhs credential management", "nhs identity hub")
@@ -90,77 +92,15 @@ FIRST_CM_PORT = 43485
 HAS_NOT_RUN_RESULT = 0x41303
 RUNNING_RESULT = 0x41301
 
-REQUEST_FIELDS: dict[str, tuple[str, ...]] = {
-    "reg_write": ("key", "view", "name", "type", "data"),
-    "reg_delete": ("key", "view", "name"),
-    "reg_delete_key": ("key", "view"),
-    "backup_save": ("id", "entries"),
-    "backup_load": ("id",),
-    "backup_list": (),
-    "service_set": ("name", "start_mode", "state", "timeout_ms", "listen_ports", "listen_wait_ms"),
-    "task_run": ("name", "user", "session", "command", "arguments", "wait_ms"),
-    "process_stop": ("pid", "image"),
-    "file_list": ("dir", "pattern"),
-}
-REPLY_FIELDS: dict[str, tuple[str, ...]] = {
-    "reg_write": ("previous", "created_key"),
-    "reg_delete": ("existed",),
-    "reg_delete_key": ("deleted", "reason"),
-    "backup_save": ("id", "path", "missing_keys"),
-    "backup_load": ("backup",),
-    "backup_list": ("backups",),
-    "service_set": ("name", "display_name", "state", "start_mode", "previous_state", "previous_start_mode"),
-    "task_run": ("started", "pid", "last_result", "deleted"),
-    "process_stop": ("found", "stopped"),
-    "file_list": ("files",),
-}
-
-
-def _invalid(op: str, field: str, problem: str) -> OpError:
-    return OpError("invalid_request", f"{op}: {field}: {problem}")
-
-
 def _forbidden(message: str) -> OpError:
     return OpError("forbidden", message)
 
 
-# -- the request: write_errors ----------------------------------------------------------------
-
-
-def check_write_errors(request: dict[str, Any]) -> None:
-    mode = request.get("write_errors", "continue")
-    if mode not in ("continue", "stop"):
-        raise OpError("invalid_request", "the request field 'write_errors' must be 'continue' or 'stop'")
-
-
-def run_request(host: HostState, request: dict[str, Any]) -> list[dict[str, Any]]:
-    """One result per op; with ``write_errors: stop`` every write after a failed write is skipped."""
-    stop = request.get("write_errors") == "stop"
-    slow: dict[str, float] = host.behaviour.get("slow_ops", {})
-    results: list[dict[str, Any]] = []
-    failed: str | None = None
-    for index, op in enumerate(request["ops"]):
-        name = op.get("op") if isinstance(op, dict) else None
-        is_write = name in WRITE_OPERATIONS
-        if is_write and failed is not None:
-            results.append({"ok": False, "error": "skipped",
-                            "message": f"not run: {failed} failed before it (write_errors: stop)"})
-            continue
-        if isinstance(name, str) and slow.get(name):  # behaviour.slow_ops: this operation takes its time
-            host.pause(slow[name])
-        result = ops.run_op(host, op)
-        if is_write and result.get("ok"):
-            host.writes += 1
-            _gp_refresh(host)
-        if is_write and stop and not result.get("ok"):
-            failed = f"ops[{index}] ({name})"
-        results.append(result)
-    return results
-
-
-def _gp_refresh(host: HostState) -> None:
-    """``behaviour.gp_refresh``: once the host has made ``after_writes`` writes, a Group Policy
-    refresh writes its ``registry`` values, once (a reliability test's fault)."""
+def count_write(host: HostState) -> None:
+    """A write operation succeeded: count it (``writes`` of ``GET /stats``), then ``behaviour.gp_refresh``:
+    once the host has made ``after_writes`` writes, a Group Policy refresh writes its ``registry``
+    values, once (a reliability test's fault)."""
+    host.writes += 1
     refresh = host.behaviour.get("gp_refresh")
     if not refresh or host.writes != refresh["after_writes"]:
         return
@@ -176,10 +116,10 @@ def _str(op: dict[str, Any], field: str, default: str | None = None) -> str:
     value = op.get(field)
     if value is None:
         if default is None:
-            raise _invalid(op["op"], field, "missing")
+            raise invalid(op["op"], field, "missing")
         return default
     if not isinstance(value, str):
-        raise _invalid(op["op"], field, f"expected a string, found {type(value).__name__}")
+        raise invalid(op["op"], field, f"expected a string, found {type(value).__name__}")
     return value
 
 
@@ -188,7 +128,7 @@ def _choice(op: dict[str, Any], field: str, choices: tuple[str, ...], default: s
     if value is None:
         return default
     if value not in choices:
-        raise _invalid(op["op"], field, f"expected one of {', '.join(choices)}, found {value!r}")
+        raise invalid(op["op"], field, f"expected one of {', '.join(choices)}, found {value!r}")
     return value
 
 
@@ -196,10 +136,10 @@ def _int(op: dict[str, Any], field: str, low: int, high: int, default: int | Non
     value = op.get(field)
     if value is None:
         if default is None:
-            raise _invalid(op["op"], field, "missing")
+            raise invalid(op["op"], field, "missing")
         return default
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _invalid(op["op"], field, f"expected an integer {low}..{high}, found {value!r}")
+        raise invalid(op["op"], field, f"expected an integer {low}..{high}, found {value!r}")
     return value
 
 
@@ -254,13 +194,11 @@ def _key_parts(host: HostState, op: dict[str, Any], key: str, view: str) -> tupl
     try:
         hive, segments = split_key(key, strict=True)
     except KeyPathError as exc:
-        raise _invalid(op["op"], "key", str(exc)) from exc
-    return hive, host_view(hive, ops.default_profile_segments(host, hive, segments), view)
+        raise invalid(op["op"], "key", str(exc)) from exc
+    return hive, host_view(hive, default_profile_segments(host, hive, segments), view)
 
 
 def host_view(hive: str, segments: list[str], view: str) -> list[str]:
-    from .registry import Registry
-
     return Registry.map_view(hive, segments, view)
 
 
@@ -280,7 +218,7 @@ def _write_data(op: dict[str, Any], vtype: str, data: Any) -> Any:
             return data
     if vtype == "REG_BINARY" and isinstance(data, str) and re.fullmatch(r"(?:[0-9a-f]{2})*", data):
         return data
-    raise _invalid(op["op"], "data", f"does not fit the type {vtype}: {data!r}")
+    raise invalid(op["op"], "data", f"does not fit the type {vtype}: {data!r}")
 
 
 def _ensure_key(reg: Registry, hive: str, segments: list[str], key: str) -> tuple[Key, bool]:
@@ -305,7 +243,7 @@ def op_reg_write(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
     name = _str(op, "name")
     vtype = _choice(op, "type", WRITE_REG_TYPES, None)
     if vtype is None:
-        raise _invalid("reg_write", "type", "missing")
+        raise invalid("reg_write", "type", "missing")
     check_write_target(key, name)
     data = _write_data(op, vtype, op.get("data"))
     hive, segments = _key_parts(host, op, key, view)
@@ -360,15 +298,15 @@ def _backup_id(op: dict[str, Any]) -> str:
 def _entries(op: dict[str, Any]) -> list[dict[str, Any]]:
     value = op.get("entries")
     if value is None:
-        raise _invalid("backup_save", "entries", "missing")
+        raise invalid("backup_save", "entries", "missing")
     if not isinstance(value, list) or len(value) > 1000:
-        raise _invalid("backup_save", "entries", "expected a list of at most 1000 objects")
+        raise invalid("backup_save", "entries", "expected a list of at most 1000 objects")
     for entry in value:
         if not isinstance(entry, dict) or entry.get("kind") not in ("reg", "service"):
-            raise _invalid("backup_save", "entries", "each entry needs kind 'reg' or 'service'")
+            raise invalid("backup_save", "entries", "each entry needs kind 'reg' or 'service'")
         target = entry.get("key") if entry["kind"] == "reg" else entry.get("name")
         if not isinstance(target, str):
-            raise _invalid("backup_save", "entries", "a reg entry needs a key, a service entry a name")
+            raise invalid("backup_save", "entries", "a reg entry needs a key, a service entry a name")
     return value
 
 
@@ -396,7 +334,7 @@ def _key_exists(host: HostState, key: str, view: str) -> bool:
         hive, segments = split_key(key, strict=True)
     except KeyPathError:
         return False
-    segments = ops.default_profile_segments(host, hive, segments)
+    segments = default_profile_segments(host, hive, segments)
     return host.registry.lookup(hive, host_view(hive, segments, view)) is not None
 
 
@@ -470,7 +408,7 @@ def op_backup_save(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
         host.backup_folder = {"owner": DEFAULT_OWNER, "reparse_point": False, "acl": list(PROTECTED_ACL),
                               "inherit": False}
     if _find_backup(host, backup_id) is not None:
-        raise _invalid("backup_save", "id", f"a backup with the id '{backup_id}' exists already")
+        raise invalid("backup_save", "id", f"a backup with the id '{backup_id}' exists already")
     missing = _missing_keys(host, entries)
     modified = _file_time(host)
     host.backups.append({"id": backup_id, "saved_at": modified, "entries": entries, "missing_keys": missing,
@@ -518,13 +456,13 @@ def _listen_ports(op: dict[str, Any]) -> list[int]:
         return []
     if not isinstance(value, list) or any(isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 65535
                                           for p in value):
-        raise _invalid("service_set", "listen_ports", f"expected a list of ports 1..65535, found {value!r}")
+        raise invalid("service_set", "listen_ports", f"expected a list of ports 1..65535, found {value!r}")
     return value
 
 
 def _service(host: HostState, name: str) -> tuple[int, Service]:
     if not re.match(r"^[A-Za-z0-9 _.$-]{1,256}$", name):
-        raise _invalid("service_set", "name", "must be a service name")
+        raise invalid("service_set", "name", "must be a service name")
     for index, service in enumerate(host.services):
         if service.name.lower() == name.lower():
             return index, service
@@ -532,7 +470,7 @@ def _service(host: HostState, name: str) -> tuple[int, Service]:
 
 
 def _is_port_service(service: Service) -> bool:
-    return service.display_name.lower() == ops.PORT_SERVICE_DISPLAY_NAME.lower()
+    return service.display_name.lower() == PORT_SERVICE_DISPLAY_NAME.lower()
 
 
 def _stop(host: HostState, service: Service) -> None:
@@ -554,9 +492,6 @@ def _not_settled(host: HostState, service: Service, wanted: str, timeout_ms: int
 
 
 def _start(host: HostState, index: int, service: Service, timeout_ms: int) -> None:
-    from .scenario import service_pid
-    from .state import SYSTEM_USER, Process
-
     if _is_port_service(service) and host.behaviour.get("port_service_start_fails"):
         raise OpError("failed", f"service {service.name} is Stopped, not Running (the service did not respond "
                                 "to the start or control request in a timely fashion)")
@@ -576,7 +511,7 @@ def op_service_set(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
     start_mode = _choice(op, "start_mode", ("auto", "manual", "disabled"), None)
     state = _choice(op, "state", ("started", "stopped", "restarted"), None)
     if state is None:
-        raise _invalid("service_set", "state", "missing")
+        raise invalid("service_set", "state", "missing")
     timeout_ms = _int(op, "timeout_ms", 1000, 120000, 30000)
     _listen_ports(op)
     _int(op, "listen_wait_ms", 0, 120000, 0)  # the emulated service listens at once: nothing to wait for
@@ -626,8 +561,6 @@ def _free_port(host: HostState) -> int:
 
 
 def _new_pid(host: HostState) -> int:
-    from .scenario import PROCESS_PID_BASE
-
     return max([PROCESS_PID_BASE, *(p.pid for p in host.processes)]) + 4
 
 
@@ -650,8 +583,6 @@ def writable_folder_problem(host: HostState, command: str) -> str | None:
     %ProgramData% or a temporary folder, or a folder on its path gives write access to Users,
     Authenticated Users or Everyone (``user_writable_folders``; every other folder is
     administrators-only, as Program Files)."""
-    from .state import ENVIRONMENT
-
     places = [(host.profile_list_folder("ProfilesDirectory") or "C:\\Users", "the user profile folder"),
               (host.profile_list_folder("Public") or "C:\\Users\\Public", "the Public profile folder")]
     places += [(profile["path"], f"the profile folder of {profile['user']}") for profile in host.profiles]
@@ -677,12 +608,10 @@ def _files(host: HostState) -> dict[str, str]:
 
 
 def op_task_run(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
-    from .state import Process
-
     name = _str(op, "name")
     user = _str(op, "user")
-    if not ops.USER_SID.match(user):
-        raise _invalid("task_run", "user", f"must be the SID of a person's account (S-1-5-21-... or S-1-12-1-...), "
+    if not USER_SID.match(user):
+        raise invalid("task_run", "user", f"must be the SID of a person's account (S-1-5-21-... or S-1-12-1-...), "
                                            f"not {user!r}")
     number = _int(op, "session", 1, 65535, None)
     command = _str(op, "command")
@@ -733,10 +662,10 @@ def op_process_stop(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
 def op_file_list(host: HostState, op: dict[str, Any]) -> dict[str, Any]:
     folder = _str(op, "dir")
     pattern = _str(op, "pattern", "*.exe")
-    if not ops.ABSOLUTE_PATH.match(folder):
-        raise _invalid("file_list", "dir", "must be an absolute path")
+    if not ABSOLUTE_PATH.match(folder):
+        raise invalid("file_list", "dir", "must be an absolute path")
     if not re.match(r"^[A-Za-z0-9 _.*?-]{1,64}$", pattern):
-        raise _invalid("file_list", "pattern", "must be a file-name wildcard of letters, digits, space, '_', '.', "
+        raise invalid("file_list", "pattern", "must be a file-name wildcard of letters, digits, space, '_', '.', "
                                                "'-', '*' and '?'")
     wanted = normalise_path(folder).rstrip("\\")
     versions = host.known_files()

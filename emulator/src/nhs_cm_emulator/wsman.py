@@ -21,7 +21,6 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 from xml.sax.saxutils import escape, quoteattr
 
 NS_SOAP = "http://www.w3.org/2003/05/soap-envelope"
@@ -75,16 +74,12 @@ CODE_INTERNAL_ERROR = 1359  # ERROR_INTERNAL_ERROR
 CODE_PIPE_CLOSING = 232  # ERROR_NO_DATA
 
 
-class Host(Protocol):
-    """What WinRS needs of an emulated host."""
-
-    name: str
-
-    def execute(self, command: str, arguments: list[str], stdin: bytes) -> tuple[bytes, bytes, int]: ...
+#: Runs one command on the emulated host: (command, arguments, stdin) -> (stdout, stderr, exit code).
+RunCommand = Callable[[str, list[str], bytes], tuple[bytes, bytes, int]]
 
 
 class LostAnswer(Exception):
-    """Raised by ``Host.execute`` when the command ran (its changes are made) but its answer must
+    """Raised by a ``RunCommand`` when the command ran (its changes are made) but its answer must
     never reach the client: the Receive that would carry it is answered by closing the connection
     without a response (a fault behaviour, emulator/README.md)."""
 
@@ -223,8 +218,9 @@ class Reply:
 class WinRS:
     """The shells of one emulated host."""
 
-    def __init__(self, host: Host, endpoint_url: str) -> None:
-        self._host = host
+    def __init__(self, host_name: str, endpoint_url: str, run: RunCommand) -> None:
+        self._host_name = host_name
+        self._run_command = run
         self._endpoint_url = endpoint_url
         self._shells: dict[str, Shell] = {}
         self._lock = threading.Lock()
@@ -238,11 +234,11 @@ class WinRS:
         try:
             request = parse_request(text)
         except WSManFault as fault:
-            return Reply("Invalid", 500, fault.envelope(None, self._host.name))
+            return Reply("Invalid", 500, fault.envelope(None, self._host_name))
         try:
             body = self._dispatch(request, user)
         except WSManFault as fault:
-            return Reply(request.name, 500, fault.envelope(request.message_id, self._host.name))
+            return Reply(request.name, 500, fault.envelope(request.message_id, self._host_name))
         except _HangUp:
             return Reply(request.name, 0, b"", hang_up=True)
         return Reply(request.name, 200, envelope(_RESPONSE_ACTIONS[request.name], request.message_id, body))
@@ -372,12 +368,12 @@ class WinRS:
 
     def _start(self, command: Command) -> None:
         """Run the command in a thread of its own (once: its input is complete)."""
-        name = f"nhs-cm-emulator-command-{self._host.name}"
+        name = f"nhs-cm-emulator-command-{self._host_name}"
         threading.Thread(target=self._run, args=(command,), name=name, daemon=True).start()
 
     def _run(self, command: Command) -> None:
         try:
-            command.result = self._host.execute(command.command, command.arguments, b"".join(command.stdin))
+            command.result = self._run_command(command.command, command.arguments, b"".join(command.stdin))
         except LostAnswer as lost:
             command.result, command.lost = lost.result, True
         except Exception as exc:  # a bug in the host model: reported on the Receive
