@@ -321,9 +321,9 @@ def call_composition() -> dict[str, int]:
         sys.path.insert(0, collections)
     from ansible.plugins.shell.powershell import ShellModule
 
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils import _protocol
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._facts import plan_reads
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner_action import runner_text
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import plan_reads
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as _protocol
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import runner_text
 
     ops = plan_reads(None)
     names = frozenset(op["op"] for op in ops)

@@ -286,7 +286,7 @@ def test_the_host_codes_allow_list_lets_every_planned_value_through() -> None:
     # The safety net on the host (writes.ps1; the emulator's write_ops.py holds the same patterns,
     # emulator/tests/test_write_ops.py checks that) must never refuse what a role plans.
     # The emulator is not in ansible-test's units environment (make units); make test's run has it.
-    ops = pytest.importorskip("nhs_cm_emulator.ops")  # first: it loads write_ops (issue 18 undoes that circle)
+    ops = pytest.importorskip("nhs_cm_emulator.ops")
     from nhs_cm_emulator import write_ops
 
     assert ops.HANDLERS

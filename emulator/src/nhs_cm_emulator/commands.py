@@ -6,7 +6,7 @@ What is understood:
   (``Set-StrictMode -Version Latest`` first, the ``If (-not $?) {...}`` exit-code guard last,
   the console-encoding ``try {...} catch {}``) is removed before the script is matched.
 - The runner bootstrap: a script containing the line ``# NHS-CM-BOOTSTRAP v1``. As the real
-  bootstrap (``BOOTSTRAP`` in plugins/plugin_utils/_protocol.py) reads standard input with
+  bootstrap (``BOOTSTRAP`` in plugins/plugin_utils/_runner/protocol.py) reads standard input with
   ``@($input) -join "`n"``, its lines are re-joined with ``\\n`` (CRLF input works) and the text
   is split at the first ``\\n\\0\\0\\0\\0\\n``. Standard input that is one line of base64 (the
   default of ``build_stdin``) is gunzipped first, as the bootstrap does. With no separator the reply is

@@ -1,7 +1,7 @@
 """The runner's operation contract as the emulator answers it: the protocol number, the error
 kinds, each operation's request and reply fields, and which operations write.
 
-The source is the collection's plugins/plugin_utils/_protocol.py (docs/runner-protocol.md);
+The source is the collection's plugins/plugin_utils/_runner/protocol.py (docs/runner-protocol.md);
 emulator/tests/test_commands.py checks that these tables are the same, and emulator/tests/test_ops.py
 that every operation here has a handler (read_ops.py or write_ops.py, joined in ops.py). This
 module imports nothing of the emulator, so the scenario checker (``behaviour.slow_ops`` names
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 PROTOCOL = 1
 RUNNER = "nhs_cm"
-#: The start of a compressed reply line (REPLY_GZIP_PREFIX of the collection's _protocol.py).
+#: The start of a compressed reply line (REPLY_GZIP_PREFIX of the collection's _runner/protocol.py).
 REPLY_GZIP_PREFIX = b"NHS-CM-GZIP:"
 ERROR_KINDS = ("access_denied", "not_found", "invalid_request", "timeout", "failed", "forbidden", "skipped",
                "busy")

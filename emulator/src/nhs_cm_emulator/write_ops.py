@@ -5,7 +5,7 @@ joins it with read_ops.HANDLERS, runs a whole request (``write_errors: stop``) a
 ``count_write`` after each write that succeeded.
 
 The write allow-list is the runner's (``$WriteKeyPatterns``, ``$DeleteKeyPatterns``, ... in
-plugins/plugin_utils/nhs_cm_runner.ps1), pattern for pattern: the same targets are refused
+plugins/plugin_utils/_runner/writes.ps1), pattern for pattern: the same targets are refused
 with ``forbidden`` in the same order of checks, whatever the request asks.
 
 Behaviour (``behaviour`` of the scenario format, emulator/README.md):
