@@ -33,15 +33,12 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import guard_subclass
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.assembly import join_runner
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.connection_errors import describe
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
-    BOOTSTRAP,
-    RUNNER_FILES,
-    RunnerError,
-    build_stdin,
-    join_runner,
-    parse_reply,
-)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.operations import RUNNER_FILES
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import BOOTSTRAP, RunnerError
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.reply import parse_reply
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import build_stdin
 
 
 class WriteUnconfirmed(RunnerError):
