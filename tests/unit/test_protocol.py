@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import gzip
 import json
@@ -63,6 +64,32 @@ def _reply(results: list[dict] | str, **top: object) -> str:
 
 
 # -- the table --------------------------------------------------------------------------------
+
+#: The Python modules of the runner's protocol and the ones each imports (docs/runner-protocol.md):
+#: one way, from the names to the tables to what builds a request or reads a reply.
+RUNNER_MODULES = {
+    "protocol": set(),
+    "operations": set(),
+    "assembly": {"protocol", "operations"},
+    "request": {"protocol", "operations", "assembly"},
+    "reply": {"protocol", "operations"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(RUNNER_MODULES))
+def test_the_protocol_modules_import_one_way(name: str) -> None:
+    package = "ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner"
+    tree = ast.parse((RUNNER_DIR / f"{name}.py").read_text(encoding="utf-8"))
+    imported = {node.module.rsplit(".", 1)[-1] for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(f"{package}.")}
+    whole = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+             and node.module == package for alias in node.names}
+    assert imported | whole == RUNNER_MODULES[name], f"_runner/{name}.py imports {sorted(imported | whole)}"
+    inner = [node.lineno for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+             for child in ast.walk(node) if isinstance(child, ast.ImportFrom) and child.module
+             and child.module.startswith("ansible_collections.")]
+    assert not inner, f"_runner/{name}.py imports the collection inside functions (lines {inner})"
+
 
 def test_operations_cover_the_documented_ops() -> None:
     assert set(OPERATIONS) == {"reg_read", "process_list", "service_query", "tcp_listeners", "http_get",
