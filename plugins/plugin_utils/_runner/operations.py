@@ -392,6 +392,5 @@ RUNNER_SECTIONS: dict[str, tuple[str, ...]] = {
 SERVICE_STATES = ("running", "stopped", "start_pending", "stop_pending", "continue_pending",
                   "pause_pending", "paused", "unknown")
 SERVICE_START_MODES = ("auto", "manual", "disabled", "boot", "system")
-SESSION_STATES = ("active", "disconnected", "other")
 #: The values of ``scope`` in the settings of a ``gpo_registry_settings`` reply.
 GPO_SCOPES = ("machine", "user")
