@@ -3,7 +3,7 @@
 
 """Base class of the collection's action plugins: send the runner, get one result per op.
 
-``RunnerAction.run_ops(ops)`` sends ONE WinRM command: the bootstrap of ``_protocol.BOOTSTRAP``
+``RunnerAction.run_ops(ops)`` sends ONE WinRM command: the bootstrap ``protocol.BOOTSTRAP``
 encoded on the command line, and the runner plus the request JSON on standard input. It is the
 way ``ansible.windows.win_reboot`` runs its scripts (``_shell._encode_script`` then
 ``_low_level_execute_command``); ansible's connection plugin sees the encoded prefix and does
