@@ -322,20 +322,22 @@ def call_composition() -> dict[str, int]:
     from ansible.plugins.shell.powershell import ShellModule
 
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import plan_reads
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as _protocol
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import request
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import runner_text
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.assembly import runner_for_ops
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import BOOTSTRAP
 
     ops = plan_reads(None)
     names = frozenset(op["op"] for op in ops)
-    head, packer = _protocol._packed_runner(runner_text(), names)
-    command = ShellModule()._encode_script(_protocol.BOOTSTRAP, as_list=False, strict_mode=False, preserve_rc=False)
-    stdin = _protocol.build_stdin(runner_text(), ops)
+    head, packer = request._packed_runner(runner_text(), names)
+    command = ShellModule()._encode_script(BOOTSTRAP, as_list=False, strict_mode=False, preserve_rc=False)
+    stdin = request.build_stdin(runner_text(), ops)
     return {"command_chars": len(command),
             "stdin_base64_chars": len(stdin),
             "stdin_gzip_bytes": len(base64.b64decode(stdin)),
             "runner_base64_chars": len(base64.b64encode(head + packer.copy().flush())),
-            "runner_text_chars": len(_protocol.runner_for_ops(runner_text(), names)),
-            "request_json_chars": len(_protocol.build_request(_protocol.validate_ops(ops)))}
+            "runner_text_chars": len(runner_for_ops(runner_text(), names)),
+            "request_json_chars": len(request.build_request(request.validate_ops(ops)))}
 
 
 def wsman_base64(chars: int) -> int:

@@ -19,11 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / ".collections"))
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import facts as _facts  # noqa: E402
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as _protocol  # noqa: E402
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import (  # noqa: E402
     RUNNER_DIR,
     runner_text,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.assembly import runner_for_ops  # noqa: E402
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.operations import RUNNER_FILES  # noqa: E402
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import BOOTSTRAP  # noqa: E402
 
 DOC = ROOT / "docs" / "security.md"
 BEGIN = "<!-- runner-hashes:begin -->"
@@ -37,13 +39,13 @@ def _sha(text: str) -> str:
 def table() -> str:
     """The Markdown table of hashes."""
     rows = [f"| `_runner/{name}` | {len((RUNNER_DIR / name).read_text(encoding='utf-8').splitlines())} | "
-            f"`{_sha((RUNNER_DIR / name).read_text(encoding='utf-8'))}` |" for name in _protocol.RUNNER_FILES]
+            f"`{_sha((RUNNER_DIR / name).read_text(encoding='utf-8'))}` |" for name in RUNNER_FILES]
     joined = runner_text()
-    reads = _protocol.runner_for_ops(joined, frozenset(op["op"] for op in _facts.plan_reads()))
+    reads = runner_for_ops(joined, frozenset(op["op"] for op in _facts.plan_reads()))
     rows.append(f"| all files joined (`runner_text()`) | {len(joined.splitlines())} | `{_sha(joined)}` |")
     rows.append(f"| what diagnose sends (default options) | {len(reads.splitlines())} | `{_sha(reads)}` |")
-    rows.append(f"| the bootstrap (`BOOTSTRAP`, on the command line) | {len(_protocol.BOOTSTRAP.splitlines())} | "
-                f"`{_sha(_protocol.BOOTSTRAP)}` |")
+    rows.append(f"| the bootstrap (`BOOTSTRAP`, on the command line) | {len(BOOTSTRAP.splitlines())} | "
+                f"`{_sha(BOOTSTRAP)}` |")
     return "\n".join(["| text | lines | SHA-256 (UTF-8) |", "|---|---:|---|", *rows])
 
 

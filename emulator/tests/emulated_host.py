@@ -2,21 +2,21 @@
 
 ``host_from(text, source)`` is the first host of a scenario written in the test, and
 ``run_op(host, **op)`` is the result of one runner operation on it, as ``ops.handle_request``
-answers a request of that one op. ``collection_protocol()`` is the collection's
-``plugins/plugin_utils/_runner/protocol.py`` (``build_stdin``, ``parse_reply``, ``BOOTSTRAP``), and
-``runner_command(protocol)`` the command line ansible sends for it; ``runner_stdin(protocol, ops)``
-its standard input.
+answers a request of that one op. ``collection_protocol()`` is the collection's runner protocol,
+taken from the modules of ``plugins/plugin_utils/_runner/`` (``BOOTSTRAP``, ``OPERATIONS``,
+``build_stdin``, ``parse_reply``, ...), and ``runner_command(protocol)`` the command line ansible
+sends for it; ``runner_stdin(protocol, ops)`` its standard input.
 """
 
 from __future__ import annotations
 
 import base64
 import gzip
-import importlib.util
+import importlib
 import json
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import SimpleNamespace
 from typing import Any
 
 from nhs_cm_emulator import commands, ops
@@ -24,7 +24,16 @@ from nhs_cm_emulator.scenario import parse_document, parse_text
 from nhs_cm_emulator.state import HostState
 
 ROOT = Path(__file__).resolve().parents[2]
-PROTOCOL_PY = ROOT / "plugins" / "plugin_utils" / "_runner" / "protocol.py"
+#: The collection's runner package, and the names the emulator's tests use from each of its modules.
+RUNNER_PACKAGE = "ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner"
+PROTOCOL_NAMES: dict[str, tuple[str, ...]] = {
+    "protocol": ("PROTOCOL", "RUNNER_NAME", "RUNNER_MARKER", "BOOTSTRAP_MARKER", "REPLY_GZIP_PREFIX", "ERROR_KINDS",
+                 "USER_SID_PATTERN", "BOOTSTRAP", "RunnerError", "CleanupError"),
+    "operations": ("OPERATIONS", "RUNNER_FILES", "SERVICE_STATES", "SERVICE_START_MODES"),
+    "assembly": ("join_runner", "runner_for_ops"),
+    "request": ("build_stdin",),
+    "reply": ("parse_reply",),
+}
 RUNNER_DIR = ROOT / "plugins" / "plugin_utils" / "_runner"
 
 
@@ -44,20 +53,22 @@ def run_op(host: HostState, **op: Any) -> dict[str, Any]:
     return reply["results"][0]
 
 
-def collection_protocol() -> ModuleType:
-    """The collection's _protocol.py. It imports the collection's _memo: the checkout's .collections
-    link (`make install`) makes ansible_collections.nhs_cm.remediation importable."""
+def collection_protocol() -> SimpleNamespace:
+    """The collection's runner protocol: ``PROTOCOL_NAMES``, each from its module of the collection's
+    ``_runner`` package. The tests may import the collection (the emulator's own code never does):
+    the checkout's .collections link (`make install`) makes ansible_collections.nhs_cm.remediation
+    importable when these tests run alone."""
     collections = str(ROOT / ".collections")
     if (ROOT / ".collections").is_dir() and collections not in sys.path:
         sys.path.append(collections)
-    spec = importlib.util.spec_from_file_location("nhs_cm_protocol_for_tests", PROTOCOL_PY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    names: dict[str, Any] = {}
+    for module_name, wanted in PROTOCOL_NAMES.items():
+        module = importlib.import_module(f"{RUNNER_PACKAGE}.{module_name}")
+        names.update((name, getattr(module, name)) for name in wanted)
+    return SimpleNamespace(**names)
 
 
-def runner_command(protocol: ModuleType) -> tuple[str, list[str]]:
+def runner_command(protocol: SimpleNamespace) -> tuple[str, list[str]]:
     """The runner's command line as ansible-core 2.19 sends it: (program, [arguments joined])."""
     from ansible.plugins.shell.powershell import ShellModule
 
@@ -66,18 +77,18 @@ def runner_command(protocol: ModuleType) -> tuple[str, list[str]]:
     return program, [rest]
 
 
-def runner_stdin(protocol: ModuleType, op_list: list[dict[str, Any]], **options: Any) -> bytes:
+def runner_stdin(protocol: SimpleNamespace, op_list: list[dict[str, Any]], **options: Any) -> bytes:
     """The runner's standard input for ``op_list`` (build_stdin: validated by the collection)."""
     return protocol.build_stdin(runner_text(protocol), op_list, **options)
 
 
-def runner_text(protocol: ModuleType) -> str:
+def runner_text(protocol: SimpleNamespace) -> str:
     """The collection's host code, joined as the controller sends it (RUNNER_FILES)."""
     files = [(name, (RUNNER_DIR / name).read_text(encoding="utf-8")) for name in protocol.RUNNER_FILES]
     return protocol.join_runner(files)
 
 
-def run_runner(host: HostState, protocol: ModuleType, op_list: list[dict[str, Any]],
+def run_runner(host: HostState, protocol: SimpleNamespace, op_list: list[dict[str, Any]],
                **options: Any) -> tuple[dict[str, Any], int]:
     """One runner command on ``host`` as the collection sends it: (reply JSON, exit code)."""
     stdout, stderr, code = commands.execute(host, *runner_command(protocol), runner_stdin(protocol, op_list, **options))

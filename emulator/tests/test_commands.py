@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import base64
 import gzip
-import importlib.util
 import json
-import sys
 import typing as t
 from pathlib import Path
-from types import ModuleType
+from types import SimpleNamespace
 
 import pytest
 from ansible.plugins.shell.powershell import ShellModule
-from emulated_host import runner_text
+from emulated_host import collection_protocol, runner_text
 
 from nhs_cm_emulator import commands, ops, read_ops, scenario
 from nhs_cm_emulator.scenario import parse_document, parse_text
@@ -31,7 +29,6 @@ RUNNER = "# NHS-CM-RUNNER v1\nparam([string]$RequestJson)\n# ... the real runner
 REQUEST = {"protocol": 1, "ops": [{"op": "os_info"}, {"op": "reg_read", "key": "HKCU\\Software"}]}
 SHELL = ShellModule()
 ROOT = Path(__file__).resolve().parents[2]
-PROTOCOL_PY = ROOT / "plugins" / "plugin_utils" / "_runner" / "protocol.py"
 RUNNER_DIR = ROOT / "plugins" / "plugin_utils" / "_runner"
 
 
@@ -255,19 +252,11 @@ def test_strip_ansible_wrapping() -> None:
     assert commands.strip_ansible_wrapping(lines) == ["echo x"]
 
 
-# -- the contract with the collection (plugins/plugin_utils/_runner/protocol.py) -----------------------
+# -- the contract with the collection (plugins/plugin_utils/_runner/*.py) -------------------------------
 
-def _protocol() -> ModuleType:
-    # _protocol.py imports the collection's _memo: the checkout's .collections link (`make
-    # install`) makes ansible_collections.nhs_cm.remediation importable when these tests run alone.
-    collections = str(ROOT / ".collections")
-    if (ROOT / ".collections").is_dir() and collections not in sys.path:
-        sys.path.append(collections)
-    spec = importlib.util.spec_from_file_location("nhs_cm_protocol_under_test", PROTOCOL_PY)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _protocol() -> SimpleNamespace:
+    """The collection's runner protocol (``emulated_host.collection_protocol``)."""
+    return collection_protocol()
 
 
 def _runner_text() -> str:

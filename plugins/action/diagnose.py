@@ -37,11 +37,9 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import RunnerAction, runner_text
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
-    OPERATIONS,
-    ProtocolError,
-    build_stdin,
-)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.operations import OPERATIONS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import ProtocolError
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import build_stdin
 
 _TIMEOUT = OPERATIONS["http_get"]["request"]["timeout_ms"]
 

@@ -19,11 +19,9 @@ from nhs_cm_emulator.state import HostState
 sys.path.insert(0, str(ROOT / ".collections"))
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate import changes
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import runner_text
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
-    BOOTSTRAP,
-    build_stdin,
-    parse_reply,
-)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import BOOTSTRAP
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.reply import parse_reply
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import build_stdin
 
 HOST = "intranet-default-profile"
 ZONE_IDS = {"INTRANET_AUTODETECT_ON", "INTRANET_LOCAL_SITES_OFF", "INTRANET_PROXY_BYPASS_OFF", "INTRANET_UNC_OFF",

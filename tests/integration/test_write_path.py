@@ -20,11 +20,9 @@ from nhs_cm_emulator.state import HostState
 sys.path.insert(0, str(ROOT / ".collections"))
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate import changes
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import runner_text
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
-    BOOTSTRAP,
-    build_stdin,
-    parse_reply,
-)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import BOOTSTRAP
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.reply import parse_reply
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import build_stdin
 
 SID = "S-1-5-21-1004336348-1177238915-682003330-1001"
 EDGE = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge"

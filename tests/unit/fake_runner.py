@@ -21,7 +21,7 @@ import typing as t
 
 from ansible.plugins.shell.powershell import ShellModule as PowerShell
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import split_stdin
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import split_stdin
 
 Answer = t.Callable[[dict[str, t.Any]], dict[str, t.Any]]
 

@@ -24,7 +24,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.chan
     verify_values,
     write_request,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import validate_ops
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import validate_ops
 
 EDGE = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge"
 ALLOW = EDGE + "\\CookiesAllowedForUrls"

@@ -27,7 +27,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cm_s
     resolve_ia_executable,
     started_problems,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import validate_ops
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import validate_ops
 
 CM_DIR = "C:\\Program Files (x86)\\NHS Digital\\NHS Credential Management\\"
 CM_EXE = CM_DIR + "NHSCredentialManagement.exe"

@@ -22,11 +22,9 @@ from ansible.plugins.shell.sh import ShellModule as Sh
 from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import ARGUMENT_SPEC, ActionModule
 from ansible_collections.nhs_cm.remediation.plugins.modules import diagnose as module_doc
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import runner_text
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
-    BOOTSTRAP,
-    runner_for_ops,
-    split_stdin,
-)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.assembly import runner_for_ops
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import BOOTSTRAP, RequestError
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import split_stdin
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RAISES = {"AnsibleConnectionFailure": AnsibleConnectionFailure, "TimeoutError": TimeoutError}
@@ -112,10 +110,10 @@ def test_the_facts_are_returned_only_when_asked() -> None:
 def _clear_diagnose_caches() -> None:
     from ansible_collections.nhs_cm.remediation.plugins.action import diagnose as action
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import facts as _facts
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as _protocol
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import request as _request
 
-    _protocol._packed_runner.cache_clear()
-    _protocol._build_stdin.cache_clear()
+    _request._packed_runner.cache_clear()
+    _request._build_stdin.cache_clear()
     _facts._plan.cache_clear()
     _facts._labels.cache_clear()
     action._validate_options.cache_clear()
@@ -125,20 +123,20 @@ def test_the_default_request_is_prepared_once_before_ansible_forks_the_workers(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from ansible_collections.nhs_cm.remediation.plugins.action import diagnose as action
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import facts as _facts
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as _protocol
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import request as _request
 
     _clear_diagnose_caches()
     assert action.prepare_before_fork() is True  # what importing the plugin did in ansible's main process
-    assert _protocol._packed_runner.cache_info().misses == 1
+    assert _request._packed_runner.cache_info().misses == 1
     validated: list[int] = []
-    monkeypatch.setattr(_protocol, "validate_ops", lambda ops: validated.append(len(ops)) or ops)
+    monkeypatch.setattr(_request, "validate_ops", lambda ops: validated.append(len(ops)) or ops)
     # The audit playbook passes the defaults explicitly: the same as not passing them.
     _result, connection = diagnose("healthy_win10", {"cm_required": True, "cm_process_names": [],
                                                      "include_offline_profiles": False})
     assert len(connection.calls) == 1
-    assert _protocol._packed_runner.cache_info().misses == 1, "a worker would compress the runner again"
+    assert _request._packed_runner.cache_info().misses == 1, "a worker would compress the runner again"
     assert validated == [], "a worker would validate the operations again"
-    assert _protocol._build_stdin.cache_info().misses == 1, "a worker would build stdin again"
+    assert _request._build_stdin.cache_info().misses == 1, "a worker would build stdin again"
     assert _facts._plan.cache_info().misses == 1, "a worker would plan the reads again"
     assert action._validate_options.cache_info().misses == 1, "a worker would validate the options again"
     _clear_diagnose_caches()
@@ -147,7 +145,7 @@ def test_the_default_request_is_prepared_once_before_ansible_forks_the_workers(
 def test_cached_options_reads_and_stdin_are_the_same_as_fresh_ones() -> None:
     from ansible_collections.nhs_cm.remediation.plugins.action import diagnose as action
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import facts as _facts
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as _protocol
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import request as _request
 
     args = {"prs_ports": [43487], "ers_report": "NHS Credential Management is running on port 55000 and is not "
             "connected", "probe_timeout_ms": 500}
@@ -155,7 +153,7 @@ def test_cached_options_reads_and_stdin_are_the_same_as_fresh_ones() -> None:
     first, error = action.validate_options(args)
     assert error is None and first is not None
     reads = _facts.plan_reads(first)
-    stdin = _protocol.build_stdin(runner_text(), reads)
+    stdin = _request.build_stdin(runner_text(), reads)
     first["prs_ports"].append(1)  # a caller changing what it got back changes nothing cached
     reads[0]["key"] = "HKLM\\SOFTWARE\\Elsewhere"
     again, _error = action.validate_options(dict(args))
@@ -164,10 +162,10 @@ def test_cached_options_reads_and_stdin_are_the_same_as_fresh_ones() -> None:
     assert _facts.plan_reads(again) == [op for _label, op in fresh]
     assert [op["op"] for op in _facts.plan_reads(again)].count("http_get") == 1
     assert any(op.get("ports") == [43487, 55000] for op in _facts.plan_reads(again)), "the report's port"
-    assert _protocol.build_stdin(runner_text(), _facts.plan_reads(again)) == stdin
+    assert _request.build_stdin(runner_text(), _facts.plan_reads(again)) == stdin
     assert action.validate_options({"prs_ports": [0]}) == (None, "prs_ports must hold ports from 1 to 65535, not 0")
-    with pytest.raises(_protocol.RequestError, match="ops\\[0\\]"):
-        _protocol.build_stdin(runner_text(), [{"op": "reg_read", "key": "HKLM\\X", "depth": "deep"}])
+    with pytest.raises(RequestError, match="ops\\[0\\]"):
+        _request.build_stdin(runner_text(), [{"op": "reg_read", "key": "HKLM\\X", "depth": "deep"}])
     _clear_diagnose_caches()
 
 

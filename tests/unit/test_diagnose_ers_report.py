@@ -13,7 +13,7 @@ from nhs_cm_hostsim import answer, healthy_host, sz, with_identity_agent
 
 from ansible_collections.nhs_cm.remediation.plugins.action import diagnose as diagnose_action
 from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import ActionModule
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import split_stdin
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import split_stdin
 
 FAULT2 = "NHS Identity Hub/Credential Management (v1.4.2.0) is running on port 43485 but is not connected"
 FAULT4 = "A Windows Security box keeps popping up in e-RS"

@@ -14,12 +14,19 @@ import zlib
 
 import pytest
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as P
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.operations import OPERATIONS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
-    OPERATIONS,
+    REPLY_GZIP_PREFIX,
     CleanupError,
     RunnerError,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.reply import (
+    _INFLATE_PIECE,
+    REPLY_MAX_BYTES,
+    REPLY_TYPES,
     parse_reply,
+    replace_surrogates,
+    type_matches,
 )
 
 MIB = 1024 * 1024
@@ -30,7 +37,7 @@ def _reply(results: list[t.Any], **top: t.Any) -> str:
 
 
 def _packed(data: bytes) -> str:
-    return P.REPLY_GZIP_PREFIX + base64.b64encode(data).decode("ascii")
+    return REPLY_GZIP_PREFIX + base64.b64encode(data).decode("ascii")
 
 
 def _bomb(mebibytes: int, level: int = 9) -> bytes:
@@ -74,12 +81,12 @@ def test_a_compressed_reply_is_unpacked_a_piece_at_a_time() -> None:
 
 
 def test_a_reply_up_to_the_limit_is_unpacked() -> None:
-    assert P.REPLY_MAX_BYTES == 64 * MIB
+    assert REPLY_MAX_BYTES == 64 * MIB
     reply = _reply([], pad=" " * (2 * MIB))
     assert parse_reply(_packed(gzip.compress(reply.encode())), "", 0, []) == []
 
 
-@pytest.mark.parametrize("size", [P._INFLATE_PIECE, 2 * P._INFLATE_PIECE, P._INFLATE_PIECE + 1])
+@pytest.mark.parametrize("size", [_INFLATE_PIECE, 2 * _INFLATE_PIECE, _INFLATE_PIECE + 1])
 def test_a_reply_of_a_whole_number_of_pieces_is_unpacked(size: int) -> None:
     head = _reply([], pad="")[:-2]  # ..."pad": "
     reply = head + " " * (size - len(head) - 2) + '"}'
@@ -155,16 +162,16 @@ def valid_result(name: str) -> dict[str, t.Any]:
 
 
 def _wrong(spec: str) -> t.Any:
-    return next(value for value in WRONG if not P.type_matches(spec, value))
+    return next(value for value in WRONG if not type_matches(spec, value))
 
 
 def test_every_declared_reply_type_is_known_to_the_checks() -> None:
     for name, op in OPERATIONS.items():
         for field, spec in op["reply"].items():
-            assert all(part in P.REPLY_TYPES for part in spec["type"].split("|")), (name, field)
+            assert all(part in REPLY_TYPES for part in spec["type"].split("|")), (name, field)
             items = spec.get("items")
             specs = [items] if isinstance(items, str) else list((items or {}).values())
-            assert all(part in P.REPLY_TYPES for item in specs for part in item.split("|")), (name, field)
+            assert all(part in REPLY_TYPES for item in specs for part in item.split("|")), (name, field)
 
 
 @pytest.mark.parametrize("name", sorted(OPERATIONS))
@@ -345,7 +352,7 @@ def test_replace_surrogates_walks_without_recursion() -> None:
     deep: list[t.Any] = ["\ud800"]
     for _round in range(50000):
         deep = [deep]
-    P.replace_surrogates(deep)
+    replace_surrogates(deep)
     inner = deep
     while isinstance(inner[0], list):
         inner = inner[0]

@@ -22,8 +22,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protoco
     RUNNER_NAME,
     ProtocolError,
     RunnerError,
-    parse_reply,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.reply import parse_reply
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import gzip
 import json
 import re
 import typing as t
-from pathlib import Path
 
 import pytest
 from ansible.plugins.shell.powershell import ShellModule
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as P
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import runner_text
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import RUNNER_DIR, runner_text
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.assembly import (
+    assemble_runner,
+    join_runner,
+    runner_for_ops,
+    sections_for,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.operations import OPERATIONS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
     BOOTSTRAP,
-    OPERATIONS,
+    BOOTSTRAP_MARKER,
+    REPLY_GZIP_PREFIX,
+    RUNNER_MARKER,
     RequestError,
     RunnerError,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.reply import decode_stderr, parse_reply
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import (
+    _packed_runner,
+    build_request,
     build_stdin,
-    decode_stderr,
-    parse_reply,
     split_stdin,
     validate_ops,
 )
@@ -53,6 +64,32 @@ def _reply(results: list[dict] | str, **top: object) -> str:
 
 
 # -- the table --------------------------------------------------------------------------------
+
+#: The Python modules of the runner's protocol and the ones each imports (docs/runner-protocol.md):
+#: one way, from the names to the tables to what builds a request or reads a reply.
+RUNNER_MODULES = {
+    "protocol": set(),
+    "operations": set(),
+    "assembly": {"protocol", "operations"},
+    "request": {"protocol", "operations", "assembly"},
+    "reply": {"protocol", "operations"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(RUNNER_MODULES))
+def test_the_protocol_modules_import_one_way(name: str) -> None:
+    package = "ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner"
+    tree = ast.parse((RUNNER_DIR / f"{name}.py").read_text(encoding="utf-8"))
+    imported = {node.module.rsplit(".", 1)[-1] for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(f"{package}.")}
+    whole = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+             and node.module == package for alias in node.names}
+    assert imported | whole == RUNNER_MODULES[name], f"_runner/{name}.py imports {sorted(imported | whole)}"
+    inner = [node.lineno for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+             for child in ast.walk(node) if isinstance(child, ast.ImportFrom) and child.module
+             and child.module.startswith("ansible_collections.")]
+    assert not inner, f"_runner/{name}.py imports the collection inside functions (lines {inner})"
+
 
 def test_operations_cover_the_documented_ops() -> None:
     assert set(OPERATIONS) == {"reg_read", "process_list", "service_query", "tcp_listeners", "http_get",
@@ -180,7 +217,7 @@ def test_bootstrap_command_line_is_far_below_the_cmd_exe_limit() -> None:
 
 
 def test_the_protocol_doc_gives_the_command_lines_length() -> None:
-    doc = Path(P.__file__).parents[3].joinpath("docs", "runner-protocol.md").read_text(encoding="utf-8")
+    doc = RUNNER_DIR.parents[2].joinpath("docs", "runner-protocol.md").read_text(encoding="utf-8")
     assert f"{len(_command()):,} characters once encoded" in doc
 
 
@@ -189,7 +226,7 @@ def test_bootstrap_command_is_not_encoded_again_by_the_winrm_connection() -> Non
     command = _command()
     assert command.startswith(prefix)
     script = base64.b64decode(command.split(" ")[-1]).decode("utf-16-le")
-    assert script.splitlines()[0] == P.BOOTSTRAP_MARKER
+    assert script.splitlines()[0] == BOOTSTRAP_MARKER
 
 
 def test_bootstrap_checks_the_language_mode_before_it_calls_dotnet() -> None:
@@ -220,8 +257,8 @@ def test_stdin_is_runner_separator_request() -> None:
 
 def test_the_reply_is_asked_compressed_unless_told_otherwise() -> None:
     ops = [{"op": "os_info"}]
-    assert json.loads(P.build_request(ops)) == {"protocol": 1, "ops": ops, "compress": True}
-    assert json.loads(P.build_request(ops, compress_reply=False)) == {"protocol": 1, "ops": ops}
+    assert json.loads(build_request(ops)) == {"protocol": 1, "ops": ops, "compress": True}
+    assert json.loads(build_request(ops, compress_reply=False)) == {"protocol": 1, "ops": ops}
     assert split_stdin(build_stdin(RUNNER, ops, compress_reply=False))[1] == {"protocol": 1, "ops": ops}
 
 
@@ -233,7 +270,7 @@ def test_stdin_is_sent_gzipped_in_base64_by_default() -> None:
     assert re.fullmatch(rb"[A-Za-z0-9+/]+=*", stdin), "one line of base64, as the bootstrap expects"
     assert gzip.decompress(base64.b64decode(stdin)) == plain
     assert len(stdin) < len(plain) / 2, "the runner travels compressed"
-    sent = P.runner_for_ops(runner, frozenset({"os_info", "process_list"}))
+    sent = runner_for_ops(runner, frozenset({"os_info", "process_list"}))
     request = {"protocol": 1, "ops": validate_ops(ops), "compress": True}
     assert split_stdin(stdin) == split_stdin(plain) == (sent, request)
 
@@ -242,19 +279,19 @@ def test_each_call_compresses_only_its_request() -> None:
     first = [{"op": "reg_read", "key": "HKLM\\SOFTWARE\\A"}]
     second = [{"op": "reg_read", "key": "HKLM\\SOFTWARE\\B", "depth": 2}]
     runner = FULL_RUNNER + "\n"  # a text of its own: a fresh cache entry
-    hits = P._packed_runner.cache_info().hits
+    hits = _packed_runner.cache_info().hits
     assert split_stdin(build_stdin(runner, first))[1]["ops"] == validate_ops(first)
     assert split_stdin(build_stdin(runner, second))[1]["ops"] == validate_ops(second)
-    assert P._packed_runner.cache_info().hits == hits + 1, "the compressed runner is built once per op set"
+    assert _packed_runner.cache_info().hits == hits + 1, "the compressed runner is built once per op set"
 
 
 def _runner_of(names: set[str]) -> str:
-    return P.runner_for_ops(FULL_RUNNER, frozenset(names))
+    return runner_for_ops(FULL_RUNNER, frozenset(names))
 
 
 def test_a_read_request_carries_no_write_code() -> None:
     reads = _runner_of({"reg_read", "process_list", "os_info", "user_hives_read"})
-    assert reads.splitlines()[0] == P.RUNNER_MARKER
+    assert reads.splitlines()[0] == RUNNER_MARKER
     for absent in ("function Assert-WriteTarget", "$WriteTargets", "$Operations['reg_write']",
                    "function Get-MissingKeys", "Register-ScheduledTask", "$Operations['session_list']",
                    "Get-NetTCPConnection"):
@@ -272,16 +309,16 @@ def test_the_runner_is_minified_but_here_strings_are_kept_exactly() -> None:
     assert all(line == line.strip() and line for line in sent.splitlines())
     assert not any(line.startswith("#") for line in sent.splitlines()[1:])
     here = "# NHS-CM-RUNNER v1\n$x = @'\n    kept  \n# kept too\n'@\n    $y = 1  \n"
-    assert P.assemble_runner(here, set()) == "# NHS-CM-RUNNER v1\n$x = @'\n    kept  \n# kept too\n'@\n$y = 1"
+    assert assemble_runner(here, set()) == "# NHS-CM-RUNNER v1\n$x = @'\n    kept  \n# kept too\n'@\n$y = 1"
     assert len(_runner_of(set(OPERATIONS))) < len(FULL_RUNNER) * 0.8
 
 
 def test_a_region_runs_to_the_next_region_or_the_end_of_its_file() -> None:
     first = "# NHS-CM-RUNNER v1\n$common = 1\n# region: one\n$one = 1\n# region: two\n$two = 2"
-    text = P.join_runner([("a.ps1", first), ("b.ps1", "# b.ps1: header\n$tail = 3")])
+    text = join_runner([("a.ps1", first), ("b.ps1", "# b.ps1: header\n$tail = 3")])
     head = ["# NHS-CM-RUNNER v1", "$common = 1"]
-    assert P.assemble_runner(text, {"one"}).splitlines() == [*head, "$one = 1", "$tail = 3"]
-    assert P.assemble_runner(text, {"two"}).splitlines() == [*head, "$two = 2", "$tail = 3"]
+    assert assemble_runner(text, {"one"}).splitlines() == [*head, "$one = 1", "$tail = 3"]
+    assert assemble_runner(text, {"two"}).splitlines() == [*head, "$two = 2", "$tail = 3"]
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -290,12 +327,12 @@ def test_a_region_runs_to_the_next_region_or_the_end_of_its_file() -> None:
 ])
 def test_bad_regions_are_refused(text: str, message: str) -> None:
     with pytest.raises(RunnerError, match=message):
-        P.assemble_runner(text, set())
+        assemble_runner(text, set())
 
 
 def test_an_operation_without_sections_is_refused() -> None:
     with pytest.raises(RequestError, match="RUNNER_SECTIONS"):
-        P.sections_for(["nope"])
+        sections_for(["nope"])
 
 
 def test_stdin_refuses_invalid_ops_and_a_foreign_runner() -> None:
@@ -325,7 +362,7 @@ def test_an_error_result_is_returned_not_raised() -> None:
 
 
 def _packed(text: str) -> str:
-    return P.REPLY_GZIP_PREFIX + base64.b64encode(gzip.compress(text.encode("ascii"))).decode("ascii")
+    return REPLY_GZIP_PREFIX + base64.b64encode(gzip.compress(text.encode("ascii"))).decode("ascii")
 
 
 def test_a_compressed_reply_is_unpacked() -> None:

@@ -16,7 +16,7 @@ from ansible_collections.nhs_cm.remediation.plugins.action import cm_service, re
 from ansible_collections.nhs_cm.remediation.plugins.modules import cm_service as cm_service_doc
 from ansible_collections.nhs_cm.remediation.plugins.modules import restore as restore_doc
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import ChangeError
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import validate_ops
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import validate_ops
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "cm_service"
 CHROME = "HKLM\\SOFTWARE\\Policies\\Google\\Chrome"

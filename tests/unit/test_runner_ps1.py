@@ -16,22 +16,27 @@ import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import plan_reads
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as _protocol
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import RUNNER_DIR, runner_text
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
-    BOOTSTRAP,
-    ERROR_KINDS,
-    OPERATIONS,
-    REPLY_GZIP_PREFIX,
-    RUNNER_FILES,
-    RUNNER_MARKER,
-    RUNNER_SECTIONS,
-    WRITE_OPERATIONS,
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.assembly import (
     assemble_runner,
     runner_for_ops,
     runner_regions,
     sections_for,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.operations import (
+    OPERATIONS,
+    RUNNER_FILES,
+    RUNNER_SECTIONS,
+    WRITE_OPERATIONS,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
+    BOOTSTRAP,
+    ERROR_KINDS,
+    REPLY_GZIP_PREFIX,
+    RUNNER_MARKER,
+    SEPARATOR,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import build_stdin
 
 COLLECTION_ROOT = Path(__file__).resolve().parents[2]
 PARSER = Parser(Language(tree_sitter_powershell.language()))
@@ -246,8 +251,8 @@ def test_list_elements_have_exactly_the_item_fields(runner: Script, operations: 
 
 def test_the_controller_sends_every_field_so_the_runner_can_trust_the_request() -> None:
     # The runner reads $Req.<field> without defaults: build_stdin sends validated ops with every field.
-    stdin = _protocol.build_stdin(runner_text(), [{"op": "reg_read", "key": "HKLM\\SOFTWARE"}], compress=False)
-    request = json.loads(stdin.decode().split(f"\n{_protocol.SEPARATOR}\n", 1)[1])
+    stdin = build_stdin(runner_text(), [{"op": "reg_read", "key": "HKLM\\SOFTWARE"}], compress=False)
+    request = json.loads(stdin.decode().split(f"\n{SEPARATOR}\n", 1)[1])
     assert request["ops"] == [{"op": "reg_read", "key": "HKLM\\SOFTWARE", "view": "64", "depth": 0, "names": None}]
 
 
@@ -311,7 +316,7 @@ def _sections_text(names: set[str], minify: bool) -> str:
 def test_every_operation_has_its_sections_and_its_own_entry() -> None:
     text = runner_text()
     regions = runner_regions(text)
-    assert set(RUNNER_SECTIONS) == set(OPERATIONS), "add the new operation to RUNNER_SECTIONS in _runner/protocol.py"
+    assert set(RUNNER_SECTIONS) == set(OPERATIONS), "add the new operation to RUNNER_SECTIONS in _runner/operations.py"
     used = {section for sections in RUNNER_SECTIONS.values() for section in sections}
     assert used <= regions, f"RUNNER_SECTIONS names regions the runner lacks: {sorted(used - regions)}"
     assert regions == used | {f"op:{name}" for name in OPERATIONS}, "a region no operation uses"
@@ -406,5 +411,5 @@ def test_the_minified_runner_parses_to_the_same_tree(names: set[str]) -> None:
 def test_what_diagnose_sends_is_at_most_10_kb_after_gzip() -> None:
     # Issue 17's target (docs/runner-protocol.md): the runner diagnose needs and its request,
     # gzipped as build_stdin sends them (before base64).
-    stdin = _protocol.build_stdin(runner_text(), plan_reads())
+    stdin = build_stdin(runner_text(), plan_reads())
     assert len(base64.b64decode(stdin)) <= 10 * 1024

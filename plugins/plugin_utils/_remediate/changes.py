@@ -49,7 +49,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     gpo_policy_path,
     normalise_key,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.operations import (
     WRITE_OPERATIONS,
     WRITE_REG_TYPES,
 )

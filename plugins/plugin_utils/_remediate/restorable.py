@@ -80,10 +80,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cookies import ALLOW_LIST
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import is_numeric_name
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
-    USER_SID_PATTERN,
-    WRITE_REG_TYPES,
-)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.operations import WRITE_REG_TYPES
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import USER_SID_PATTERN
 
 MACHINE, USER, DEFAULT_PROFILE = "machine", "user", "default_profile"
 COOKIES_ROLE = "nhs_cm.remediation.third_party_cookies"

@@ -3,7 +3,7 @@
 
 """Base class of the collection's action plugins: send the runner, get one result per op.
 
-``RunnerAction.run_ops(ops)`` sends ONE WinRM command: the bootstrap of ``_protocol.BOOTSTRAP``
+``RunnerAction.run_ops(ops)`` sends ONE WinRM command: the bootstrap ``protocol.BOOTSTRAP``
 encoded on the command line, and the runner plus the request JSON on standard input. It is the
 way ``ansible.windows.win_reboot`` runs its scripts (``_shell._encode_script`` then
 ``_low_level_execute_command``); ansible's connection plugin sees the encoded prefix and does
@@ -33,15 +33,12 @@ from ansible.errors import AnsibleConnectionFailure, AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import guard_subclass
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.assembly import join_runner
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.connection_errors import describe
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
-    BOOTSTRAP,
-    RUNNER_FILES,
-    RunnerError,
-    build_stdin,
-    join_runner,
-    parse_reply,
-)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.operations import RUNNER_FILES
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import BOOTSTRAP, RunnerError
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.reply import parse_reply
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import build_stdin
 
 
 class WriteUnconfirmed(RunnerError):
