@@ -21,6 +21,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history.record
     selection,
     utc,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history.store import open_store
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history.trends import estate_report, history_of
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.build import report_result, timestamp
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.formats import FORMATS, write_reports
@@ -65,8 +66,6 @@ class ActionModule(ControllerAction):
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
         args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)[1]
-        from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history.store import open_store
-
         try:
             where = parse_store_url(args["store"], args["store_password"])
             store = open_store(args["store"], args["store_password"])

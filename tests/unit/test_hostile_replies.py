@@ -25,9 +25,9 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.reply i
     REPLY_MAX_BYTES,
     REPLY_TYPES,
     parse_reply,
-    replace_surrogates,
     type_matches,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._text import replace_surrogates
 
 MIB = 1024 * 1024
 

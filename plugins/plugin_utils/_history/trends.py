@@ -38,6 +38,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history.record
     trend_points,
     utc,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history.store import open_store
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.build import (
     assemble,
     timestamp,
@@ -114,8 +115,6 @@ def record_and_add_history(report: dict[str, Any], args: Mapping[str, Any], task
     and, when the store could not be used, ``error`` (one line) and ``spool`` (the file the run
     waits in). Never raises for a store problem.
     """
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history.store import open_store
-
     now = now or _dt.datetime.fromisoformat(report["generated"])
     spool_dir = args.get("spool_dir") or args.get("dest") or "."
     info: dict[str, Any] = {"store": None, "recorded": False}

@@ -23,7 +23,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catal
     title_of,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.waivers import apply_waivers
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.reply import replace_surrogates
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._text import replace_surrogates
 
 REPORT_SCHEMA = 2
 PROBLEM_SEVERITIES = ("error", "warning")

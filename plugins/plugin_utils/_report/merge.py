@@ -31,7 +31,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.build i
     build_report,
     faults_of,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.reply import replace_surrogates
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._text import replace_surrogates
 
 DIAGNOSE_ACTION = "nhs_cm.remediation.diagnose"
 WAIVERS_ACTION = "nhs_cm.remediation.waivers"

@@ -34,6 +34,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protoco
     CleanupError,
     RunnerError,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._text import fix_text, replace_surrogates
 
 #: The most a reply may be, as it comes back and once a compressed reply is unpacked: beyond it
 #: the host fails ("refused"); a diagnose reply is about 40 KB.
@@ -59,44 +60,8 @@ REPLY_TYPES: dict[str, t.Callable[[t.Any], bool]] = {
 }
 #: How deep the registry nodes of a reply may go: the most ``depth`` a read may ask.
 _MAX_NODE_DEPTH: int = OPERATIONS["reg_read"]["request"]["depth"]["max"]
-_SURROGATES = re.compile("[\ud800-\udfff]")
 #: A reply text that may hold a surrogate once loaded: a raw one, or a ``\uXXXX`` escape of one.
 _SURROGATE_HINT = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
-
-
-def _fix_text(text: str) -> str:
-    return text if text.isascii() else _SURROGATES.sub("\ufffd", text)
-
-
-def replace_surrogates(data: t.Any) -> t.Any:
-    """``data`` (JSON data) with every surrogate code point of its texts replaced by U+FFFD.
-
-    A name on NTFS may hold an unpaired surrogate, and JSON can carry one (``\\ud800``), but no
-    UTF-8 file can: one odd folder name must not stop the reports of every host. Dicts and lists
-    are changed in place (keys too; the order is kept) and walked without recursion, however deep.
-    """
-    if isinstance(data, str):
-        return _fix_text(data)
-    stack = [data] if isinstance(data, (dict, list)) else []
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            for index, value in enumerate(item):
-                if isinstance(value, str):
-                    item[index] = _fix_text(value)
-                elif isinstance(value, (dict, list)):
-                    stack.append(value)
-            continue
-        for key, value in item.items():
-            if isinstance(value, str):
-                item[key] = _fix_text(value)
-            elif isinstance(value, (dict, list)):
-                stack.append(value)
-        if any(isinstance(key, str) and _fix_text(key) != key for key in item):
-            fixed = {_fix_text(key) if isinstance(key, str) else key: value for key, value in item.items()}
-            item.clear()
-            item.update(fixed)
-    return data
 
 
 def _text(data: str | bytes | None) -> str:
@@ -108,7 +73,7 @@ def _text(data: str | bytes | None) -> str:
 
 
 def _one_line(text: str, limit: int = 400) -> str:
-    line = " ".join(_fix_text(text).split())
+    line = " ".join(fix_text(text).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
