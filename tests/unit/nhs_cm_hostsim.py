@@ -20,6 +20,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts
     UNINSTALL_64,
     planned_reads,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.reply import parse_reply
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import validate_ops
 
 CM_DIR = "C:\\Program Files (x86)\\NHS Digital\\NHS Credential Management"
 CM_EXE = CM_DIR + "\\NHSCredentialManagement.exe"
@@ -263,11 +265,13 @@ def answer(host: dict[str, t.Any], op: dict[str, t.Any]) -> dict[str, t.Any]:
 def results_for(host: dict[str, t.Any], options: dict[str, t.Any] | None = None) -> list[dict[str, t.Any]]:
     """Runner results for every read of ``plan_reads(options)``; ``host["failures"]`` maps a read
     label to the error result it gets instead."""
-    results = []
+    results, ops = [], []
     for label, op in planned_reads(options):
         failure = host["failures"].get(label)
         results.append(copy.deepcopy(failure) if failure else copy.deepcopy(answer(host, op)))
-    return results
+        ops.append(op)
+    # Held to the protocol: every answer passes the checks the controller makes of a real reply.
+    return parse_reply(reply_line(results), "", 0, validate_ops(ops))
 
 
 def reply_line(results: list[dict[str, t.Any]]) -> str:
