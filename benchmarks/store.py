@@ -24,8 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / ".collections"), str(ROOT / "tests" / "integration")]
+from paths import COLLECTIONS, ROOT, put_on_sys_path
+
+put_on_sys_path(COLLECTIONS, ROOT / "tests" / "integration")
+
+from pgserver import running as postgresql_running  # noqa: E402
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import (  # noqa: E402
     machine_scope,
@@ -128,9 +131,7 @@ def bench_store(hosts: int, runs: int, backends: list[str]) -> dict[str, Any]:
             if backend == "sqlite":
                 out[backend] = measure(str(work / "history.sqlite"), None, hosts, runs, work)
             elif backend == "postgresql":
-                import pgserver
-
-                with pgserver.running() as server:
+                with postgresql_running() as server:
                     out[backend] = measure(server.url(server.new_database()), server.password, hosts, runs, work)
             else:
                 raise SystemExit(f"bench: unknown store backend {backend!r}: sqlite or postgresql")

@@ -1,7 +1,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark-only callback: what the controller's main process spent its time and memory on.
 
-Enabled by benchmarks/run.py (ANSIBLE_CALLBACKS_ENABLED=bench_profile) with the environment
+Enabled by benchmarks/runs.py (ANSIBLE_CALLBACKS_ENABLED=bench_profile) with the environment
 variable NHS_CM_BENCH_PROFILE naming a JSON file to write at the end of the playbook:
 the wall time of each task and the main process's current and peak RSS; with
 NHS_CM_BENCH_RESULT_SIZES=1 also the mean size of each task's result per host (and of its
