@@ -35,7 +35,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.chan
     Action,
     ChangeError,
     Plan,
-    RegValue,
+    RegWrite,
     ServiceWant,
     plan,
     reg_current,
@@ -98,7 +98,7 @@ def _key_deletes(backup: dict[str, t.Any], reads: list[dict[str, t.Any]], result
     by_key = {(normalise_key(op["key"]), op["view"]): r for op, r in zip(reads, results, strict=False)
               if op["op"] == "reg_read"}
     deleted_values = {(normalise_key(i.change.key), i.change.view, i.change.name.casefold())
-                      for i in the_plan.planned if isinstance(i.change, RegValue) and i.change.type is None}
+                      for i in the_plan.planned if isinstance(i.change, RegWrite) and i.change.type is None}
     missing = sorted(backup.get("missing_keys") or [], key=lambda k: k["key"].count("\\"), reverse=True)
     going: set[tuple[str, str]] = set()
     actions = []
