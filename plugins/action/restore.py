@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.errors import UnsupportedError
-
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import validate_args
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.gpo import normalise_key
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import (
     Action,
@@ -55,7 +53,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.writ
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
     BACKUP_ID_RE,
-    ProtocolError,
     RequestError,
 )
 
@@ -64,16 +61,17 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
 }
 
 
-def validate_options(args: dict[str, t.Any]) -> tuple[dict[str, t.Any] | None, str | None]:
-    result = ArgumentSpecValidator(ARGUMENT_SPEC).validate(dict(args))
-    messages = [f"unsupported parameter(s): {e}" if isinstance(e, UnsupportedError) else str(e) for e in result.errors]
-    if messages:
-        return None, "; ".join(messages)
-    backup_id = result.validated_parameters["backup_id"]
+def _backup_id_problem(options: dict[str, t.Any]) -> str | None:
+    backup_id = options["backup_id"]
     if backup_id != "latest" and not BACKUP_ID_RE.fullmatch(backup_id):
-        return None, (f"backup_id must be 'latest' or a backup id as a remediation returned it (1 to 80 letters, "
-                      f"digits, '_' or '-'), not {backup_id!r}")
-    return {"backup_id": backup_id}, None
+        return (f"backup_id must be 'latest' or a backup id as a remediation returned it (1 to 80 letters, "
+                f"digits, '_' or '-'), not {backup_id!r}")
+    return None
+
+
+def validate_options(args: t.Mapping[str, t.Any]) -> tuple[dict[str, t.Any] | None, str | None]:
+    """({backup_id}, None) or (None, one message naming the field and what is allowed)."""
+    return validate_args(ARGUMENT_SPEC, args, _backup_id_problem)
 
 
 def current_reads(backup: dict[str, t.Any]) -> list[dict[str, t.Any]]:
@@ -170,23 +168,13 @@ def restore_plan(backup: dict[str, t.Any], reads: list[dict[str, t.Any]], result
 
 
 class ActionModule(WriteAction):
-    _supports_check_mode = True
-    _supports_async = False
+    ROLE = "nhs_cm.remediation.restore"
 
-    def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
-        result = super().run(tmp, task_vars)
-        del tmp
-        options, error = validate_options(self._task.args)
-        if options is None:
-            result.update(failed=True, msg=f"nhs_cm.remediation.restore: {error}")
-            return result
-        try:
-            result.update(self._restore(options["backup_id"]))
-        except (ProtocolError, ChangeError) as exc:
-            result.update(failed=True, msg=str(exc))
-        return result
+    def validate(self, args: t.Mapping[str, t.Any]) -> tuple[t.Any, str | None]:
+        return validate_options(args)
 
-    def _restore(self, backup_id: str) -> dict[str, t.Any]:
+    def remediate(self, options: dict[str, t.Any]) -> dict[str, t.Any]:
+        backup_id: str = options["backup_id"]
         unusable: list[dict[str, t.Any]] = []
         if backup_id == "latest":
             (listed,) = self.run_ops([{"op": "backup_list"}])

@@ -4,6 +4,7 @@ host: ``latest`` from ``backup_list``, malformed, mislabelled and planted backup
 
 from __future__ import annotations
 
+import importlib
 import typing as t
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from module_docs import documentation
 from ansible_collections.nhs_cm.remediation.plugins.action import cm_service, restore
 from ansible_collections.nhs_cm.remediation.plugins.modules import cm_service as cm_service_doc
 from ansible_collections.nhs_cm.remediation.plugins.modules import restore as restore_doc
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import validate_args
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import ChangeError
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.write_action import WriteAction
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import validate_ops
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "cm_service"
@@ -271,3 +274,32 @@ def test_a_restore_whose_cleanup_fails_says_what_it_wrote() -> None:
     assert result["failed"] is True and result["writes_done"] == [f"reg_write {EDGE} 'BlockThirdPartyCookies'"]
     assert result["msg"] == ("the operations ran, but the runner's cleanup failed: could not unload HKU\\nhs_cm_1; "
                              f"the writes that happened: reg_write {EDGE} 'BlockThirdPartyCookies'; backup C")
+
+
+# -- the one validation of the write modules' arguments ----------------------------------------------
+
+def test_validate_args_names_every_field_of_the_spec_then_runs_the_checks_in_order() -> None:
+    spec = {"wait_ms": {"type": "int", "default": 5}, "start": {"type": "bool", "default": True}}
+    options, error = validate_args(spec, {"wait_ms": "long", "start": "perhaps", "colour": "red"})
+    assert options is None and error is not None and "\n" not in error
+    assert "wait_ms" in error and "start" in error and "unsupported parameter(s): " in error and "colour" in error
+    seen: list[str] = []
+
+    def check(label: str, problem: str | None) -> t.Callable[[dict[str, t.Any]], str | None]:
+        def run_check(options: dict[str, t.Any]) -> str | None:
+            seen.append(label)
+            return problem and f"{problem}, not {options['wait_ms']}"
+        return run_check
+
+    checks = (check("a", None), check("b", "wait_ms must be even"), check("c", "never asked"))
+    assert validate_args(spec, {"wait_ms": 7}, *checks) == (None, "wait_ms must be even, not 7")
+    assert seen == ["a", "b"]
+    assert validate_args(spec, {}, check("d", None)) == ({"wait_ms": 5, "start": True}, None)
+
+
+@pytest.mark.parametrize("name", ["cm_service", "intranet_zone", "restore", "third_party_cookies"])
+def test_every_write_module_runs_the_shared_run(name: str) -> None:
+    plugin = importlib.import_module(f"ansible_collections.nhs_cm.remediation.plugins.action.{name}")
+    assert issubclass(plugin.ActionModule, WriteAction)
+    assert plugin.ActionModule.run is WriteAction.run
+    assert f"nhs_cm.remediation.{name}" == plugin.ActionModule.ROLE
