@@ -22,6 +22,7 @@ from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import ARGUM
 from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import validate_options as validate_diagnose
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts, plan_reads
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._paths import DRIVE_PATH
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import Outcome, plan
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cm_service import (
     DEFAULTS,
@@ -75,7 +76,7 @@ def _wait_problem(options: dict[str, t.Any]) -> str | None:
 def _executables_problem(options: dict[str, t.Any]) -> str | None:
     problems = [p for p in (_path_problem("cm_executable", options["cm_executable"]),
                             _path_problem("ia_executable", options["ia_executable"])) if p]
-    if options["ia_executable"] and options["ia_executable"][1:3] != ":\\":
+    if options["ia_executable"] and not DRIVE_PATH.match(options["ia_executable"]):
         problems.append(f"ia_executable must be a full path, not {options['ia_executable']!r}")
     return "; ".join(problems) or None
 

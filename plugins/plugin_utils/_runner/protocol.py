@@ -28,6 +28,7 @@ import zlib
 from urllib.parse import urlsplit
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo, same
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._paths import ABSOLUTE_PATH
 
 PROTOCOL = 1
 RUNNER_NAME = "nhs_cm"
@@ -583,7 +584,7 @@ def _check_url(value: str) -> str | None:
     return None
 
 
-_ABS_PATH_RE = re.compile(r"^(?:[A-Za-z]:\\|\\\\[^\\]+\\[^\\]+)")
+_ABS_PATH_RE = ABSOLUTE_PATH
 
 
 def _check_paths(value: list[str]) -> str | None:
