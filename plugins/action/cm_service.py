@@ -110,19 +110,19 @@ class ActionModule(WriteAction):
         own, diagnose, error = validate_options(args)
         return (None if own is None or diagnose is None else (own, diagnose)), error
 
-    def remediate(self, validated: tuple[dict[str, t.Any], dict[str, t.Any]]) -> dict[str, t.Any]:
-        own, diagnose = validated
+    def remediate(self, options: tuple[dict[str, t.Any], dict[str, t.Any]]) -> dict[str, t.Any]:
+        own, diagnose = options
         reads = plan_reads(diagnose)
         facts = build_facts(self.run_ops(reads), diagnose)
         findings, unknown = evaluate(facts, diagnose)
-        options = {**own, "cm_process_names": diagnose["cm_process_names"]}
-        listing, ia_check = extra_reads(facts, findings, options)
+        planning = {**own, "cm_process_names": diagnose["cm_process_names"]}
+        listing, ia_check = extra_reads(facts, findings, planning)
         listings = infos = None
         if listing or ia_check:
             results = self.run_ops(listing + ia_check)
             listings = [r for r in results[:len(listing)] if r.get("ok")] if listing else None
             infos = [r for r in results[len(listing):] if r.get("ok")] if ia_check else None
-        cm_plan = plan_cm_service(facts, findings, options, listings, infos)
+        cm_plan = plan_cm_service(facts, findings, planning, listings, infos)
         base: dict[str, t.Any] = {"changed": False, "findings_before": _ids(findings), "unknown": unknown,
                                   "notes": cm_plan.notes, "cm_executable": cm_plan.cm_executable,
                                   "cm_executable_source": cm_plan.cm_executable_source,
