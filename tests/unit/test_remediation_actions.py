@@ -17,6 +17,7 @@ from ansible_collections.nhs_cm.remediation.plugins.action import cm_service, re
 from ansible_collections.nhs_cm.remediation.plugins.modules import cm_service as cm_service_doc
 from ansible_collections.nhs_cm.remediation.plugins.modules import restore as restore_doc
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import validate_args
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate import restore as restoring
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import ChangeError
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.write_action import WriteAction
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import validate_ops
@@ -96,7 +97,7 @@ ABSENT = node({}, exists=False)
 
 
 def test_the_reads_cover_every_entry_and_missing_key_once() -> None:
-    reads = restore.current_reads(BACKUP)
+    reads = restoring.current_reads(BACKUP)
     assert [op.get("key") for op in reads] == [ALLOW, EDGE, GOOGLE, CHROME, None]
     assert reads[-1] == {"op": "service_query", "names": ["NHSPortService"]}
     validate_ops(reads)
@@ -115,8 +116,8 @@ AFTER_RUN = {"allow": node({"1": {"type": "REG_SZ", "data": "[*.]localhost"}}),
 
 
 def test_a_full_restore_puts_values_back_and_deletes_the_created_keys_deepest_first() -> None:
-    reads = restore.current_reads(BACKUP)
-    the_plan = restore.restore_plan(BACKUP, reads, _results(**AFTER_RUN))
+    reads = restoring.current_reads(BACKUP)
+    the_plan = restoring.restore_plan(BACKUP, reads, _results(**AFTER_RUN))
     ops = the_plan.write_ops
     assert ops == [
         {"op": "reg_delete", "key": ALLOW, "view": "64", "name": "1"},
@@ -132,28 +133,28 @@ def test_a_full_restore_puts_values_back_and_deletes_the_created_keys_deepest_fi
 def test_keys_that_hold_other_things_stay() -> None:
     results = _results(**{**AFTER_RUN, "allow": node({"1": {"type": "REG_SZ", "data": "x"},
                                                       "2": {"type": "REG_SZ", "data": "someone else's"}})})
-    ops = restore.restore_plan(BACKUP, restore.current_reads(BACKUP), results).write_ops
+    ops = restoring.restore_plan(BACKUP, restoring.current_reads(BACKUP), results).write_ops
     assert [op for op in ops if op["op"] == "reg_delete_key"] == []
     results = _results(**{**AFTER_RUN, "chrome": node({}, ["CookiesAllowedForUrls", "Recommended"])})
-    ops = restore.restore_plan(BACKUP, restore.current_reads(BACKUP), results).write_ops
+    ops = restoring.restore_plan(BACKUP, restoring.current_reads(BACKUP), results).write_ops
     assert [op["key"] for op in ops if op["op"] == "reg_delete_key"] == [ALLOW]
 
 
 def test_nothing_differs_nothing_is_planned() -> None:
     results = _results(allow=ABSENT, edge=node({"BlockThirdPartyCookies": {"type": "REG_SZ", "data": "1"}}),
                        google=ABSENT, chrome=ABSENT, state="stopped", mode="manual")
-    assert not restore.restore_plan(BACKUP, restore.current_reads(BACKUP), results).changed
+    assert not restoring.restore_plan(BACKUP, restoring.current_reads(BACKUP), results).changed
 
 
 def test_what_cannot_be_read_or_no_longer_exists_is_an_error() -> None:
-    reads = restore.current_reads(BACKUP)
+    reads = restoring.current_reads(BACKUP)
     results = _results(**{**AFTER_RUN, "edge": {"ok": False, "error": "access_denied", "message": "denied"}})
     with pytest.raises(ChangeError, match="cannot read what the backup restores"):
-        restore.restore_plan(BACKUP, reads, results)
+        restoring.restore_plan(BACKUP, reads, results)
     results = _results(**AFTER_RUN)
     results[-1]["services"] = []
     with pytest.raises(ChangeError, match="no longer has: NHSPortService"):
-        restore.restore_plan(BACKUP, reads, results)
+        restoring.restore_plan(BACKUP, reads, results)
 
 
 # -- restore against a fake host: latest, malformed and planted backups -----------------------------
