@@ -3,15 +3,9 @@
 
 """Action plugin of nhs_cm.remediation.cm_service (documentation: plugins/modules/cm_service.py).
 
-1. Read the host with diagnose's reads (``_facts.plan_reads``, ONE runner call) and evaluate them.
-2. Only when a program must be started and install data must be read further to name it: list
-   CM's install folder and/or check which of the Identity Agent's install-data paths exist (a
-   second, small read call; ``_cm_service.extra_reads``). What is started never comes from a
-   running process.
-3. Plan (``_cm_service.plan_cm_service`` -> ``_changes.plan``); check mode stops here with the diff.
-4. Apply through the write path (``_write_action.WriteAction.apply_plan``): ONE call with the
-   backup, the writes, the read-back and diagnose's reads again, then verify that diagnose no
-   longer reports what was fixed; otherwise put the values back and fail.
+Checks the options (its own, and diagnose's that it passes on) before the host is contacted, then
+fixes what diagnose reports (``_cm_service_action.CmServiceAction``: read, plan with
+``_cm_service.plan_cm_service``, apply through the write path, verify with diagnose).
 """
 
 from __future__ import annotations
@@ -20,22 +14,10 @@ import typing as t
 
 from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import ARGUMENT_SPEC as DIAGNOSE_SPEC
 from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import validate_options as validate_diagnose
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts, plan_reads
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._paths import DRIVE_PATH
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import Outcome, plan
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cm_service import (
-    DEFAULTS,
-    extra_reads,
-    plan_cm_service,
-    refused_starts,
-    remaining,
-    started_problems,
-)
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.write_action import (
-    WriteAction,
-    remediation_options,
-)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cm_service import DEFAULTS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cm_service_action import CmServiceAction
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.write_action import remediation_options
 
 OWN_SPEC: dict[str, dict[str, t.Any]] = {
     "cm_executable": {"type": "str", "default": None},
@@ -94,69 +76,9 @@ def validate_options(args: t.Mapping[str, t.Any]
     return own, diagnose, None
 
 
-def _services(facts: dict[str, t.Any]) -> list[dict[str, t.Any]]:
-    services = facts.get("services") or {}
-    return [service for service in (services.get("port_service"), services.get("smartcard")) if service]
-
-
-def _ids(findings: list[dict[str, t.Any]]) -> list[str]:
-    return sorted({finding["id"] for finding in findings})
-
-
-class ActionModule(WriteAction):
+class ActionModule(CmServiceAction):
     ROLE = "nhs_cm.remediation.cm_service"
 
     def validate(self, args: t.Mapping[str, t.Any]) -> tuple[t.Any, str | None]:
         own, diagnose, error = validate_options(args)
         return (None if own is None or diagnose is None else (own, diagnose)), error
-
-    def remediate(self, options: tuple[dict[str, t.Any], dict[str, t.Any]]) -> dict[str, t.Any]:
-        own, diagnose = options
-        reads = plan_reads(diagnose)
-        facts = build_facts(self.run_ops(reads), diagnose)
-        findings, unknown = evaluate(facts, diagnose)
-        planning = {**own, "cm_process_names": diagnose["cm_process_names"]}
-        listing, ia_check = extra_reads(facts, findings, planning)
-        listings = infos = None
-        if listing or ia_check:
-            results = self.run_ops(listing + ia_check)
-            listings = [r for r in results[:len(listing)] if r.get("ok")] if listing else None
-            infos = [r for r in results[len(listing):] if r.get("ok")] if ia_check else None
-        cm_plan = plan_cm_service(facts, findings, planning, listings, infos)
-        base: dict[str, t.Any] = {"changed": False, "findings_before": _ids(findings), "unknown": unknown,
-                                  "notes": cm_plan.notes, "cm_executable": cm_plan.cm_executable,
-                                  "cm_executable_source": cm_plan.cm_executable_source,
-                                  "ia_executable": cm_plan.ia_executable,
-                                  "ia_executable_source": cm_plan.ia_executable_source,
-                                  "not_started": cm_plan.not_started, "escalations": [],
-                                  "changes": [], "backup_id": None}
-        if cm_plan.blocked:
-            return {**base, "failed": True, "msg": cm_plan.blocked}
-        the_plan = plan(cm_plan.changes, services=_services(facts))
-        base["changes"] = the_plan.summary()
-        if self.diff_wanted() and the_plan.changed:
-            base["diff"] = the_plan.diff(self.ROLE)
-        if not the_plan.changed or self._task.check_mode:
-            return {**base, "changed": the_plan.changed, "findings_after": base["findings_before"]}
-
-        after: dict[str, t.Any] = {}
-
-        def verify(done: Outcome, extra: list[dict[str, t.Any]]) -> list[str]:
-            pairs = [pair for item in done.results for pair in zip(item["ops"], item["results"], strict=False)]
-            problems = started_problems(pairs)
-            facts_after = build_facts(extra, diagnose)
-            findings_after, _unknown = evaluate(facts_after, diagnose)
-            still, escalations = remaining(findings_after, cm_plan)
-            after.update(findings_after=_ids(findings_after), escalations=escalations)
-            problems += [f"diagnose still reports {f['id']}: {f['summary']}" for f in still]
-            return problems
-
-        applied = self.apply_plan(the_plan, self.ROLE, extra_reads=reads, verify=verify)
-        result = {**base, **applied.as_result(), **after}
-        if applied.outcome is not None:
-            refused = refused_starts([pair for item in applied.outcome.results
-                                      for pair in zip(item["ops"], item["results"], strict=False)], facts)
-            result["not_started"] = cm_plan.not_started + refused
-        if not applied.failed and after.get("escalations"):
-            result["warnings"] = [f"{e['to']} ({e['phone']}): {e['why']}" for e in after["escalations"]]
-        return result
