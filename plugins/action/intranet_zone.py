@@ -13,7 +13,6 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import DEFAULT_OPTIONS
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cookies import PolicyPlan
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.intranet_zone import (
     DEFAULTS,
     HANDLED,
@@ -23,7 +22,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.intr
     plan_intranet_zone,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_action import PolicyFixAction
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import SCOPES
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import SCOPES, PolicyPlan
 
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "scope": {"type": "str", "default": DEFAULTS["scope"], "choices": list(SCOPES)},

@@ -17,7 +17,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cook
     BROWSERS,
     DEFAULTS,
     HANDLED,
-    PolicyPlan,
     plan_cookies,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.localhost_access import (
@@ -31,7 +30,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.loca
     plan_localhost_access,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_action import PolicyFixAction
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import SCOPES
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import SCOPES, PolicyPlan
 
 ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
     "browsers": {"type": "list", "elements": "str", "default": list(DEFAULTS["browsers"]), "choices": list(BROWSERS)},

@@ -234,6 +234,7 @@ unknown:
   returned: always
   type: list
   elements: dict
+# >>> shared: write_failure (tools/gen_module_docs.py writes this block: edit it there)
 restored:
   description: After a failure, whether everything this run changed was put back from the backup.
   returned: failure after a change
@@ -260,4 +261,5 @@ msg:
   description: Why the module failed, one line.
   returned: failure
   type: str
+# <<< shared: write_failure
 """

@@ -123,6 +123,7 @@ notes:
   returned: always
   type: list
   elements: str
+# >>> shared: write_failure (tools/gen_module_docs.py writes this block: edit it there)
 restored:
   description: After a failure, whether everything this run changed was put back from the backup.
   returned: failure after a change
@@ -149,4 +150,5 @@ msg:
   description: Why the module failed, one line.
   returned: failure
   type: str
+# <<< shared: write_failure
 """

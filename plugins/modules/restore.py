@@ -91,6 +91,7 @@ changed_unknown:
       failure and has no such field."
   returned: when a write request's answer never came back
   type: bool
+# >>> shared: cleanup (tools/gen_module_docs.py writes this block: edit it there)
 cleanup_error:
   description: The runner ran every operation but could not clean up afterwards (a registry hive it loaded and
     could not unload); the task fails with it.
@@ -102,6 +103,7 @@ writes_done:
   returned: when the runner's cleanup failed after the writes
   type: list
   elements: str
+# <<< shared: cleanup
 msg:
   description: Why the restore failed, one line.
   returned: failure

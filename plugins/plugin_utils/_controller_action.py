@@ -9,7 +9,11 @@ report_merge, waivers): no connection to the host, nothing transferred, the same
 not expect becomes one readable line for that host - the module, the exception's type and its
 message - instead of Ansible's traceback dump. Never the task's arguments or variables (no
 secrets); the traceback only with ``-vvv``. Ansible's own outcomes pass through: an unreachable
-host (``AnsibleConnectionFailure``) and ``AnsibleActionFail``/``AnsibleActionSkip``."""
+host (``AnsibleConnectionFailure``) and ``AnsibleActionFail``/``AnsibleActionSkip``.
+
+``validate_args(spec, args, *checks)`` is how the remediation modules check their arguments (the
+argument spec, as ``ActionBase.validate_argument_spec`` does, then each module's own checks), so
+that bad input fails with one line naming every field wrong and what is allowed."""
 
 # FOR INTERNAL COLLECTION USE ONLY
 # The interfaces in this file are meant for use within the nhs_cm.remediation collection
@@ -24,6 +28,8 @@ import traceback
 import typing as t
 
 from ansible.errors import AnsibleActionFail, AnsibleActionSkip, AnsibleConnectionFailure
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
@@ -33,6 +39,28 @@ PASS_THROUGH: tuple[type[BaseException], ...] = (AnsibleConnectionFailure, Ansib
 MAX_MESSAGE = 300
 
 Run = t.Callable[..., dict[str, t.Any]]
+#: A module's own check of its validated options: what is wrong (naming the field), or None.
+Check = t.Callable[[dict[str, t.Any]], "str | None"]
+
+
+def validate_args(spec: dict[str, dict[str, t.Any]], args: t.Mapping[str, t.Any], *checks: Check,
+                  ) -> tuple[dict[str, t.Any] | None, str | None]:
+    """(every option of ``spec``, None) or (None, one line naming the fields and what is allowed).
+
+    ``args`` are checked against ``spec`` with ansible's ``ArgumentSpecValidator`` (what
+    ``ActionBase.validate_argument_spec`` uses; every error, joined with "; "), then the validated
+    options go through ``checks`` in order: the first that finds a problem gives the message.
+    """
+    result = ArgumentSpecValidator(spec).validate(dict(args))
+    messages = [f"unsupported parameter(s): {e}" if isinstance(e, UnsupportedError) else str(e) for e in result.errors]
+    if messages:
+        return None, "; ".join(messages)
+    options = {name: result.validated_parameters[name] for name in spec}
+    for check in checks:
+        problem = check(options)
+        if problem:
+            return None, problem
+    return options, None
 
 
 def unexpected(module: str, exc: BaseException) -> str:

@@ -152,9 +152,9 @@ def test_a_failure_after_the_default_profile_was_written_puts_it_back() -> None:
     reads = run([{"op": "reg_read", "key": key} for key in keys[:2]])
     current = changes.reg_current([(key, "64", result) for key, result in zip(keys, reads, strict=False)])
     current[(changes.normalise_key(keys[2]), "64")] = {}  # say it looked readable and empty
-    wanted = [changes.RegValue(keys[0], "AutoDetect", "REG_DWORD", 0),
-              changes.RegValue(zone1, "1A00", "REG_DWORD", 0x20000),  # creates Zones and Zones\1
-              changes.RegValue(keys[2], "1", "REG_SZ", "https://ers.nhs.uk")]  # access denied
+    wanted = [changes.RegWrite(keys[0], "AutoDetect", "REG_DWORD", 0),
+              changes.RegWrite(zone1, "1A00", "REG_DWORD", 0x20000),  # creates Zones and Zones\1
+              changes.RegWrite(keys[2], "1", "REG_SZ", "https://ers.nhs.uk")]  # access denied
     the_plan = changes.plan(wanted, current)
     done = changes.outcome(the_plan, run(changes.write_request(the_plan, "b-dp"), write_errors="stop"))
     assert not done.ok and "access_denied" in str(done.failure)

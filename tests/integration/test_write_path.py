@@ -80,9 +80,9 @@ def apply(run: Runner, the_plan: changes.Plan, backup_id: str) -> changes.Outcom
     return done
 
 
-WANTED = [changes.RegValue(EDGE, "BlockThirdPartyCookies", "REG_DWORD", 0),
-          changes.RegValue(CHROME_ALLOW, "1", "REG_SZ", "[*.]localhost", list_key=True),
-          changes.RegValue(ZONEMAP, "IntranetName", "REG_DWORD", 1)]
+WANTED = [changes.RegWrite(EDGE, "BlockThirdPartyCookies", "REG_DWORD", 0),
+          changes.RegWrite(CHROME_ALLOW, "1", "REG_SZ", "[*.]localhost", list_key=True),
+          changes.RegWrite(ZONEMAP, "IntranetName", "REG_DWORD", 1)]
 KEYS = [EDGE, CHROME_ALLOW, ZONEMAP]
 
 
@@ -118,7 +118,7 @@ def test_a_denied_key_part_way_puts_back_what_was_written(host: HostState) -> No
     run = Runner(host)
     original = host.state_dict()["registry"]
     denied = EDGE + "\\LocalNetworkAccessAllowedForUrls"
-    wanted = [WANTED[0], WANTED[1], changes.RegValue(denied, "1", "REG_SZ", "https://ers.nhs.uk"), WANTED[2]]
+    wanted = [WANTED[0], WANTED[1], changes.RegWrite(denied, "1", "REG_SZ", "https://ers.nhs.uk"), WANTED[2]]
     current = read_current(run, [*KEYS, denied])
     current[(changes.normalise_key(denied), "64")] = {}  # say it looked readable and empty
     the_plan = changes.plan(wanted, current)
@@ -135,7 +135,7 @@ def test_a_denied_key_part_way_puts_back_what_was_written(host: HostState) -> No
 def test_a_forbidden_write_changes_nothing(host: HostState) -> None:
     run = Runner(host)
     original = host.state_dict()
-    evil = changes.RegValue("HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run", "x", "REG_SZ", "C:\\evil.exe")
+    evil = changes.RegWrite("HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run", "x", "REG_SZ", "C:\\evil.exe")
     the_plan = changes.plan([WANTED[0], evil], read_current(run, [EDGE, evil.key]))
     # the forbidden write goes first, so nothing at all is written
     the_plan.planned.reverse()
@@ -157,7 +157,7 @@ def test_a_gpo_owned_value_is_left_alone_unless_overridden(host: HostState) -> N
     run = Runner(host)
     (gpo,) = run([{"op": "gpo_registry_settings", "key_prefixes": ["SOFTWARE\\Policies\\Microsoft\\Edge"]}])
     facts = {"gpo": {"available": True, "error": None, "settings": gpo["settings"]}}
-    wanted = [WANTED[0], changes.RegValue(EDGE, "AuthServerAllowlist", "REG_SZ", "*.nhs.uk,localhost")]
+    wanted = [WANTED[0], changes.RegWrite(EDGE, "AuthServerAllowlist", "REG_SZ", "*.nhs.uk,localhost")]
     current = read_current(run, [EDGE])
     the_plan = changes.plan(wanted, current, facts=facts)
     assert [item.change.name for item in the_plan.planned] == ["AuthServerAllowlist"]  # type: ignore[union-attr]

@@ -23,8 +23,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     USER_READS,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import Plan, plan, reg_current
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cookies import PolicyPlan
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import read_nodes
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import PolicyPlan, read_nodes
 
 Registry = dict[str, dict[str, dict[str, t.Any]]]
 

@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import (
     Action,
     ChangeError,
-    RegValue,
+    RegWrite,
     ServiceWant,
     new_backup_id,
     outcome,
@@ -51,26 +51,26 @@ PORT = {"name": "NHSPortService", "display_name": "NHS Port Service", "state": "
 # -- comparing ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("value", "want", "same"), [
-    (dword(1), RegValue(EDGE, "x", "REG_DWORD", 1), True),
-    (sz("1"), RegValue(EDGE, "x", "REG_DWORD", 1), False),  # type-aware: REG_SZ "1" is not REG_DWORD 1
-    (dword(1), RegValue(EDGE, "x", "REG_QWORD", 1), False),
-    ({"type": "REG_BINARY", "data": "DEAD"}, RegValue(EDGE, "x", "REG_BINARY", "dead"), True),
-    ({"type": "REG_MULTI_SZ", "data": ["a"]}, RegValue(EDGE, "x", "REG_MULTI_SZ", ["a", "b"]), False),
-    (sz("Localhost"), RegValue(EDGE, "x", "REG_SZ", "localhost"), False),  # data keeps its case
-    (None, RegValue(EDGE, "x", None), True),
-    (sz(""), RegValue(EDGE, "x", None), False),
+    (dword(1), RegWrite(EDGE, "x", "REG_DWORD", 1), True),
+    (sz("1"), RegWrite(EDGE, "x", "REG_DWORD", 1), False),  # type-aware: REG_SZ "1" is not REG_DWORD 1
+    (dword(1), RegWrite(EDGE, "x", "REG_QWORD", 1), False),
+    ({"type": "REG_BINARY", "data": "DEAD"}, RegWrite(EDGE, "x", "REG_BINARY", "dead"), True),
+    ({"type": "REG_MULTI_SZ", "data": ["a"]}, RegWrite(EDGE, "x", "REG_MULTI_SZ", ["a", "b"]), False),
+    (sz("Localhost"), RegWrite(EDGE, "x", "REG_SZ", "localhost"), False),  # data keeps its case
+    (None, RegWrite(EDGE, "x", None), True),
+    (sz(""), RegWrite(EDGE, "x", None), False),
 ])
-def test_same_value(value: dict[str, t.Any] | None, want: RegValue, same: bool) -> None:
+def test_same_value(value: dict[str, t.Any] | None, want: RegWrite, same: bool) -> None:
     assert same_value(value, want) is same
 
 
 # -- planning -----------------------------------------------------------------------------------
 
 def test_a_plan_keeps_only_what_differs_with_diff_entries_and_ops() -> None:
-    the_plan = plan([RegValue(EDGE, "BlockThirdPartyCookies", "REG_DWORD", 0),
-                     RegValue(ALLOW, "1", "REG_SZ", "https://[*.]nhs.uk"),  # already so
-                     RegValue(ALLOW, "2", "REG_SZ", "[*.]localhost"),
-                     RegValue("HKLM\\SOFTWARE\\Policies\\Google\\Chrome", "Old", None)],  # absent already
+    the_plan = plan([RegWrite(EDGE, "BlockThirdPartyCookies", "REG_DWORD", 0),
+                     RegWrite(ALLOW, "1", "REG_SZ", "https://[*.]nhs.uk"),  # already so
+                     RegWrite(ALLOW, "2", "REG_SZ", "[*.]localhost"),
+                     RegWrite("HKLM\\SOFTWARE\\Policies\\Google\\Chrome", "Old", None)],  # absent already
                     CURRENT)
     assert the_plan.changed and len(the_plan.planned) == 2
     assert the_plan.entries == [
@@ -88,26 +88,26 @@ def test_a_plan_keeps_only_what_differs_with_diff_entries_and_ops() -> None:
 
 
 def test_nothing_to_do_is_unchanged() -> None:
-    the_plan = plan([RegValue(ALLOW, "1", "REG_SZ", "https://[*.]nhs.uk"),
+    the_plan = plan([RegWrite(ALLOW, "1", "REG_SZ", "https://[*.]nhs.uk"),
                      ServiceWant("NHSPortService", state="stopped", start_mode="manual")], CURRENT, [PORT])
     assert not the_plan.changed and the_plan.write_ops == [] and the_plan.entries == []
 
 
 def test_deleting_a_value_backs_it_up() -> None:
-    the_plan = plan([RegValue(ALLOW, "1", None)], CURRENT)
+    the_plan = plan([RegWrite(ALLOW, "1", None)], CURRENT)
     assert the_plan.write_ops == [{"op": "reg_delete", "key": ALLOW, "view": "64", "name": "1"}]
     assert the_plan.entries[0]["existed"] is True and the_plan.entries[0]["data"] == "https://[*.]nhs.uk"
 
 
 def test_key_and_value_names_compare_without_case() -> None:
-    the_plan = plan([RegValue(EDGE.lower(), "blockthirdpartycookies", "REG_SZ", "1")], CURRENT)
+    the_plan = plan([RegWrite(EDGE.lower(), "blockthirdpartycookies", "REG_SZ", "1")], CURRENT)
     assert not the_plan.changed
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (RegValue("HKLM\\SOFTWARE\\Policies\\Unread", "x", "REG_SZ", "1"), "was not read"),
-    (RegValue(EDGE, "x", "REG_NONE", ""), "type must be one of"),
-    (RegValue(EDGE, "x", "REG_SZ", "1", view="16"), "view must be"),
+    (RegWrite("HKLM\\SOFTWARE\\Policies\\Unread", "x", "REG_SZ", "1"), "was not read"),
+    (RegWrite(EDGE, "x", "REG_NONE", ""), "type must be one of"),
+    (RegWrite(EDGE, "x", "REG_SZ", "1", view="16"), "view must be"),
     (ServiceWant("NHSPortService", state="paused"), "state must be running or stopped"),
     (ServiceWant("NHSPortService", start_mode="boot"), "start_mode must be one of"),
     (ServiceWant("Missing", state="running"), "not in the services read"),
@@ -119,13 +119,13 @@ def test_bad_changes_are_named(change: t.Any, message: str) -> None:
 
 def test_a_value_changed_twice_is_refused() -> None:
     with pytest.raises(ChangeError, match="changed twice"):
-        plan([RegValue(ALLOW, "2", "REG_SZ", "a"), RegValue(ALLOW.upper(), "2", "REG_SZ", "b")], CURRENT)
+        plan([RegWrite(ALLOW, "2", "REG_SZ", "a"), RegWrite(ALLOW.upper(), "2", "REG_SZ", "b")], CURRENT)
 
 
 def test_an_unreadable_key_is_never_guessed() -> None:
     current = reg_current([(EDGE, "64", {"ok": False, "error": "access_denied", "message": "denied"})])
     with pytest.raises(ChangeError, match="was not read"):
-        plan([RegValue(EDGE, "x", "REG_DWORD", 1)], current)
+        plan([RegWrite(EDGE, "x", "REG_DWORD", 1)], current)
 
 
 @pytest.mark.parametrize(("service", "want", "op", "after"), [
@@ -162,8 +162,8 @@ GPO_FACTS = {"gpo": {"available": True, "error": None, "settings": [
 
 
 def test_gpo_owned_values_are_reported_and_left_alone() -> None:
-    the_plan = plan([RegValue(EDGE, "BlockThirdPartyCookies", "REG_DWORD", 0),
-                     RegValue(ALLOW, "2", "REG_SZ", "[*.]localhost", list_key=True)], CURRENT, facts=GPO_FACTS)
+    the_plan = plan([RegWrite(EDGE, "BlockThirdPartyCookies", "REG_DWORD", 0),
+                     RegWrite(ALLOW, "2", "REG_SZ", "[*.]localhost", list_key=True)], CURRENT, facts=GPO_FACTS)
     assert not the_plan.changed
     skipped = [(s["name"], s["gpo"]) for s in the_plan.gpo_skipped]
     assert skipped == [("BlockThirdPartyCookies", "Edge baseline"), ("2", "Edge baseline")]
@@ -171,7 +171,7 @@ def test_gpo_owned_values_are_reported_and_left_alone() -> None:
 
 
 def test_override_gpo_writes_and_warns_about_the_next_refresh() -> None:
-    the_plan = plan([RegValue(EDGE, "BlockThirdPartyCookies", "REG_DWORD", 0)], CURRENT, facts=GPO_FACTS,
+    the_plan = plan([RegWrite(EDGE, "BlockThirdPartyCookies", "REG_DWORD", 0)], CURRENT, facts=GPO_FACTS,
                     override_gpo=True)
     assert the_plan.changed and not the_plan.gpo_skipped
     assert "reverted at the next Group Policy refresh" in the_plan.warnings[0]
@@ -179,13 +179,13 @@ def test_override_gpo_writes_and_warns_about_the_next_refresh() -> None:
 
 def test_unreadable_group_policy_owns_nothing() -> None:
     facts = {"gpo": {**GPO_FACTS["gpo"], "available": False}}
-    assert plan([RegValue(EDGE, "BlockThirdPartyCookies", "REG_DWORD", 0)], CURRENT, facts=facts).changed
+    assert plan([RegWrite(EDGE, "BlockThirdPartyCookies", "REG_DWORD", 0)], CURRENT, facts=facts).changed
 
 
 # -- the write request and its outcome ------------------------------------------------------------------
 
 def _two_changes() -> t.Any:
-    return plan([RegValue(EDGE, "BlockThirdPartyCookies", "REG_DWORD", 0),
+    return plan([RegWrite(EDGE, "BlockThirdPartyCookies", "REG_DWORD", 0),
                  ServiceWant("NHSPortService", start_mode="auto", state="running")], CURRENT, [PORT])
 
 
@@ -236,8 +236,8 @@ def test_a_failed_write_puts_back_everything_attempted_including_itself() -> Non
 
 
 def test_writes_skipped_after_a_failure_are_not_put_back_nor_a_registry_write_that_failed() -> None:
-    the_plan = plan([RegValue(EDGE, "a", "REG_DWORD", 1), RegValue(EDGE, "b", "REG_DWORD", 1),
-                     RegValue(EDGE, "c", "REG_DWORD", 1)], CURRENT)
+    the_plan = plan([RegWrite(EDGE, "a", "REG_DWORD", 1), RegWrite(EDGE, "b", "REG_DWORD", 1),
+                     RegWrite(EDGE, "c", "REG_DWORD", 1)], CURRENT)
     results = [{"ok": True, "id": "b1", "path": "p", "missing_keys": []}, {"ok": True},
                {"ok": False, "error": "access_denied", "message": "denied"},
                {"ok": False, "error": "skipped", "message": "not run"}, node({})]
@@ -247,7 +247,7 @@ def test_writes_skipped_after_a_failure_are_not_put_back_nor_a_registry_write_th
 
 
 def test_after_a_failure_only_keys_the_written_values_needed_are_deleted() -> None:
-    the_plan = plan([RegValue(ALLOW + "\\New", "a", "REG_DWORD", 1), RegValue(EDGE + "\\Other", "b", "REG_DWORD", 1)],
+    the_plan = plan([RegWrite(ALLOW + "\\New", "a", "REG_DWORD", 1), RegWrite(EDGE + "\\Other", "b", "REG_DWORD", 1)],
                     reg_current([(ALLOW + "\\New", "64", node({}, False)), (EDGE + "\\Other", "64", node({}, False))]))
     missing = [{"key": ALLOW + "\\New", "view": "64"}, {"key": EDGE + "\\Other", "view": "64"}]
     results = [{"ok": True, "id": "b1", "path": "p", "missing_keys": missing}, {"ok": True},

@@ -4,6 +4,7 @@ host: ``latest`` from ``backup_list``, malformed, mislabelled and planted backup
 
 from __future__ import annotations
 
+import importlib
 import typing as t
 from pathlib import Path
 
@@ -15,7 +16,10 @@ from module_docs import documentation
 from ansible_collections.nhs_cm.remediation.plugins.action import cm_service, restore
 from ansible_collections.nhs_cm.remediation.plugins.modules import cm_service as cm_service_doc
 from ansible_collections.nhs_cm.remediation.plugins.modules import restore as restore_doc
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import validate_args
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate import restore as restoring
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import ChangeError
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.write_action import WriteAction
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import validate_ops
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "cm_service"
@@ -93,7 +97,7 @@ ABSENT = node({}, exists=False)
 
 
 def test_the_reads_cover_every_entry_and_missing_key_once() -> None:
-    reads = restore.current_reads(BACKUP)
+    reads = restoring.current_reads(BACKUP)
     assert [op.get("key") for op in reads] == [ALLOW, EDGE, GOOGLE, CHROME, None]
     assert reads[-1] == {"op": "service_query", "names": ["NHSPortService"]}
     validate_ops(reads)
@@ -112,8 +116,8 @@ AFTER_RUN = {"allow": node({"1": {"type": "REG_SZ", "data": "[*.]localhost"}}),
 
 
 def test_a_full_restore_puts_values_back_and_deletes_the_created_keys_deepest_first() -> None:
-    reads = restore.current_reads(BACKUP)
-    the_plan = restore.restore_plan(BACKUP, reads, _results(**AFTER_RUN))
+    reads = restoring.current_reads(BACKUP)
+    the_plan = restoring.restore_plan(BACKUP, reads, _results(**AFTER_RUN))
     ops = the_plan.write_ops
     assert ops == [
         {"op": "reg_delete", "key": ALLOW, "view": "64", "name": "1"},
@@ -129,28 +133,28 @@ def test_a_full_restore_puts_values_back_and_deletes_the_created_keys_deepest_fi
 def test_keys_that_hold_other_things_stay() -> None:
     results = _results(**{**AFTER_RUN, "allow": node({"1": {"type": "REG_SZ", "data": "x"},
                                                       "2": {"type": "REG_SZ", "data": "someone else's"}})})
-    ops = restore.restore_plan(BACKUP, restore.current_reads(BACKUP), results).write_ops
+    ops = restoring.restore_plan(BACKUP, restoring.current_reads(BACKUP), results).write_ops
     assert [op for op in ops if op["op"] == "reg_delete_key"] == []
     results = _results(**{**AFTER_RUN, "chrome": node({}, ["CookiesAllowedForUrls", "Recommended"])})
-    ops = restore.restore_plan(BACKUP, restore.current_reads(BACKUP), results).write_ops
+    ops = restoring.restore_plan(BACKUP, restoring.current_reads(BACKUP), results).write_ops
     assert [op["key"] for op in ops if op["op"] == "reg_delete_key"] == [ALLOW]
 
 
 def test_nothing_differs_nothing_is_planned() -> None:
     results = _results(allow=ABSENT, edge=node({"BlockThirdPartyCookies": {"type": "REG_SZ", "data": "1"}}),
                        google=ABSENT, chrome=ABSENT, state="stopped", mode="manual")
-    assert not restore.restore_plan(BACKUP, restore.current_reads(BACKUP), results).changed
+    assert not restoring.restore_plan(BACKUP, restoring.current_reads(BACKUP), results).changed
 
 
 def test_what_cannot_be_read_or_no_longer_exists_is_an_error() -> None:
-    reads = restore.current_reads(BACKUP)
+    reads = restoring.current_reads(BACKUP)
     results = _results(**{**AFTER_RUN, "edge": {"ok": False, "error": "access_denied", "message": "denied"}})
     with pytest.raises(ChangeError, match="cannot read what the backup restores"):
-        restore.restore_plan(BACKUP, reads, results)
+        restoring.restore_plan(BACKUP, reads, results)
     results = _results(**AFTER_RUN)
     results[-1]["services"] = []
     with pytest.raises(ChangeError, match="no longer has: NHSPortService"):
-        restore.restore_plan(BACKUP, reads, results)
+        restoring.restore_plan(BACKUP, reads, results)
 
 
 # -- restore against a fake host: latest, malformed and planted backups -----------------------------
@@ -271,3 +275,32 @@ def test_a_restore_whose_cleanup_fails_says_what_it_wrote() -> None:
     assert result["failed"] is True and result["writes_done"] == [f"reg_write {EDGE} 'BlockThirdPartyCookies'"]
     assert result["msg"] == ("the operations ran, but the runner's cleanup failed: could not unload HKU\\nhs_cm_1; "
                              f"the writes that happened: reg_write {EDGE} 'BlockThirdPartyCookies'; backup C")
+
+
+# -- the one validation of the write modules' arguments ----------------------------------------------
+
+def test_validate_args_names_every_field_of_the_spec_then_runs_the_checks_in_order() -> None:
+    spec = {"wait_ms": {"type": "int", "default": 5}, "start": {"type": "bool", "default": True}}
+    options, error = validate_args(spec, {"wait_ms": "long", "start": "perhaps", "colour": "red"})
+    assert options is None and error is not None and "\n" not in error
+    assert "wait_ms" in error and "start" in error and "unsupported parameter(s): " in error and "colour" in error
+    seen: list[str] = []
+
+    def check(label: str, problem: str | None) -> t.Callable[[dict[str, t.Any]], str | None]:
+        def run_check(options: dict[str, t.Any]) -> str | None:
+            seen.append(label)
+            return problem and f"{problem}, not {options['wait_ms']}"
+        return run_check
+
+    checks = (check("a", None), check("b", "wait_ms must be even"), check("c", "never asked"))
+    assert validate_args(spec, {"wait_ms": 7}, *checks) == (None, "wait_ms must be even, not 7")
+    assert seen == ["a", "b"]
+    assert validate_args(spec, {}, check("d", None)) == ({"wait_ms": 5, "start": True}, None)
+
+
+@pytest.mark.parametrize("name", ["cm_service", "intranet_zone", "restore", "third_party_cookies"])
+def test_every_write_module_runs_the_shared_run(name: str) -> None:
+    plugin = importlib.import_module(f"ansible_collections.nhs_cm.remediation.plugins.action.{name}")
+    assert issubclass(plugin.ActionModule, WriteAction)
+    assert plugin.ActionModule.run is WriteAction.run
+    assert f"nhs_cm.remediation.{name}" == plugin.ActionModule.ROLE

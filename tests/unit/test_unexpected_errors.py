@@ -18,6 +18,7 @@ from fake_runner import FakeHost, run
 
 from ansible_collections.nhs_cm.remediation.plugins.action import cm_service
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import unexpected
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate import cm_service_action
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate import write_action as _write_action
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +77,7 @@ def test_an_exception_in_the_check_after_the_writes_puts_the_values_back(monkeyp
     def broken(*args: t.Any) -> t.Any:
         raise ValueError("5 results for 6 planned reads")
 
-    monkeypatch.setattr(cm_service, "remaining", broken)
+    monkeypatch.setattr(cm_service_action, "remaining", broken)
     desktop = Desktop()
     connection = FakeHost(desktop.answer)
     result = run(cm_service, connection, {})

@@ -6,7 +6,7 @@
 Pure functions, no I/O (docs/remediation.md, "The write path"). A role's module reads the host
 once, decides what it wants and describes it as a list of *changes*:
 
-- ``RegValue(key, name, type, data)``: a registry value as it should be (``type=None``: absent);
+- ``RegWrite(key, name, type, data)``: a registry value as it should be (``type=None``: absent);
 - ``ServiceWant(name, start_mode, state, restart)``: a service's start mode and state;
 - ``Action(description, ops)``: anything else that changes the host but is not a value that can
   be put back (starting a program in a session), with its write operations.
@@ -65,8 +65,9 @@ class ChangeError(ValueError):
 
 
 @dataclass(frozen=True)
-class RegValue:
-    """A registry value as it should be; ``type=None`` means the value must not exist.
+class RegWrite:
+    """A registry value to write, as it should be; ``type=None`` means the value must not exist
+    (a value as read is ``_diagnose.models.policy.RegValue``).
 
     ``list_key``: the value is an entry of a list policy (``...\\CookiesAllowedForUrls\\3``): a
     GPO that sets any entry of that key owns the whole list.
@@ -109,7 +110,7 @@ class Action:
     after: str = ""
 
 
-Change = RegValue | ServiceWant | Action
+Change = RegWrite | ServiceWant | Action
 
 
 @dataclass
@@ -171,7 +172,7 @@ def reg_current(reads: list[tuple[str, str, dict[str, t.Any]]]) -> Current:
     return current
 
 
-def _current_value(current: Current, want: RegValue) -> tuple[bool, dict[str, t.Any] | None]:
+def _current_value(current: Current, want: RegWrite) -> tuple[bool, dict[str, t.Any] | None]:
     """(known, value or None)."""
     values = current.get((normalise_key(want.key), want.view))
     if values is None:
@@ -179,7 +180,7 @@ def _current_value(current: Current, want: RegValue) -> tuple[bool, dict[str, t.
     return True, values.get(want.name.casefold())
 
 
-def same_value(value: dict[str, t.Any] | None, want: RegValue) -> bool:
+def same_value(value: dict[str, t.Any] | None, want: RegWrite) -> bool:
     """Type-aware: the value has exactly the wanted type and data (or is absent when wanted so)."""
     if want.type is None:
         return value is None
@@ -208,7 +209,7 @@ def describe_value(key: str, name: str, value: dict[str, t.Any] | None) -> str:
 
 def check_change(change: Change) -> None:
     """``ChangeError`` naming the field when a change is malformed."""
-    if isinstance(change, RegValue):
+    if isinstance(change, RegWrite):
         if change.type is not None and change.type not in WRITE_REG_TYPES:
             raise ChangeError(f"{change.key}\\{change.name}: type must be one of {', '.join(WRITE_REG_TYPES)} "
                               f"or None (absent), not {change.type!r}")
@@ -221,10 +222,10 @@ def check_change(change: Change) -> None:
         if change.state is not None and change.state not in SERVICE_STATES:
             raise ChangeError(f"service {change.name}: state must be running or stopped, not {change.state!r}")
     elif not isinstance(change, Action):
-        raise ChangeError(f"a change must be a RegValue, ServiceWant or Action, not {type(change).__name__}")
+        raise ChangeError(f"a change must be a RegWrite, ServiceWant or Action, not {type(change).__name__}")
 
 
-def _reg_planned(want: RegValue, value: dict[str, t.Any] | None) -> Planned:
+def _reg_planned(want: RegWrite, value: dict[str, t.Any] | None) -> Planned:
     entry = {"kind": "reg", "key": want.key, "view": want.view, "name": want.name, "existed": value is not None,
              "type": value.get("type") if value else None, "data": value.get("data") if value else None}
     after: dict[str, t.Any] | None = None if want.type is None else {"type": want.type, "data": want.data}
@@ -268,7 +269,7 @@ def _service_planned(want: ServiceWant, service: dict[str, t.Any]) -> Planned | 
     return Planned(want, describe_service(op["name"], state, start_mode), after, entry, [op])
 
 
-def _gpo_block(want: RegValue, facts: dict[str, t.Any]) -> dict[str, t.Any] | None:
+def _gpo_block(want: RegWrite, facts: dict[str, t.Any]) -> dict[str, t.Any] | None:
     owner = gpo_owner(facts, want.key, want.name)
     if owner is None and want.list_key:
         wanted = normalise_key(want.key)
@@ -341,7 +342,7 @@ def value_readback_ops(the_plan: Plan) -> list[dict[str, t.Any]]:
     names: list[str] = []
     for item in the_plan.planned:
         change = item.change
-        if isinstance(change, RegValue):
+        if isinstance(change, RegWrite):
             op = keys.setdefault((normalise_key(change.key), change.view),
                                  {"op": "reg_read", "key": change.key, "view": change.view, "names": []})
             if change.name not in op["names"]:
@@ -478,7 +479,7 @@ def verify_values(the_plan: Plan, readback: list[dict[str, t.Any]]) -> list[str]
     problems = []
     for item in the_plan.planned:
         change = item.change
-        if isinstance(change, RegValue):
+        if isinstance(change, RegWrite):
             read = reg.get((normalise_key(change.key), change.view))
             if read is None or not read.get("ok"):
                 problems.append(f"{change.key}\\{change.name} could not be read back")
@@ -532,7 +533,7 @@ def restore_changes(entries: list[dict[str, t.Any]]) -> list[Change]:
     changes: list[Change] = []
     for entry in entries:
         if entry.get("kind") == "reg":
-            changes.append(RegValue(entry["key"], entry["name"], entry.get("type") if entry.get("existed") else None,
+            changes.append(RegWrite(entry["key"], entry["name"], entry.get("type") if entry.get("existed") else None,
                                     entry.get("data"), entry.get("view") or "64"))
         elif entry.get("kind") == "service":
             mode = entry.get("start_mode") if entry.get("start_mode") in START_MODES else None

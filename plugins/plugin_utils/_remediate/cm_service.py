@@ -72,6 +72,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts
     normalise_dir,
     sessions_unknown,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._paths import DRIVE_PATH
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import Action, Change, ServiceWant
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import USER_SID_PATTERN
 
@@ -93,6 +94,8 @@ DEFAULTS: dict[str, t.Any] = {
 }
 
 Process = dict[str, t.Any]
+#: An Uninstall DisplayIcon's program: a .exe on a drive.
+_DRIVE_EXE = re.compile(DRIVE_PATH.pattern + r".+\.exe$", re.IGNORECASE)
 
 
 @dataclass
@@ -123,7 +126,7 @@ def _icon_exe(display_icon: str | None) -> str | None:
     if not display_icon:
         return None
     path = re.sub(r",\s*-?\d+$", "", display_icon.strip()).strip().strip('"')
-    if not re.match(r"^[A-Za-z]:\\.+\.exe$", path, re.IGNORECASE) or "%" in path:
+    if not _DRIVE_EXE.match(path) or "%" in path:
         return None
     if normalise_dir(ntpath.dirname(path)).startswith("c:\\windows\\"):
         return None  # msiexec.exe and friends: not CM
@@ -144,7 +147,7 @@ def _distinct(paths: list[str]) -> list[str]:
 
 
 def _from_option(value: str, folders: list[str]) -> tuple[list[str], str]:
-    if re.match(r"^[A-Za-z]:\\", value):
+    if DRIVE_PATH.match(value):
         return [value], "option cm_executable"
     return [ntpath.join(folder, value) for folder in folders], "option cm_executable in CM's install folder"
 
@@ -231,7 +234,7 @@ def ia_candidates(facts: dict[str, t.Any], options: dict[str, t.Any]) -> list[st
     for entry in installed(facts, "identity_agent"):
         for folder in (entry.get("install_location"), icon_dir(entry.get("display_icon"))):
             base = (folder or "").strip().strip('"').rstrip("\\")
-            if not re.match(r"^[A-Za-z]:\\", base) or normalise_dir(base).startswith("c:\\windows\\"):
+            if not DRIVE_PATH.match(base) or normalise_dir(base).startswith("c:\\windows\\"):
                 continue
             paths += [f"{base}\\{name}" for name in _ia_exe_names(options)]
     return _distinct(paths)

@@ -4,7 +4,7 @@
 """What ``nhs_cm.remediation.third_party_cookies`` changes, decided from diagnose's facts and findings.
 
 Pure functions, no I/O. ``plan_cookies(facts, findings, options)`` returns a ``PolicyPlan``: the
-``_changes.RegValue`` changes for the write path, the extra known-empty keys it plans values in,
+``_changes.RegWrite`` changes for the write path, the extra known-empty keys it plans values in,
 and notes for people (docs/remediation.md):
 
 - THIRD_PARTY_COOKIES_BLOCKED / COOKIES_BLOCKED_BY_DEFAULT (for a browser listed in
@@ -32,7 +32,6 @@ Policy precedence is diagnose's (``_browser_policy``), not re-implemented here.
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass, field
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import ID
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import PRS_PORTS
@@ -54,9 +53,9 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     parse_firefox_origin,
     parse_pattern_pair,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import RegValue
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import RegWrite
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import (
-    Triple,
+    PolicyPlan,
     absent_subkey,
     all_names,
     chromium_list_node,
@@ -85,13 +84,6 @@ DEFAULTS: dict[str, t.Any] = {
 _NEEDS_ALLOW = (ID.THIRD_PARTY_COOKIES_BLOCKED, ID.COOKIES_BLOCKED_BY_DEFAULT)
 
 
-@dataclass
-class PolicyPlan:
-    changes: list[RegValue] = field(default_factory=list)
-    extra_nodes: list[Triple] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
 def chromium_entry_covers(data: str) -> bool:
     """An allow entry that covers http://localhost on every port, under every top-level site."""
     pair = parse_pattern_pair(data)
@@ -107,7 +99,7 @@ def _chromium_allow(facts: dict[str, t.Any], hive: Hive, browser: str, out: Poli
         out.notes.append(f"{BROWSER_NAMES[browser]}: {where} already covers localhost; diagnose's finding comes "
                          "from another policy source")
         return
-    out.changes.append(RegValue(where, next_free_name(all_names(node)), "REG_SZ", CHROMIUM_ENTRY, list_key=True))
+    out.changes.append(RegWrite(where, next_free_name(all_names(node)), "REG_SZ", CHROMIUM_ENTRY, list_key=True))
 
 
 def _prs_ports(facts: dict[str, t.Any]) -> list[int]:
@@ -137,16 +129,16 @@ def _firefox_allow(facts: dict[str, t.Any], hive: Hive, out: PolicyPlan) -> None
     for port in missing:
         name = next_free_name(names)
         names.append(name)
-        out.changes.append(RegValue(where, name, "REG_SZ", FIREFOX_ORIGIN.format(port=port), list_key=True))
+        out.changes.append(RegWrite(where, name, "REG_SZ", FIREFOX_ORIGIN.format(port=port), list_key=True))
 
 
 def _views(facts: dict[str, t.Any]) -> list[dict[str, t.Any] | None]:
     return [None, *writable_users(facts)]
 
 
-def _block_removals(facts: dict[str, t.Any], browser: str) -> list[RegValue]:
+def _block_removals(facts: dict[str, t.Any], browser: str) -> list[RegWrite]:
     """The block entries that block localhost, in every view diagnose judges, where they are."""
-    found: dict[tuple[str, str], RegValue] = {}
+    found: dict[tuple[str, str], RegWrite] = {}
     for user in _views(facts):
         if browser == "firefox":
             items = [(e.value.path, e.value.name) for e in firefox_cookies(facts, user).blocking]
@@ -155,7 +147,7 @@ def _block_removals(facts: dict[str, t.Any], browser: str) -> list[RegValue]:
             items = [(r.entry.value.path, r.entry.value.name) for r in rules
                      if r.entry.value.path.casefold().endswith("\\cookiesblockedforurls")]
         for path, name in items:
-            found.setdefault((path.casefold(), name.casefold()), RegValue(path, name, None, list_key=True))
+            found.setdefault((path.casefold(), name.casefold()), RegWrite(path, name, None, list_key=True))
     return list(found.values())
 
 
@@ -174,7 +166,7 @@ def plan_cookies(facts: dict[str, t.Any], findings: list[dict[str, t.Any]], opti
                     continue
                 _chromium_allow(facts, hive, browser, out)
                 if options["allow_all_third_party_cookies"] and ID.THIRD_PARTY_COOKIES_BLOCKED in ids:
-                    out.changes.append(RegValue(hive.path(CHROMIUM_KEYS[browser]), "BlockThirdPartyCookies",
+                    out.changes.append(RegWrite(hive.path(CHROMIUM_KEYS[browser]), "BlockThirdPartyCookies",
                                                 "REG_DWORD", 0))
         if ID.LOCALHOST_COOKIES_BLOCKED in ids:
             if options["remove_localhost_block"]:

@@ -4,7 +4,7 @@
 """What ``nhs_cm.remediation.intranet_zone`` changes, decided from diagnose's facts and findings.
 
 Pure functions, no I/O. ``plan_intranet_zone(facts, findings, options)`` returns a
-``_third_party_cookies.PolicyPlan`` (docs/remediation.md):
+``_policy_plan.PolicyPlan`` (docs/remediation.md):
 
 - INTRANET_AUTODETECT_ON / _LOCAL_SITES_OFF / _PROXY_BYPASS_OFF / _UNC_OFF: ZoneMap
   ``AutoDetect`` 0, ``IntranetName`` 1, ``ProxyBypass`` 1, ``UNCAsIntranet`` 1 (REG_DWORD);
@@ -70,9 +70,9 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     zone_flag,
     zone_read_errors,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import RegValue
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cookies import PolicyPlan
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import RegWrite
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import (
+    PolicyPlan,
     finding_ids,
     writable_users,
 )
@@ -104,7 +104,7 @@ def _writable(path: str) -> bool:
     return path.casefold().startswith(_WRITABLE)
 
 
-def _add(out: PolicyPlan, change: RegValue) -> None:
+def _add(out: PolicyPlan, change: RegWrite) -> None:
     """Add a change once (several views may find the same value)."""
     if all(c.location() != change.location() for c in out.changes):
         out.changes.append(change)
@@ -134,7 +134,7 @@ def _settings(facts: dict[str, t.Any], ids: set[str], options: dict[str, t.Any],
             continue
         policy_key, own_key = keys[which]
         if options["scope"] == "machine":
-            _add(out, RegValue(Hive("machine").path(policy_key), name, "REG_DWORD", data))
+            _add(out, RegWrite(Hive("machine").path(policy_key), name, "REG_DWORD", data))
             continue
         for user in writable_users(facts):
             setting = logon_action(facts, user) if name == LOGON_ACTION else zone_flag(facts, user, name)
@@ -142,7 +142,7 @@ def _settings(facts: dict[str, t.Any], ids: set[str], options: dict[str, t.Any],
                 continue
             target = _user_target(setting, user, own_key, name, out)
             if target is not None:
-                _add(out, RegValue(target, name, "REG_DWORD", data))
+                _add(out, RegWrite(target, name, "REG_DWORD", data))
 
 
 def _views(facts: dict[str, t.Any]) -> list[dict[str, t.Any] | None]:
@@ -160,7 +160,7 @@ def _mappings(facts: dict[str, t.Any], out: PolicyPlan) -> None:
                                  "which this collection does not write: map it to zone 1 by hand")
                 continue
             data: t.Any = "1" if reg.type in ("REG_SZ", "REG_EXPAND_SZ") else 1
-            _add(out, RegValue(reg.path, reg.name, reg.type if isinstance(data, str) else "REG_DWORD", data))
+            _add(out, RegWrite(reg.path, reg.name, reg.type if isinstance(data, str) else "REG_DWORD", data))
 
 
 def appended(data: t.Any) -> str:
@@ -182,7 +182,7 @@ def _auth(facts: dict[str, t.Any], findings: list[dict[str, t.Any]], skip: list[
                 out.notes.append(f"{BROWSER_NAMES[browser]}: {winner.path}\\{winner.name} is {winner.type}; "
                                  "add localhost by hand")
                 continue
-            _add(out, RegValue(winner.path, winner.name, winner.type, appended(winner.data)))
+            _add(out, RegWrite(winner.path, winner.name, winner.type, appended(winner.data)))
 
 
 def default_profile_reads() -> list[dict[str, t.Any]]:
@@ -251,13 +251,13 @@ def _default_profile(facts: dict[str, t.Any], options: dict[str, t.Any], out: Po
             continue
         target = _user_target(setting, profile, own_key, name, out)
         if target is not None:
-            _add(out, RegValue(target, name, "REG_DWORD", data))
+            _add(out, RegWrite(target, name, "REG_DWORD", data))
     if ID.LOCALHOST_MAPPED_OUTSIDE_INTRANET in wanted:
         for mapping in localhost_mappings(alone, profile).effective:
             if mapping.zone in OUTSIDE_INTRANET:
                 reg = mapping.value
                 data: t.Any = "1" if reg.type in ("REG_SZ", "REG_EXPAND_SZ") else 1
-                _add(out, RegValue(reg.path, reg.name, reg.type if isinstance(data, str) else "REG_DWORD", data))
+                _add(out, RegWrite(reg.path, reg.name, reg.type if isinstance(data, str) else "REG_DWORD", data))
 
 
 def plan_intranet_zone(facts: dict[str, t.Any], findings: list[dict[str, t.Any]],

@@ -51,9 +51,9 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     exists,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.url_patterns import parse_pattern_pair
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import RegValue
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cookies import PolicyPlan
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import RegWrite
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import (
+    PolicyPlan,
     all_names,
     chromium_list_node,
     finding_ids,
@@ -115,7 +115,7 @@ def _add_origins(facts: dict[str, t.Any], hive: Hive, browser: str, target: str,
         value_name = next_free_name(names)
         names.append(value_name)
         have.add(origin.strip().casefold())
-        out.changes.append(RegValue(where, value_name, "REG_SZ", origin.strip(), list_key=True))
+        out.changes.append(RegWrite(where, value_name, "REG_SZ", origin.strip(), list_key=True))
     if hive.kind == "user":
         relative = f"{key}\\{target}"
         machine, _error = Hive("machine").node(facts, relative)

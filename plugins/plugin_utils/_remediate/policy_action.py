@@ -3,6 +3,8 @@
 
 """Base class of the action plugins of ``third_party_cookies`` and ``intranet_zone``.
 
+``validate(spec, args, *checks)``: the module's options (its ``SPEC``, ``skip_ids`` against the
+catalogue, its ``check_options``) and diagnose's ``cm_required``, checked before the host is read.
 ``PolicyFixAction.fix(own, diagnose)``: read the host with diagnose's reads (ONE call), evaluate,
 let the role's pure planner (``planner(facts, findings, own)``) describe the values, plan them with
 ``_changes.plan`` (Group Policy, idempotence, diff, backup), stop in check mode, else apply them
@@ -20,10 +22,8 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.errors import UnsupportedError
-
 from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import validate_options as validate_diagnose
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import Check
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import CATALOGUE
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts, plan_reads
@@ -34,7 +34,10 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.chan
     reg_current,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import read_nodes
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.write_action import WriteAction
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.write_action import (
+    WriteAction,
+    remediation_options,
+)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import ProtocolError
 
 Planner = t.Callable[[dict[str, t.Any], list[dict[str, t.Any]], dict[str, t.Any]], t.Any]
@@ -42,22 +45,16 @@ Planner = t.Callable[[dict[str, t.Any], list[dict[str, t.Any]], dict[str, t.Any]
 DIAGNOSE_OPTIONS = ("cm_required",)
 
 
-def validate(spec: dict[str, dict[str, t.Any]], args: dict[str, t.Any]
+def _skip_ids_problem(options: dict[str, t.Any]) -> str | None:
+    unknown = [i for i in options.get("skip_ids") or [] if i not in CATALOGUE]
+    return f"skip_ids must hold finding ids of the catalogue, not {', '.join(unknown)}" if unknown else None
+
+
+def validate(spec: dict[str, dict[str, t.Any]], args: t.Mapping[str, t.Any], *checks: Check,
              ) -> tuple[dict[str, t.Any] | None, dict[str, t.Any] | None, str | None]:
-    """(own options, diagnose options, None) or (None, None, one message naming the fields)."""
-    result = ArgumentSpecValidator(spec).validate(dict(args))
-    messages = [f"unsupported parameter(s): {e}" if isinstance(e, UnsupportedError) else str(e) for e in result.errors]
-    if messages:
-        return None, None, "; ".join(messages)
-    params = result.validated_parameters
-    own = {name: params[name] for name in spec if name not in DIAGNOSE_OPTIONS}
-    unknown = [i for i in own.get("skip_ids") or [] if i not in CATALOGUE]
-    if unknown:
-        return None, None, f"skip_ids must hold finding ids of the catalogue, not {', '.join(unknown)}"
-    diagnose, error = validate_diagnose({name: params[name] for name in DIAGNOSE_OPTIONS if name in params})
-    if diagnose is None:
-        return None, None, error
-    return own, diagnose, None
+    """(own options, diagnose options, None) or (None, None, one message naming the fields):
+    ``spec``, ``skip_ids`` against the catalogue, then the module's ``checks`` (``remediation_options``)."""
+    return remediation_options(spec, args, DIAGNOSE_OPTIONS, validate_diagnose, _skip_ids_problem, *checks)
 
 
 def _ids(findings: list[dict[str, t.Any]], handled: t.Iterable[str]) -> list[str]:
@@ -68,9 +65,6 @@ def _ids(findings: list[dict[str, t.Any]], handled: t.Iterable[str]) -> list[str
 class PolicyFixAction(WriteAction):
     """The shared run of the policy remediation modules."""
 
-    _supports_check_mode = True
-    _supports_async = False
-    ROLE = ""
     SPEC: dict[str, dict[str, t.Any]] = {}
     HANDLED: tuple[str, ...] = ()
 
@@ -90,20 +84,15 @@ class PolicyFixAction(WriteAction):
         """Put the results of ``extra_reads(own)`` into the facts the planner gets."""
         del facts, results, own
 
-    def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
-        result = super().run(tmp, task_vars)
-        del tmp
-        own, diagnose, error = validate(self.SPEC, self._task.args)
-        if own is not None:
-            error = self.check_options(own)
-        if own is None or diagnose is None or error:
-            result.update(failed=True, msg=f"{self.ROLE}: {error}")
-            return result
-        try:
-            result.update(self.fix(own, diagnose))
-        except (ProtocolError, ChangeError) as exc:
-            result.update(failed=True, msg=f"{self.ROLE}: {exc}")
-        return result
+    def validate(self, args: t.Mapping[str, t.Any]) -> tuple[t.Any, str | None]:
+        own, diagnose, error = validate(self.SPEC, args, self.check_options)
+        return (None if own is None or diagnose is None else (own, diagnose)), error
+
+    def remediate(self, options: tuple[dict[str, t.Any], dict[str, t.Any]]) -> dict[str, t.Any]:
+        return self.fix(*options)
+
+    def failure(self, exc: ProtocolError | ChangeError) -> str:
+        return f"{self.ROLE}: {exc}"
 
     def fix(self, own: dict[str, t.Any], diagnose: dict[str, t.Any]) -> dict[str, t.Any]:
         reads = plan_reads(diagnose)

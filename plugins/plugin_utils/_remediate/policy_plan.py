@@ -1,12 +1,13 @@
 # Copyright (c) 2025 NHS CM remediation maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Shared helpers of the policy remediation planners (``_third_party_cookies``, ``_localhost_access``,
-``_intranet_zone``).
+"""Shared parts of the policy remediation planners (``_remediate.cookies``,
+``_remediate.localhost_access``, ``_remediate.intranet_zone``).
 
-Pure functions, no I/O: the registry nodes diagnose read (``facts["policy_keys"]`` and each
-user's ``keys``) as ``(full key, view, node)`` triples for ``_changes.reg_current``; the users
-whose hive can be written (signed in: hive ``loaded``); the next free value name of a list policy.
+``PolicyPlan``, what each planner returns. Pure functions, no I/O: the registry nodes diagnose
+read (``facts["policy_keys"]`` and each user's ``keys``) as ``(full key, view, node)`` triples for
+``_changes.reg_current``; the users whose hive can be written (signed in: hive ``loaded``); the
+next free value name of a list policy.
 """
 
 # FOR INTERNAL COLLECTION USE ONLY
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import re
 import typing as t
+from dataclasses import dataclass, field
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.policy import (
     BROWSER_NAMES,
@@ -28,12 +30,23 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     users,
     value,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import RegWrite
 
 Node = dict[str, t.Any]
 Triple = tuple[str, str, Node]
 SCOPES = ("machine", "user")
 _NUMERIC = re.compile(r"[+-]?\d+")
 _STRINGS = ("REG_SZ", "REG_EXPAND_SZ")
+
+
+@dataclass
+class PolicyPlan:
+    """What a policy planner decided: the values to write, the known-empty keys it plans values
+    in (not read by diagnose), and notes for people."""
+
+    changes: list[RegWrite] = field(default_factory=list)
+    extra_nodes: list[Triple] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def _walk(path: str, node: Node | None, out: list[Triple]) -> None:

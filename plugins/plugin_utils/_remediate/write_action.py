@@ -3,6 +3,11 @@
 
 """Base class of the remediation modules' action plugins: apply a ``_changes.Plan`` to a host.
 
+``WriteAction.run`` is the run of every remediation module: check the task's arguments
+(``validate``: the module's argument spec and its own checks, ``_controller_action.validate_args``;
+``remediation_options`` for the modules that pass some of diagnose's options on), fail naming the
+field before anything is sent, else ``remediate`` the host with them.
+
 ``WriteAction.apply_plan(plan, role, extra_reads, verify)`` is the only impure part of the write
 path. In check mode it sends nothing. Otherwise it sends ONE runner call (``write_request``:
 backup, writes, read-back, the role's own reads) with ``write_errors: stop``; when a write
@@ -31,7 +36,9 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import Check, validate_args
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import (
+    ChangeError,
     Outcome,
     Plan,
     new_backup_id,
@@ -43,9 +50,32 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.chan
     writes_done,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import RunnerAction, WriteUnconfirmed
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import CleanupError
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import CleanupError, ProtocolError
 
 ROLLBACK = "playbooks/rollback.yml -e backup_id={}"
+Options = dict[str, t.Any]
+#: diagnose's own validation of its options: (options, None) or (None, the message).
+DiagnoseValidator = t.Callable[[Options], tuple["Options | None", "str | None"]]
+
+
+def remediation_options(spec: dict[str, dict[str, t.Any]], args: t.Mapping[str, t.Any],
+                        diagnose_names: t.Iterable[str], validate_diagnose: DiagnoseValidator, *checks: Check,
+                        ) -> tuple[Options | None, Options | None, str | None]:
+    """(own options, diagnose's options, None) or (None, None, one message naming the fields).
+
+    ``spec`` holds the module's own options and the ones of diagnose's it passes on
+    (``diagnose_names``): all are checked against ``spec`` and the module's own ``checks``
+    (``validate_args``), then diagnose's are checked by diagnose itself (``validate_diagnose``).
+    """
+    options, error = validate_args(spec, args, *checks)
+    if options is None:
+        return None, None, error
+    passed = set(diagnose_names)
+    own = {name: value for name, value in options.items() if name not in passed}
+    diagnose, error = validate_diagnose({name: value for name, value in options.items() if name in passed})
+    if diagnose is None:
+        return None, None, error
+    return own, diagnose, None
 
 
 def unconfirmed_message(exc: WriteUnconfirmed, backup_id: str | None, what: str = "the write request") -> str:
@@ -96,7 +126,39 @@ class Applied:
 
 
 class WriteAction(RunnerAction):
-    """A RunnerAction that changes the host through the write path."""
+    """A RunnerAction that changes the host through the write path.
+
+    A module defines ``ROLE`` (its name, which starts each message about its arguments),
+    ``validate(args)`` and ``remediate(options)``."""
+
+    _supports_check_mode = True
+    _supports_async = False
+    ROLE = ""
+
+    def validate(self, args: t.Mapping[str, t.Any]) -> tuple[t.Any, str | None]:
+        """(the module's options, None) or (None, one message naming the fields and what is allowed)."""
+        raise NotImplementedError
+
+    def remediate(self, options: t.Any) -> dict[str, t.Any]:
+        """The module's result for the host, with the options ``validate`` returned."""
+        raise NotImplementedError
+
+    def failure(self, exc: ProtocolError | ChangeError) -> str:
+        """The message of a failed run (the runner or the plan refused)."""
+        return str(exc)
+
+    def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
+        result = super().run(tmp, task_vars)
+        del tmp
+        options, error = self.validate(self._task.args)
+        if options is None:
+            result.update(failed=True, msg=f"{self.ROLE}: {error}")
+            return result
+        try:
+            result.update(self.remediate(options))
+        except (ProtocolError, ChangeError) as exc:
+            result.update(failed=True, msg=self.failure(exc))
+        return result
 
     def diff_wanted(self) -> bool:
         return bool(getattr(self._task, "diff", False) or getattr(self._play_context, "diff", False))

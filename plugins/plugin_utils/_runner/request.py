@@ -28,6 +28,7 @@ import zlib
 from urllib.parse import urlsplit
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo, same
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._paths import ABSOLUTE_PATH
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.assembly import runner_for_ops
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.operations import OPERATIONS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import (
@@ -128,12 +129,11 @@ def _check_url(value: str) -> str | None:
     return None
 
 
-_ABS_PATH_RE = re.compile(r"^(?:[A-Za-z]:\\|\\\\[^\\]+\\[^\\]+)")
 
 
 def _check_paths(value: list[str]) -> str | None:
     for path in value:
-        if not _ABS_PATH_RE.match(path):
+        if not ABSOLUTE_PATH.match(path):
             return f"must hold absolute Windows paths (C:\\... or \\\\server\\share\\...), not {path!r}"
     return None
 
@@ -207,7 +207,7 @@ def _check_file_pattern(value: str) -> str | None:
 
 
 def _check_abs_path(value: str) -> str | None:
-    if _ABS_PATH_RE.match(value):
+    if ABSOLUTE_PATH.match(value):
         return None
     return f"must be an absolute Windows path (C:\\...), not {value!r}"
 
