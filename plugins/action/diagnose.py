@@ -29,11 +29,13 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.ers_r
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
     DEFAULT_OPTIONS,
-    LEGACY_GENERATIONS,
     build_facts,
-    parse_version,
     plan_reads,
     read_labels,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import (
+    LEGACY_GENERATIONS,
+    parse_version,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import RunnerAction, runner_text

@@ -31,8 +31,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts
     UNINSTALL_64,
     build_facts,
     options_with_defaults,
-    product_generation,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import product_generation
 
 MY_IDS = ["IA_NOT_INSTALLED", "IA_NOT_RUNNING", "IA_VERSION_RETIRED", "CM_NOT_CONNECTED",
           "SMARTCARD_SERVICE_STOPPED", "NO_SMARTCARD_READER", "USER_NOT_LOGGED_IN"]

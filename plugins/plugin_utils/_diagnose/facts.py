@@ -40,20 +40,28 @@ error: null or the error kind}`` at every level.
 from __future__ import annotations
 
 import importlib
-import ntpath
 import re
 import typing as t
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.ers_report import parse_ers_report
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import (
+    BROWSER_EXES,
+    IA_EXE,
+    IA_MIN_VERSION,
+    IA_PATHS,
+    PRODUCT_KINDS,
+    PRS_PATH,
+    PRS_PORTS,
+    SMARTCARD_SERVICE,
+    product_generation,
+    product_kind,
+    service_binary,
+)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo, same
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import USER_SID_PATTERN
 
 #: Patterns compiled once, at import (in Ansible's main process, before the forks).
-_ABSOLUTE_PATH = re.compile(r"^(?:[A-Za-z]:\\|\\\\)")
-_EXE_PREFIX = re.compile(r"(?i)^(.*?\.exe)(?:\s|$)")
-_ICON_INDEX = re.compile(r",\s*-?\d+$")
 _KEY_PATH = re.compile(r"[^\\]+(?:\\[^\\]+)*")
-_VERSION_TEXT = re.compile(r"^\s*v?(\d+(?:\.\d+){0,3})(?:\s|$|[-+ (])")
 
 UNINSTALL_64 = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
 UNINSTALL_32 = "HKLM\\SOFTWARE\\WOW6432Node\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
@@ -61,30 +69,7 @@ NDP_V4_FULL = "HKLM\\SOFTWARE\\Microsoft\\NET Framework Setup\\NDP\\v4\\Full"
 UNINSTALL_VALUE_NAMES = ["DisplayName", "DisplayVersion", "Publisher", "InstallLocation", "DisplayIcon",
                          "UninstallString", "InstallDate", "SystemComponent"]
 
-PRS_PORTS = [43487, 44213, 45031, 46478, 48853]
-PRS_PATH = "/PRS/GetPortNumber"
-SMARTCARD_SERVICE = "SCardSvr"
 CALAIS_READERS = "HKLM\\SOFTWARE\\Microsoft\\Cryptography\\Calais\\Readers"
-IA_EXE = "IdentityAgent.exe"
-#: Where the Identity Agent is usually installed (its folder is not public: an inference from
-#: estates and its HSCIC heritage, hence option ``ia_paths``).
-IA_PATHS = [
-    "C:\\Program Files (x86)\\HSCIC\\Identity Agent\\IdentityAgent.exe",
-    "C:\\Program Files\\HSCIC\\Identity Agent\\IdentityAgent.exe",
-]
-#: Every Identity Agent before this version is retired and blocked by NHS.
-IA_MIN_VERSION = "2.4.10.0"
-#: Chrome's and Edge's executables in their system-level install folders (inference: the folders
-#: Chrome's enterprise MSI and Edge install to; docs/browser-policy.md), whose file version says
-#: which Local Network Access policies the browser honours. A browser installed elsewhere is
-#: seen only while it runs (``processes``).
-BROWSER_EXES: dict[str, tuple[str, ...]] = {
-    "chrome": ("C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
-               "C:\\Program Files (x86)\\Google\\Chrome\\Application\\chrome.exe"),
-    "edge": ("C:\\Program Files (x86)\\Microsoft\\Edge\\Application\\msedge.exe",
-             "C:\\Program Files\\Microsoft\\Edge\\Application\\msedge.exe"),
-}
-
 DEFAULT_OPTIONS: dict[str, t.Any] = {
     "cm_required": True,
     "cm_process_names": [],
@@ -98,22 +83,6 @@ DEFAULT_OPTIONS: dict[str, t.Any] = {
     "ia_min_version": IA_MIN_VERSION,
     "smartcard_reader_required": True,
 }
-
-#: Uninstall DisplayName prefixes (case-insensitive) -> product kind.
-PRODUCT_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("NHS Credential Management", "cm"),
-    ("NHS Identity Hub", "identity_hub"),
-    ("NHS Identity Agent", "identity_agent"),
-    ("NHS Digital Identity Agent", "identity_agent"),
-    ("HSCIC Identity Agent", "identity_agent"),
-    ("NHS Port Service", "port_service"),
-    ("NHS Smartcard Connect", "smartcard_connect"),
-)
-PRODUCT_KINDS = ("cm", "identity_hub", "identity_agent", "port_service", "smartcard_connect")
-#: What ``facts["product"]["generation"]`` can be: CM 1.x or Identity Hub work with the legacy
-#: Identity Agent; CM 3.x and later ship NHS Smartcard Connect and have no Identity Agent.
-GENERATIONS = ("identity_hub", "cm1", "cm3plus", "none")
-LEGACY_GENERATIONS = ("identity_hub", "cm1")
 
 #: Pending-reboot indicators: (read label, key, value name or None for "the key exists").
 _CURRENT_VERSION = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion"
@@ -311,17 +280,6 @@ def _str_or_none(value: t.Any) -> str | None:
     return text or None
 
 
-def product_kind(display_name: str | None) -> str | None:
-    """The product kind of an Uninstall DisplayName, or None when it is not an NHS CM product."""
-    if not display_name:
-        return None
-    folded = display_name.strip().casefold()
-    for prefix, kind in PRODUCT_PREFIXES:
-        if folded.startswith(prefix.casefold()):
-            return kind
-    return None
-
-
 def _product_entry(key: str, subkey: str, node: dict[str, t.Any], view: str) -> dict[str, t.Any] | None:
     values = node.get("values") or {}
     name = _str_or_none(_data(values, "DisplayName"))
@@ -397,18 +355,6 @@ def _service(services: list[dict[str, t.Any]], *, name: str | None = None,
         if display_name is not None and str(service.get("display_name", "")).casefold() == display_name.casefold():
             return dict(service)
     return None
-
-
-def service_binary(image: str | None) -> str | None:
-    """The executable of a service command line (``"C:\\x y\\a.exe" -k`` -> ``C:\\x y\\a.exe``)."""
-    if not image:
-        return None
-    text = image.strip()
-    if text.startswith('"'):
-        end = text.find('"', 1)
-        return text[1:end] if end > 0 else text[1:]
-    match = _EXE_PREFIX.match(text)
-    return match.group(1) if match else text.split(" ")[0]
 
 
 def _reboot(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> dict[str, t.Any]:
@@ -530,54 +476,7 @@ def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | Non
 
 
 # ---------------------------------------------------------------------------------------------
-# Product generation, Identity Agent files, smart card readers
-
-def parse_version(text: t.Any) -> tuple[int, ...] | None:
-    """``"1.4.2.0"`` -> (1, 4, 2, 0); None when the text does not start with a version."""
-    match = _VERSION_TEXT.match(str(text or "") + " ")
-    return tuple(int(part) for part in match.group(1).split(".")) if match else None
-
-
-def _generation(name: str | None, version: str | None, generation: str | None,
-                reason: str | None = None) -> dict[str, t.Any]:
-    return {"generation": generation, "name": name, "version": version, "reason": reason}
-
-
-def product_generation(products: dict[str, list[dict[str, t.Any]]], errors: list[str]) -> dict[str, t.Any]:
-    """Which set-up the host has: ``{generation, name, version, reason}``.
-
-    ``generation`` is ``cm3plus`` (CM 3.x or later, NHS Smartcard Connect, no Identity Agent),
-    ``cm1`` (CM before 3.x, with the legacy Identity Agent), ``identity_hub`` (only NHS Identity
-    Hub, also with the Identity Agent), ``none``, or null with ``reason`` when it cannot be told.
-    With several CM versions installed, the newest decides. A CM entry without a readable
-    version counts as ``cm3plus`` when NHS Smartcard Connect is installed and as ``cm1`` when
-    the Identity Agent or Identity Hub is.
-    """
-    cm = products.get("cm") or []
-    versioned = [(parse_version(entry["version"]), entry) for entry in cm]
-    versioned = [(version, entry) for version, entry in versioned if version is not None]
-    if versioned:
-        version, entry = max(versioned, key=lambda item: item[0])
-        return _generation(entry["name"], entry["version"], "cm3plus" if version[0] >= 3 else "cm1")
-    if cm:
-        entry = cm[0]
-        if products.get("smartcard_connect"):
-            return _generation(entry["name"], entry["version"], "cm3plus")
-        if products.get("identity_agent") or products.get("identity_hub"):
-            return _generation(entry["name"], entry["version"], "cm1")
-        versions = ", ".join(repr(item["version"]) for item in cm)
-        return _generation(entry["name"], entry["version"], None,
-                           f"cannot tell which NHS Credential Management generation is installed: its "
-                           f"DisplayVersion ({versions}) is not a version and neither NHS Smartcard Connect nor "
-                           "the Identity Agent is installed")
-    hubs = products.get("identity_hub") or []
-    if hubs:
-        return _generation(hubs[0]["name"], hubs[0]["version"], "identity_hub")
-    if errors:
-        return _generation(None, None, None, "cannot tell whether NHS Credential Management is installed: "
-                           + "; ".join(errors))
-    return _generation(None, None, "none")
-
+# Identity Agent files, browser files, smart card readers
 
 def _readers(result: dict[str, t.Any]) -> dict[str, t.Any]:
     return {"path": CALAIS_READERS, "exists": bool(result.get("exists")),
@@ -678,16 +577,6 @@ def _gpo(result: dict[str, t.Any], error: str | None) -> dict[str, t.Any]:
 # ---------------------------------------------------------------------------------------------
 # Helpers for the evaluators
 
-def installed(facts: dict[str, t.Any], *kinds: str) -> list[dict[str, t.Any]]:
-    """Product entries of the given kinds (all views), or [] when the Uninstall keys were unread."""
-    products = facts.get("products") or {}
-    return [entry for kind in kinds for entry in products.get(kind, [])]
-
-
-def uninstall_errors(facts: dict[str, t.Any]) -> list[str]:
-    return [f"{item['path']}: {item['error']}" for item in facts.get("uninstall_keys", []) if "error" in item]
-
-
 def sessions_unknown(facts: dict[str, t.Any]) -> str | None:
     """Why the list of sessions may be incomplete (the processes' owners, from which the runner
     finds the sessions, could not be read), or None when it can be trusted."""
@@ -695,27 +584,3 @@ def sessions_unknown(facts: dict[str, t.Any]) -> str | None:
     if not error:
         return None
     return f"the owners of the processes could not be read ({error}), so who is logged on is not known"
-
-
-def normalise_dir(path: str) -> str:
-    """A Windows folder for prefix comparison: lower case, backslashes, one trailing backslash."""
-    folded = ntpath.normpath(path.strip().strip('"').replace("/", "\\")).casefold()
-    return folded.rstrip("\\") + "\\"
-
-
-def icon_dir(display_icon: str | None) -> str | None:
-    """The folder of an Uninstall DisplayIcon (``"C:\\x\\cm.exe",0`` -> ``C:\\x``)."""
-    if not display_icon:
-        return None
-    path = display_icon.strip()
-    path = _ICON_INDEX.sub("", path).strip().strip('"')
-    if not _ABSOLUTE_PATH.match(path) or "%" in path:
-        return None
-    folder = ntpath.dirname(path)
-    return folder or None
-
-
-def image_name(name: str | None) -> str:
-    """A process or file name for comparison: lower case, without a trailing ``.exe``."""
-    folded = ntpath.basename((name or "").strip()).casefold()
-    return folded[:-4] if folded.endswith(".exe") else folded

@@ -35,7 +35,6 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import ID
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import PRS_PORTS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.browser_policy import (
     chromium_cookies,
     chromium_policy,
@@ -54,6 +53,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     parse_firefox_origin,
     parse_pattern_pair,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import PRS_PORTS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import RegValue
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import (
     Triple,

@@ -30,10 +30,10 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import ID, make_finding
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks.base import (
+    CheckResult,
     Facts,
     Options,
-    Outcome,
     evaluator,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.browser_policy import (
@@ -96,16 +96,16 @@ CHROMIUM = tuple(CHROMIUM_KEYS)
 LOCALHOST_ALLOW_ENTRY = "[*.]localhost"
 
 
-def report(facts: Facts, check_id: str, browser: str | None, judge: Judge, errors_of: ErrorsOf) -> Outcome:
+def report(facts: Facts, check_id: str, browser: str | None, judge: Judge, errors_of: ErrorsOf) -> CheckResult:
     findings, unknown = report_scopes(facts, check_id, browser, judge, errors_of)
-    return Outcome(findings=findings, unknown=unknown)
+    return CheckResult(findings=findings, unknown=unknown)
 
 
-def _merge(*outcomes: Outcome) -> Outcome:
-    merged = Outcome()
-    for outcome in outcomes:
-        merged.findings.extend(outcome.findings)
-        merged.unknown.extend(outcome.unknown)
+def _merge(*results: CheckResult) -> CheckResult:
+    merged = CheckResult()
+    for result in results:
+        merged.findings.extend(result.findings)
+        merged.unknown.extend(result.unknown)
     return merged
 
 
@@ -557,17 +557,17 @@ def _lna_ask_judge(facts: Facts, browser: str, version: BrowserVersion, ignored:
     return judge
 
 
-def _lna_run(facts: Facts, options: Options, check_id: str, make_judge: LnaJudge) -> Outcome:
+def _lna_run(facts: Facts, options: Options, check_id: str, make_judge: LnaJudge) -> CheckResult:
     if not cm_applies(facts, options):
-        return Outcome()
-    outcomes = []
+        return CheckResult()
+    results = []
     for browser in CHROMIUM:
         version = browser_version(facts, browser)
         if version.major is None and version.error is None:
             continue  # not installed in its system-level folder, not running: nothing to check
-        outcomes.append(report(facts, check_id, browser, make_judge(facts, browser, version),
+        results.append(report(facts, check_id, browser, make_judge(facts, browser, version),
                                _lna_errors(facts, browser, version)))
-    return _merge(*outcomes)
+    return _merge(*results)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,80 +645,80 @@ def _user_blocked(facts: Facts, browser: str, version: BrowserVersion, user: dic
 
 def _run(facts: Facts, options: Options, check_id: str,
          chromium_judge: t.Callable[[Facts, str], t.Callable[[dict[str, t.Any] | None], Verdict | None]],
-         firefox_judge: t.Callable[[dict[str, t.Any] | None], Verdict | None] | None) -> Outcome:
+         firefox_judge: t.Callable[[dict[str, t.Any] | None], Verdict | None] | None) -> CheckResult:
     if not cm_applies(facts, options):
-        return Outcome()
-    outcomes = [report(facts, check_id, browser, chromium_judge(facts, browser), _chromium_errors(facts, browser))
+        return CheckResult()
+    results = [report(facts, check_id, browser, chromium_judge(facts, browser), _chromium_errors(facts, browser))
                 for browser in CHROMIUM]
     if firefox_judge is not None:
-        outcomes.append(report(facts, check_id, "firefox", firefox_judge, _firefox_errors(facts)))
-    return _merge(*outcomes)
+        results.append(report(facts, check_id, "firefox", firefox_judge, _firefox_errors(facts)))
+    return _merge(*results)
 
 
 @evaluator(ID.THIRD_PARTY_COOKIES_BLOCKED)
-def check_third_party_cookies_blocked(facts: Facts, options: Options) -> Outcome:
+def check_third_party_cookies_blocked(facts: Facts, options: Options) -> CheckResult:
     return _run(facts, options, ID.THIRD_PARTY_COOKIES_BLOCKED, _third_party_judge,
                 _firefox_reject_judge(facts, "foreign"))
 
 
 @evaluator(ID.COOKIES_BLOCKED_BY_DEFAULT)
-def check_cookies_blocked_by_default(facts: Facts, options: Options) -> Outcome:
+def check_cookies_blocked_by_default(facts: Facts, options: Options) -> CheckResult:
     return _run(facts, options, ID.COOKIES_BLOCKED_BY_DEFAULT, _default_judge, _firefox_reject_judge(facts, "all"))
 
 
 @evaluator(ID.LOCALHOST_COOKIES_BLOCKED)
-def check_localhost_cookies_blocked(facts: Facts, options: Options) -> Outcome:
+def check_localhost_cookies_blocked(facts: Facts, options: Options) -> CheckResult:
     return _run(facts, options, ID.LOCALHOST_COOKIES_BLOCKED, _blocked_judge, _firefox_blocked_judge(facts))
 
 
 @evaluator(ID.AUTH_ALLOWLIST_EXCLUDES_LOCALHOST)
-def check_auth_allowlist_excludes_localhost(facts: Facts, options: Options) -> Outcome:
+def check_auth_allowlist_excludes_localhost(facts: Facts, options: Options) -> CheckResult:
     return _run(facts, options, ID.AUTH_ALLOWLIST_EXCLUDES_LOCALHOST, _auth_judge, None)
 
 
 @evaluator(ID.LOCALHOST_ACCESS_BLOCKED)
-def check_localhost_access_blocked(facts: Facts, options: Options) -> Outcome:
+def check_localhost_access_blocked(facts: Facts, options: Options) -> CheckResult:
     return _lna_run(facts, options, ID.LOCALHOST_ACCESS_BLOCKED, _lna_blocked_judge)
 
 
 @evaluator(ID.LOCALHOST_ACCESS_NOT_ALLOWED)
-def check_localhost_access_not_allowed(facts: Facts, options: Options) -> Outcome:
+def check_localhost_access_not_allowed(facts: Facts, options: Options) -> CheckResult:
     return _lna_run(facts, options, ID.LOCALHOST_ACCESS_NOT_ALLOWED,
                     lambda f, b, v: _lna_ask_judge(f, b, v, ignored=False))
 
 
 @evaluator(ID.LOCALHOST_ACCESS_POLICY_NOT_HONOURED)
-def check_localhost_access_policy_not_honoured(facts: Facts, options: Options) -> Outcome:
+def check_localhost_access_policy_not_honoured(facts: Facts, options: Options) -> CheckResult:
     return _lna_run(facts, options, ID.LOCALHOST_ACCESS_POLICY_NOT_HONOURED,
                     lambda f, b, v: _lna_ask_judge(f, b, v, ignored=True))
 
 
 @evaluator(ID.LOCALHOST_ACCESS_USER_BLOCKED)
-def check_localhost_access_user_blocked(facts: Facts, options: Options) -> Outcome:
+def check_localhost_access_user_blocked(facts: Facts, options: Options) -> CheckResult:
     """Per user and browser profile; a profile that cannot be read is unknown, never healthy."""
     if not cm_applies(facts, options):
-        return Outcome()
-    outcome = Outcome()
+        return CheckResult()
+    result = CheckResult()
     for browser in CHROMIUM:
         version = browser_version(facts, browser)
         prefix = f"{BROWSER_NAMES[browser]}: "
         if version.major is None:
             if version.error is not None:
-                outcome.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED, "reason": prefix + version.error})
+                result.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED, "reason": prefix + version.error})
             continue
         problems = _chromium_errors(facts, browser)(None)
         if problems:
-            outcome.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
+            result.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
                                     "reason": prefix + "; ".join(dict.fromkeys(problems))})
             continue
         for user in users(facts):
             why = hive_unavailable(user) or "; ".join(dict.fromkeys(_chromium_errors(facts, browser)(user))) or None
             if why is not None:
-                outcome.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
+                result.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
                                         "reason": f"{prefix}{user_label(user)}: {why}"})
                 continue
             findings, reasons = _user_blocked(facts, browser, version, user)
-            outcome.findings.extend(findings)
-            outcome.unknown.extend({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
+            result.findings.extend(findings)
+            result.unknown.extend({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
                                     "reason": f"{prefix}{user_label(user)}: {reason}"} for reason in reasons)
-    return outcome
+    return result

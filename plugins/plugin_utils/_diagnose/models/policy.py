@@ -32,8 +32,8 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import make_finding
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import installed
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.gpo import gpo_action
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import installed
 
 Node = dict[str, t.Any]
 Facts = dict[str, t.Any]
