@@ -25,14 +25,14 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catal
     FAULT_MESSAGES,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import options_with_defaults
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import product_generation
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import (
     CALAIS_READERS,
     UNINSTALL_32,
     UNINSTALL_64,
-    build_facts,
-    options_with_defaults,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import product_generation
 
 MY_IDS = ["IA_NOT_INSTALLED", "IA_NOT_RUNNING", "IA_VERSION_RETIRED", "CM_NOT_CONNECTED",
           "SMARTCARD_SERVICE_STOPPED", "NO_SMARTCARD_READER", "USER_NOT_LOGGED_IN"]

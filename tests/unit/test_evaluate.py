@@ -31,16 +31,16 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catal
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks.base import CheckResult
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import EVALUATORS, evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import options_with_defaults
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import icon_dir, service_binary
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import (
     NDP_V4_FULL,
     REBOOT_KEYS,
     UNINSTALL_32,
     UNINSTALL_64,
-    build_facts,
-    options_with_defaults,
     plan_reads,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import icon_dir, service_binary
 
 #: The repository's finding table (tools/gen_findings_docs.py writes it from the catalogue).
 FINDINGS_MD = Path(__file__).resolve().parents[2] / "docs" / "findings.md"

@@ -19,7 +19,7 @@ import typing as t
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import ORDER
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks import EVALUATORS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks.base import Facts, Options
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import options_with_defaults
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import options_with_defaults
 
 
 def evaluate(facts: Facts, options: Options | None = None) -> tuple[list[dict[str, t.Any]], list[dict[str, t.Any]]]:

@@ -1,19 +1,14 @@
 # Copyright (c) 2025 NHS CM remediation maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""What diagnose reads (``plan_reads``) and the normalised facts made of it (``build_facts``).
+"""The normalised facts diagnose's checks read (``build_facts``), made of the results of the read plan.
 
-Pure functions, no I/O. ``plan_reads(options)`` returns the operations of ONE runner call;
-``build_facts(results, options)`` pairs each result with the read it answers and returns a
-JSON-able dict. A read that failed is recorded in ``facts["read_errors"][<read>]`` as
-``"<kind>: <message>"`` and its fact is left ``None``, so the evaluators can report the check
-as unknown instead of healthy.
+Pure functions, no I/O. ``build_facts(results, options)`` pairs each result with the label of the
+read it answers (``reads.read_labels``, kept with the plan) and returns a JSON-able dict. A read
+that failed is recorded in ``facts["read_errors"][<read>]`` as ``"<kind>: <message>"`` and its
+fact is left ``None``, so the evaluators can report the check as unknown instead of healthy.
 
-Registry keys other modules need are declared there, not here: each of ``DECLARING_MODULES``
-may declare ``MACHINE_READS`` (full ``HKLM\\...`` key, depth), ``USER_READS`` (key relative to
-a user's hive root, depth) and ``READ_VALUE_NAMES`` ({declared key: the only value names
-needed}, used as the ``names`` filter of the machine reads). ``declared_reads`` collects them (a
-module that is not there declares nothing) and the plan reads them in the same runner call:
+Among the facts, the keys the models declare (``reads.DECLARED``) and who they are read for:
 
 - ``facts["policy_keys"]``: ``{key as declared: node}``;
 - ``facts["users"]``: one entry per interactive session's user and, with option
@@ -39,227 +34,33 @@ error: null or the error kind}`` at every level.
 
 from __future__ import annotations
 
-import importlib
 import re
 import typing as t
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.ers_report import parse_ers_report
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import options_with_defaults
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import (
     BROWSER_EXES,
-    IA_EXE,
-    IA_MIN_VERSION,
-    IA_PATHS,
     PRODUCT_KINDS,
     PRS_PATH,
-    PRS_PORTS,
     SMARTCARD_SERVICE,
     product_generation,
     product_kind,
     service_binary,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo, same
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import USER_SID_PATTERN
-
-#: Patterns compiled once, at import (in Ansible's main process, before the forks).
-_KEY_PATH = re.compile(r"[^\\]+(?:\\[^\\]+)*")
-
-UNINSTALL_64 = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
-UNINSTALL_32 = "HKLM\\SOFTWARE\\WOW6432Node\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
-NDP_V4_FULL = "HKLM\\SOFTWARE\\Microsoft\\NET Framework Setup\\NDP\\v4\\Full"
-UNINSTALL_VALUE_NAMES = ["DisplayName", "DisplayVersion", "Publisher", "InstallLocation", "DisplayIcon",
-                         "UninstallString", "InstallDate", "SystemComponent"]
-
-CALAIS_READERS = "HKLM\\SOFTWARE\\Microsoft\\Cryptography\\Calais\\Readers"
-DEFAULT_OPTIONS: dict[str, t.Any] = {
-    "cm_required": True,
-    "cm_process_names": [],
-    "port_service_display_name": "NHS Port Service",
-    "prs_ports": list(PRS_PORTS),
-    "probe_timeout_ms": 1000,
-    "include_offline_profiles": False,
-    "ers_report": None,
-    "ia_paths": list(IA_PATHS),
-    "ia_process_names": [IA_EXE],
-    "ia_min_version": IA_MIN_VERSION,
-    "smartcard_reader_required": True,
-}
-
-#: Pending-reboot indicators: (read label, key, value name or None for "the key exists").
-_CURRENT_VERSION = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion"
-REBOOT_KEYS: tuple[tuple[str, str, str | None], ...] = (
-    ("reboot_cbs", _CURRENT_VERSION + "\\Component Based Servicing\\RebootPending", None),
-    ("reboot_wu", _CURRENT_VERSION + "\\WindowsUpdate\\Auto Update\\RebootRequired", None),
-    ("reboot_pfro", "HKLM\\SYSTEM\\CurrentControlSet\\Control\\Session Manager", "PendingFileRenameOperations"),
-    ("reboot_updates", "HKLM\\SOFTWARE\\Microsoft\\Updates", "UpdateExeVolatile"),
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import (
+    ACTIVE_COMPUTER_NAME,
+    CALAIS_READERS,
+    DECLARED,
+    NDP_V4_FULL,
+    PENDING_COMPUTER_NAME,
+    REBOOT_KEYS,
+    UNINSTALL_32,
+    UNINSTALL_64,
+    DeclaredReads,
+    read_labels,
+    reported,
 )
-ACTIVE_COMPUTER_NAME = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\ComputerName\\ActiveComputerName"
-PENDING_COMPUTER_NAME = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\ComputerName\\ComputerName"
-
-
-def options_with_defaults(options: dict[str, t.Any] | None) -> dict[str, t.Any]:
-    merged = dict(DEFAULT_OPTIONS)
-    merged.update({key: value for key, value in (options or {}).items() if value is not None})
-    return merged
-
-
-def _reg(key: str, names: list[str] | None = None, depth: int = 0) -> dict[str, t.Any]:
-    op: dict[str, t.Any] = {"op": "reg_read", "key": key}
-    if depth:
-        op["depth"] = depth
-    if names is not None:
-        op["names"] = names
-    return op
-
-
-# ---------------------------------------------------------------------------------------------
-# Keys other modules declare
-
-#: The Local Network Access content-setting types read from people's Chrome and Edge profiles
-#: (``browser_site_settings``; ``_local_network``), as Preferences names them
-#: (``profile.content_settings.exceptions.<type>``): Chromium's content_settings_registry.cc registers
-#: ``local-network-access`` and, for the split permission, ``loopback-network`` (the local device) and
-#: ``local-network`` (local network endpoints); website_settings_info.cc makes '-' '_' in the
-#: preference name (docs/browser-policy.md).
-SITE_SETTING_TYPES = ("local_network_access", "loopback_network", "local_network")
-
-_PLUGIN_UTILS = "ansible_collections.nhs_cm.remediation.plugins.plugin_utils"
-#: The modules whose ``MACHINE_READS`` / ``USER_READS`` are read (a missing module declares none).
-DECLARING_MODULES = ("_diagnose.models.policy", "_diagnose.models.browser_policy", "_diagnose.models.zones")
-_HIVE_PREFIXES = ("HKLM\\", "HKU\\", "HKCU\\", "HKEY_")
-
-
-def _declared_entry(where: str, entry: t.Any, machine: bool) -> tuple[str, int]:
-    if (not isinstance(entry, (tuple, list)) or len(entry) != 2 or not isinstance(entry[0], str)
-            or isinstance(entry[1], bool) or not isinstance(entry[1], int)):
-        raise ValueError(f"{where} must be a (key path, depth) pair, not {entry!r}")
-    path, depth = entry
-    if not 0 <= depth <= 4:
-        raise ValueError(f"{where}: depth must be from 0 to 4, not {depth!r}")
-    if not _KEY_PATH.fullmatch(path):
-        raise ValueError(f"{where}: {path!r} has an empty part or a leading or trailing backslash")
-    starts_with_hive = path.upper().startswith(_HIVE_PREFIXES)
-    if machine and not path.upper().startswith("HKLM\\"):
-        raise ValueError(f"{where}: {path!r} must be a full HKLM\\... key")
-    if not machine and starts_with_hive:
-        raise ValueError(f"{where}: {path!r} must be relative to the user's hive root (no hive name)")
-    return path, depth
-
-
-def _declared_names(module: t.Any, module_name: str, path: str) -> list[str] | None:
-    names = (getattr(module, "READ_VALUE_NAMES", None) or {}).get(path)
-    if names is None:
-        return None
-    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise ValueError(f"{module_name}.READ_VALUE_NAMES[{path!r}] must be a list of value names, not {names!r}")
-    return list(names)
-
-
-def declared_reads(list_name: str) -> list[tuple[str, int, list[str] | None]]:
-    """(key, depth, value names or None for all) that ``DECLARING_MODULES`` declare in
-    ``list_name`` (``MACHINE_READS`` or ``USER_READS``), each key once, in order: the deepest
-    read wins, and the names of several modules add up (one without a filter reads them all)."""
-    merged: dict[str, tuple[str, int, list[str] | None]] = {}
-    for module_name in DECLARING_MODULES:
-        full_name = f"{_PLUGIN_UTILS}.{module_name}"
-        try:
-            module = importlib.import_module(full_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == full_name:
-                continue
-            raise
-        for index, entry in enumerate(getattr(module, list_name, None) or []):
-            path, depth = _declared_entry(f"{module_name}.{list_name}[{index}]", entry, list_name == "MACHINE_READS")
-            names = _declared_names(module, module_name, path)
-            known = merged.get(path.casefold())
-            if known is not None:
-                both = None if known[2] is None or names is None else known[2] + [
-                    name for name in names if name.casefold() not in {n.casefold() for n in known[2]}]
-                merged[path.casefold()] = (known[0], max(known[1], depth), both)
-            else:
-                merged[path.casefold()] = (path, depth, names)
-    return list(merged.values())
-
-
-def _gpo_prefixes(machine: list[tuple[str, int, t.Any]], user: list[tuple[str, int, t.Any]]) -> list[str]:
-    """The declared keys relative to their hive root, each once, leaving out keys below another."""
-    paths = [entry[0].split("\\", 1)[1] for entry in machine] + [entry[0] for entry in user]
-    prefixes: dict[str, str] = {}
-    for path in paths:
-        prefixes.setdefault(path.casefold(), path)
-    folded = list(prefixes)
-    return [prefixes[key] for key in folded if not any(key.startswith(other + "\\") for other in folded)]
-
-
-def _listener_ports(opts: dict[str, t.Any]) -> list[int]:
-    """The NHS Port Service's ports and, when the e-RS report names one, CM's port (so the
-    session whose CM the report is about can be found)."""
-    ports = list(opts["prs_ports"])
-    report = parse_ers_report(opts.get("ers_report"))
-    if report is not None and report.port is not None and report.port not in ports:
-        ports.append(report.port)
-    return ports
-
-
-def planned_reads(options: dict[str, t.Any] | None = None) -> list[tuple[str, dict[str, t.Any]]]:
-    """(label, op) for every read of diagnose, in request order.
-
-    A new list of new dicts on every call, but worked out once per process and set of options
-    (``_plan`` is a ``_memo.memo``): diagnose's plugin does it before Ansible forks (``prepare_before_fork``),
-    so each host's fork copies it instead of planning again.
-    """
-    return _plan(options_with_defaults(options))
-
-
-@memo(32)
-def _plan(opts: dict[str, t.Any]) -> list[tuple[str, dict[str, t.Any]]]:
-    machine_reads, user_reads = declared_reads("MACHINE_READS"), declared_reads("USER_READS")
-    reads: list[tuple[str, dict[str, t.Any]]] = [
-        ("uninstall_64", _reg(UNINSTALL_64, UNINSTALL_VALUE_NAMES, depth=1)),
-        ("uninstall_32", _reg(UNINSTALL_32, UNINSTALL_VALUE_NAMES, depth=1)),
-        ("dotnet", _reg(NDP_V4_FULL, ["Release", "Version"])),
-    ]
-    for label, key, name in REBOOT_KEYS:
-        reads.append((label, _reg(key, [name] if name else [])))
-    reads.append(("reboot_name_active", _reg(ACTIVE_COMPUTER_NAME, ["ComputerName"])))
-    reads.append(("reboot_name_pending", _reg(PENDING_COMPUTER_NAME, ["ComputerName"])))
-    reads.append(("services", {"op": "service_query", "names": [SMARTCARD_SERVICE],
-                               "display_names": [opts["port_service_display_name"]]}))
-    reads.append(("listeners", {"op": "tcp_listeners", "ports": _listener_ports(opts)}))
-    for port in opts["prs_ports"]:
-        reads.append((f"prs_probe_{port}", {"op": "http_get", "url": f"http://localhost:{port}{PRS_PATH}",
-                                            "timeout_ms": opts["probe_timeout_ms"]}))
-    reads.append(("processes", {"op": "process_list"}))
-    reads.append(("sessions", {"op": "session_list"}))
-    reads.append(("os", {"op": "os_info"}))
-    reads.append(("smartcard_readers", _reg(CALAIS_READERS, [])))
-    if opts["ia_paths"]:
-        reads.append(("ia_files", {"op": "file_info", "paths": list(opts["ia_paths"])}))
-    reads.append(("browser_files", {"op": "file_info", "paths": [path for paths in BROWSER_EXES.values()
-                                                                 for path in paths]}))
-    reads.append(("user_hives", {"op": "user_hives_read", "paths": [[path, depth] for path, depth, _n in user_reads],
-                                 "include_offline": bool(opts["include_offline_profiles"])}))
-    reads.append(("browser_site_settings", {"op": "browser_site_settings", "types": list(SITE_SETTING_TYPES),
-                                            "include_offline": bool(opts["include_offline_profiles"])}))
-    reads.append(("gpo", {"op": "gpo_registry_settings", "key_prefixes": _gpo_prefixes(machine_reads, user_reads)}))
-    for path, depth, names in machine_reads:
-        reads.append((f"policy:{path}", _reg(path, names, depth=depth)))
-    return reads
-
-
-def read_labels(options: dict[str, t.Any] | None = None) -> tuple[str, ...]:
-    """The labels of ``planned_reads(options)``, in the same order (kept per set of options)."""
-    return _labels(options_with_defaults(options))
-
-
-@memo(32, fresh=same)
-def _labels(opts: dict[str, t.Any]) -> tuple[str, ...]:
-    return tuple(label for label, _op in _plan(opts))
-
-
-def plan_reads(options: dict[str, t.Any] | None = None) -> list[dict[str, t.Any]]:
-    """The operations diagnose sends, in ONE runner call."""
-    return [op for _label, op in planned_reads(options)]
-
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import USER_SID_PATTERN
 
 # ---------------------------------------------------------------------------------------------
 # Normalising
@@ -426,10 +227,11 @@ def _probes(reads: dict[str, dict[str, t.Any]], errors: dict[str, str], ports: l
     return probes
 
 
-def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
-    """Normalised facts from the results of ``plan_reads(options)`` (same order)."""
+def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | None = None,
+                declared: DeclaredReads = DECLARED) -> dict[str, t.Any]:
+    """Normalised facts from the results of ``reads.plan_reads(options, declared)`` (same order)."""
     opts = options_with_defaults(options)
-    labels = read_labels(opts)
+    labels = read_labels(opts, declared)
     if len(results) != len(labels):
         raise ValueError(f"{len(results)} results for {len(labels)} planned reads")
     reads = dict(zip(labels, results, strict=True))
@@ -442,7 +244,7 @@ def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | Non
     listeners = None if "listeners" in errors else list(reads["listeners"].get("listeners") or [])
     products = _products(reads, errors)
     sessions = None if "sessions" in errors else list(reads["sessions"].get("sessions") or [])
-    report = parse_ers_report(opts.get("ers_report"))
+    report = reported(opts)
     return {
         "products": products,
         "product": product_generation(products, [f"{key}: {errors[label]}" for label, key in

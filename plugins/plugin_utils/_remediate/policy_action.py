@@ -23,10 +23,13 @@ import typing as t
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 
-from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import validate_options as validate_diagnose
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import CATALOGUE
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts, plan_reads
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import (
+    validate_options as validate_diagnose,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import plan_reads
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import (
     ChangeError,
     Outcome,

@@ -4,7 +4,7 @@
 """Browser-policy checks of diagnose (fault 1 cookies and Local Network Access; fault 4 AuthServerAllowlist).
 
 Each check runs for Chrome and Edge (and Firefox for the cookie checks, only where a Firefox
-Cookies policy exists), for the machine and for every user (``_policy_facts.judge_scopes``):
+Cookies policy exists), for the machine and for every user (``models.policy.judge_scopes``):
 a problem the machine's policy decides for everybody is reported once with scope
 ``{kind: machine}``; one that a user's own hive decides (or that does not hit every user) is
 reported per user. Effective values follow ``_browser_policy``; URL matching ``_url_patterns``.

@@ -48,7 +48,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.check
     found,
     unknown,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import NDP_V4_FULL, sessions_unknown
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import sessions_unknown
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import (
     cm_entries,
     cm_matcher,
@@ -57,6 +57,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.produ
     installed,
     uninstall_errors,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import NDP_V4_FULL
 
 DOTNET48_RELEASE = 528040
 DOTNET48_IN_OS_BUILD = 18362

@@ -5,7 +5,7 @@
 
 Effective values follow ``_zones`` (policy keys machine then user, ``Security_HKLM_only``, then
 the user's own values; documented defaults for absent values). Each check is made for the
-machine and for every user (``_policy_facts.judge_scopes``): when the machine's settings decide
+machine and for every user (``models.policy.judge_scopes``): when the machine's settings decide
 it for everybody (a machine policy value, or HKLM under ``Security_HKLM_only``), it is reported
 once with scope ``{kind: machine}``; otherwise once per user whose settings are wrong (a value
 absent from a user's hive is that user's problem: Windows would read it there).

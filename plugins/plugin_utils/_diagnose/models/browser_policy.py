@@ -3,7 +3,7 @@
 
 """Effective browser policy, policy by policy, as Chrome, Edge and Firefox apply it.
 
-Pure functions over the facts (see ``_policy_facts``); no I/O.
+Pure functions over the facts (see ``models.policy``); no I/O.
 
 Chrome and Edge (after Chromium ``components/policy``):
 - Sources, highest first: mandatory machine (``HKLM\\SOFTWARE\\Policies\\<browser>``),
@@ -70,11 +70,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     COOKIE_LISTS,
     FIREFOX_COOKIES_KEY,
     LIST_POLICIES,
-    MACHINE_READS,
-    READ_VALUE_NAMES,
     RECOMMENDABLE,
     RECOMMENDED,
-    USER_READS,
     Facts,
     Hive,
     Node,
@@ -106,8 +103,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
 #: Patterns compiled once, at import (in Ansible's main process, before the forks).
 _INT_TEXT = re.compile(r"\s*-?\d+\s*")
 _SIGNED_INT = re.compile(r"[+-]?\d+")
-
-__all__ = ["MACHINE_READS", "READ_VALUE_NAMES", "USER_READS"]
 
 #: Top-level sites under which CM is called (e-RS; CIS2 Authentication). Inference: used only for
 #: ``primary,secondary`` cookie entries, whose rule applies under the secondary's sites alone.

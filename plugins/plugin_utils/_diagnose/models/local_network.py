@@ -268,7 +268,7 @@ def entry_note(match: Match, site: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # The user's own answer, kept in the browser profile (Preferences)
 
-#: The types of ``_facts.SITE_SETTING_TYPES`` that can hold the answer for a request to localhost
+#: The types of ``reads.SITE_SETTING_TYPES`` that can hold the answer for a request to localhost
 #: (``local_network`` is for other local network endpoints).
 LOOPBACK_SETTING_TYPES = ("local_network_access", "loopback_network")
 #: ContentSetting values (components/content_settings/core/common/content_settings.h).

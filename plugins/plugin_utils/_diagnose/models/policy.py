@@ -4,7 +4,7 @@
 """What the browser-policy and intranet-zone checks read, and small accessors for the facts.
 
 ``MACHINE_READS`` (full HKLM key path, depth) and ``USER_READS`` (path below a user's hive
-root, depth) are the registry keys the checks need; ``_facts.plan_reads`` reads each machine
+root, depth) are the registry keys the checks need; ``reads.plan_reads`` reads each machine
 key once and each user key in every user's hive. ``READ_VALUE_NAMES`` gives, for some of those
 keys, the only value names the checks use: a reader may pass them as the ``names`` filter of
 ``reg_read`` to keep the reply small (the checks work without the filter too).
@@ -14,7 +14,7 @@ subkeys are read one by one) because a policy key may hold large unrelated lists
 ``URLBlocklist``; ``Zones\\1`` is read for ``1A00`` only; ``ZoneMap\\Domains`` only for
 ``localhost`` and ``127.0.0.1``.
 
-Facts shape (built by ``_facts.build_facts``):
+Facts shape (built by ``facts.build_facts``):
 ``facts["policy_keys"][<machine path as declared>]`` and
 ``facts["users"][i]["keys"][<user path as declared>]`` are nodes
 ``{"exists", "values": {name: {"type", "data"}}, "subkeys": {name: node|None}, "error"}``.

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """The Local intranet zone as Windows (urlmon) applies it to one user: pure functions over the
-facts (see ``_policy_facts``).
+facts (see ``models.policy``).
 
 Where each value comes from, highest first (reference nhs-cm-domain.md 5.1-5.6):
 - ZoneMap flags ``AutoDetect``, ``IntranetName``, ``ProxyBypass``, ``UNCAsIntranet``: the
