@@ -68,7 +68,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.poli
 )
 
 HANDLED = (ID.THIRD_PARTY_COOKIES_BLOCKED, ID.COOKIES_BLOCKED_BY_DEFAULT, ID.LOCALHOST_COOKIES_BLOCKED)
-BROWSERS = ("chrome", "edge", "firefox")
 CHROMIUM_ENTRY = "[*.]localhost"
 #: Firefox: one origin per NHS Port Service port (an origin covers one port; CM's own port
 #: differs per session and cannot be listed in advance).

@@ -80,8 +80,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     cm_applies,
     hive_unavailable,
     report_scopes,
+    user_entry_scope,
     user_label,
-    user_scope,
     users,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.url_patterns import (
@@ -96,7 +96,9 @@ CHROMIUM = tuple(CHROMIUM_KEYS)
 LOCALHOST_ALLOW_ENTRY = "[*.]localhost"
 
 
-def report(facts: Facts, check_id: str, browser: str | None, judge: Judge, errors_of: ErrorsOf) -> CheckResult:
+def scoped_result(facts: Facts, check_id: str, browser: str | None, judge: Judge,
+                  errors_of: ErrorsOf) -> CheckResult:
+    """The result of one check (and browser) at machine or user scope (``models.policy.report_scopes``)."""
     findings, unknown = report_scopes(facts, check_id, browser, judge, errors_of)
     return CheckResult(findings=findings, unknown=unknown)
 
@@ -565,7 +567,7 @@ def _lna_run(facts: Facts, options: Options, check_id: str, make_judge: LnaJudge
         version = browser_version(facts, browser)
         if version.major is None and version.error is None:
             continue  # not installed in its system-level folder, not running: nothing to check
-        results.append(report(facts, check_id, browser, make_judge(facts, browser, version),
+        results.append(scoped_result(facts, check_id, browser, make_judge(facts, browser, version),
                                _lna_errors(facts, browser, version)))
     return _merge(*results)
 
@@ -632,7 +634,7 @@ def _user_blocked(facts: Facts, browser: str, version: BrowserVersion, user: dic
         stored = [answer.evidence(str(item.get("path")), item.get("modified")) for answer in blocks]
         evidence = list(version.evidence) + stored
         findings.append(make_finding(
-            ID.LOCALHOST_ACCESS_USER_BLOCKED, {**user_scope(user), "browser_profile": item.get("profile")},
+            ID.LOCALHOST_ACCESS_USER_BLOCKED, {**user_entry_scope(user), "browser_profile": item.get("profile")},
             evidence, browser=browser, managed_by_gpo=managed, action=action + (f"; {gpo_text}" if gpo_text else ""),
             summary=f"{user_label(user)} blocked {sites} from reaching NHS Credential Management on localhost in "
                     f"{name} {access.major} (profile '{item.get('profile')}'): no policy decides, so the user's kept "
@@ -648,10 +650,10 @@ def _run(facts: Facts, options: Options, check_id: str,
          firefox_judge: t.Callable[[dict[str, t.Any] | None], Verdict | None] | None) -> CheckResult:
     if not cm_applies(facts, options):
         return CheckResult()
-    results = [report(facts, check_id, browser, chromium_judge(facts, browser), _chromium_errors(facts, browser))
+    results = [scoped_result(facts, check_id, browser, chromium_judge(facts, browser), _chromium_errors(facts, browser))
                 for browser in CHROMIUM]
     if firefox_judge is not None:
-        results.append(report(facts, check_id, "firefox", firefox_judge, _firefox_errors(facts)))
+        results.append(scoped_result(facts, check_id, "firefox", firefox_judge, _firefox_errors(facts)))
     return _merge(*results)
 
 

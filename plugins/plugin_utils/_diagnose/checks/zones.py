@@ -29,6 +29,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.check
     evaluator,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.policy import (
+    Judge,
     Verdict,
     cm_applies,
     report_scopes,
@@ -46,10 +47,9 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     zone_read_errors,
 )
 
-Judge = t.Callable[[dict[str, t.Any] | None], Verdict | None]
 
-
-def report(facts: Facts, check_id: str, judge: Judge) -> CheckResult:
+def _zone_result(facts: Facts, check_id: str, judge: Judge) -> CheckResult:
+    """The result of one zone check at machine or user scope (``models.policy.report_scopes``)."""
     findings, unknown = report_scopes(facts, check_id, None, judge, lambda user: zone_read_errors(facts, user))
     return CheckResult(findings=findings, unknown=unknown)
 
@@ -151,7 +151,7 @@ def _mapping_judge(facts: Facts) -> Judge:
 def _check(facts: Facts, options: Options, check_id: str, judge: Judge) -> CheckResult:
     if not cm_applies(facts, options):
         return CheckResult()
-    return report(facts, check_id, judge)
+    return _zone_result(facts, check_id, judge)
 
 
 @evaluator(ID.INTRANET_AUTODETECT_ON)

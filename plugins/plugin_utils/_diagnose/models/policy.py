@@ -31,7 +31,11 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import make_finding
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import (
+    machine_scope,
+    make_finding,
+    user_scope,
+)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.gpo import gpo_action
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import installed
 
@@ -221,7 +225,7 @@ def user_label(user: dict[str, t.Any]) -> str:
 
 
 @dataclass(frozen=True)
-class RegValue:
+class RegRead:
     """A registry value as read, with the policy source it belongs to."""
 
     path: str
@@ -261,12 +265,9 @@ Judge = t.Callable[[dict[str, t.Any] | None], "Verdict | None"]
 ErrorsOf = t.Callable[[dict[str, t.Any] | None], list[str]]
 
 
-def machine_scope() -> dict[str, t.Any]:
-    return {"kind": "machine"}
-
-
-def user_scope(user: dict[str, t.Any]) -> dict[str, t.Any]:
-    return {"kind": "user", "user": user.get("user"), "sid": user.get("sid"), "session": user.get("session")}
+def user_entry_scope(user: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The finding scope of one ``facts["users"]`` entry (``catalogue.user_scope``)."""
+    return user_scope(user.get("user"), user.get("sid"), user.get("session"))
 
 
 def judge_scopes(facts: Facts, judge: Judge, errors_of: ErrorsOf
@@ -294,7 +295,7 @@ def judge_scopes(facts: Facts, judge: Judge, errors_of: ErrorsOf
         if why is not None:
             reasons.append(f"{user_label(user)}: {why}")
             continue
-        results.append((user_scope(user), judge(user)))
+        results.append((user_entry_scope(user), judge(user)))
     if machine is not None and not machine.user_decided and all(
             verdict is not None and not verdict.user_decided for _scope, verdict in results):
         return [(machine_scope(), machine)], reasons
