@@ -124,13 +124,13 @@ def _clear_diagnose_caches() -> None:
 
 def test_the_default_request_is_prepared_once_before_ansible_forks_the_workers(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from ansible_collections.nhs_cm.remediation.plugins.action import diagnose as action
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import options as _options
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import reads as _reads
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import run as _run
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import protocol as _protocol
 
     _clear_diagnose_caches()
-    assert action.prepare_before_fork() is True  # what importing the plugin did in ansible's main process
+    assert _run.prepare_before_fork() is True  # what importing the plugin did in ansible's main process
     assert _protocol._packed_runner.cache_info().misses == 1
     validated: list[int] = []
     monkeypatch.setattr(_protocol, "validate_ops", lambda ops: validated.append(len(ops)) or ops)
