@@ -65,6 +65,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protoco
 # ---------------------------------------------------------------------------------------------
 # Normalising
 
+
 def _error_text(result: dict[str, t.Any]) -> str:
     return f"{result.get('error', 'failed')}: {result.get('message') or 'no message'}"
 

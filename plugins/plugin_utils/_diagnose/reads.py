@@ -271,7 +271,6 @@ def _plan(opts: dict[str, t.Any], declared: DeclaredReads) -> list[Read]:
     return reads
 
 
-
 @memo(32, fresh=same)
 def _labels(opts: dict[str, t.Any], declared: DeclaredReads) -> tuple[str, ...]:
     """The labels of the plan for complete options, worked out when the plan is."""

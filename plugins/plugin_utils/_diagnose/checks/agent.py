@@ -380,7 +380,7 @@ def check_smartcard_service_stopped(facts: Facts, options: Options) -> CheckResu
     if service.get("state") == "running":
         return CheckResult()
     return service_finding(ID.SMARTCARD_SERVICE_STOPPED, service,
-                            f"The Smart Card service ({service.get('name')}) is {service.get('state')}, not running")
+                           f"The Smart Card service ({service.get('name')}) is {service.get('state')}, not running")
 
 
 @evaluator(ID.NO_SMARTCARD_READER)

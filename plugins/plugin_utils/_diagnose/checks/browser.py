@@ -568,7 +568,7 @@ def _lna_run(facts: Facts, options: Options, check_id: str, make_judge: LnaJudge
         if version.major is None and version.error is None:
             continue  # not installed in its system-level folder, not running: nothing to check
         results.append(scoped_result(facts, check_id, browser, make_judge(facts, browser, version),
-                               _lna_errors(facts, browser, version)))
+                                     _lna_errors(facts, browser, version)))
     return _merge(*results)
 
 
@@ -651,7 +651,7 @@ def _run(facts: Facts, options: Options, check_id: str,
     if not cm_applies(facts, options):
         return CheckResult()
     results = [scoped_result(facts, check_id, browser, chromium_judge(facts, browser), _chromium_errors(facts, browser))
-                for browser in CHROMIUM]
+               for browser in CHROMIUM]
     if firefox_judge is not None:
         results.append(scoped_result(facts, check_id, "firefox", firefox_judge, _firefox_errors(facts)))
     return _merge(*results)
@@ -711,16 +711,16 @@ def check_localhost_access_user_blocked(facts: Facts, options: Options) -> Check
         problems = _chromium_errors(facts, browser)(None)
         if problems:
             result.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
-                                    "reason": prefix + "; ".join(dict.fromkeys(problems))})
+                                   "reason": prefix + "; ".join(dict.fromkeys(problems))})
             continue
         for user in users(facts):
             why = hive_unavailable(user) or "; ".join(dict.fromkeys(_chromium_errors(facts, browser)(user))) or None
             if why is not None:
                 result.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
-                                        "reason": f"{prefix}{user_label(user)}: {why}"})
+                                       "reason": f"{prefix}{user_label(user)}: {why}"})
                 continue
             findings, reasons = _user_blocked(facts, browser, version, user)
             result.findings.extend(findings)
             result.unknown.extend({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
-                                    "reason": f"{prefix}{user_label(user)}: {reason}"} for reason in reasons)
+                                   "reason": f"{prefix}{user_label(user)}: {reason}"} for reason in reasons)
     return result

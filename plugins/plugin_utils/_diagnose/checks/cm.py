@@ -225,7 +225,7 @@ def _port_service_field(facts: Facts, options: Options, check_id: str, name: str
     if service.get(name) == wanted:
         return CheckResult()
     return service_finding(check_id, service,
-                            f"The NHS Port Service ({service.get('name')}) {fault.format(service.get(name))}")
+                           f"The NHS Port Service ({service.get('name')}) {fault.format(service.get(name))}")
 
 
 @evaluator(ID.PORT_SERVICE_STOPPED)
@@ -295,7 +295,7 @@ def check_cm_not_running(facts: Facts, options: Options) -> CheckResult:
         _check_session(session, processes, is_cm, match, result, bool(names))
     if owners_unknown:
         result.unknown.append({"check": ID.CM_NOT_RUNNING, "reason": f"{owners_unknown}: sessions other than "
-                                f"{', '.join(str(s.get('id')) for s in sessions)} were not checked"})
+                               f"{', '.join(str(s.get('id')) for s in sessions)} were not checked"})
     return result
 
 
@@ -308,7 +308,7 @@ def _check_session(session: dict[str, t.Any], processes: list[dict[str, t.Any]],
     label = f"session {session.get('id')} ({session.get('user')})"
     if mine and not by_name and all(not process.get("image") for process in mine):
         result.unknown.append({"check": ID.CM_NOT_RUNNING,
-                                "reason": f"cannot read the process images of {label}"})
+                               "reason": f"cannot read the process images of {label}"})
         return
     listed = [{"pid": p.get("pid"), "name": p.get("name"), "image": p.get("image")}
               for p in sorted(mine, key=lambda p: (str(p.get("name")).casefold(), p.get("pid") or 0))]

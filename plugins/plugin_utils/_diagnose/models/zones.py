@@ -122,7 +122,7 @@ def hklm_only(facts: Facts) -> RegRead | None:
     name, item = found
     if item.get("type") == "REG_DWORD" and item.get("data") == 1:
         return RegRead(machine.path(INTERNET_SETTINGS_POLICY), name, item["type"], item["data"],
-                        "machine policy")
+                       "machine policy")
     return None
 
 
