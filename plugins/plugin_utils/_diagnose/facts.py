@@ -23,7 +23,8 @@ Among the facts, the keys the models declare (``reads.DECLARED``) and who they a
   (``sessions_unknown``);
 
 where a node is ``{exists, values: {name: {type, data}}, subkeys: {name: node or null},
-error: null or the error kind}`` at every level.
+error: null or the error kind}`` at every level. ``DiagnoseFacts`` and the ``TypedDict``s under it
+give the top-level shape (types only).
 """
 
 # FOR INTERNAL COLLECTION USE ONLY
@@ -63,6 +64,135 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import USER_SID_PATTERN
 
 # ---------------------------------------------------------------------------------------------
+# The shape of the facts (types only: the facts are plain JSON-able dicts)
+
+#: A registry key as read: ``{exists, values: {name: {type, data}}, subkeys: {name: node or
+#: null}, error: null or the error kind}`` at every level.
+Node = dict[str, t.Any]
+
+
+class ProductEntry(t.TypedDict):
+    """An NHS CM product's Uninstall entry (``facts["products"][<kind>][i]``)."""
+
+    kind: str
+    name: str | None
+    version: str | None
+    publisher: str | None
+    install_location: str | None
+    display_icon: str | None
+    system_component: bool
+    key: str
+    view: str
+    values: dict[str, t.Any]
+
+
+class ProductFacts(t.TypedDict):
+    """``facts["product"]``: which set-up the host has (``product.product_generation``)."""
+
+    generation: str | None
+    name: str | None
+    version: str | None
+    reason: str | None
+
+
+class DotNetFacts(t.TypedDict):
+    path: str
+    exists: bool
+    release: int | None
+    release_type: str | None
+    version: str | None
+
+
+class ServiceFacts(t.TypedDict):
+    """``facts["services"]``: the services found by name, as ``service_query`` lists them."""
+
+    port_service: dict[str, t.Any] | None
+    smartcard: dict[str, t.Any] | None
+
+
+class ProbeFacts(t.TypedDict):
+    port: int
+    url: str
+    ran: bool
+    answered: bool
+    status: int | None
+    body: str | None
+    error: str | None
+
+
+class RebootFacts(t.TypedDict):
+    pending: bool
+    indicators: list[dict[str, t.Any]]
+    unreadable: list[str]
+
+
+class OsFacts(t.TypedDict):
+    product: str | None
+    version: str | None
+    build: int | None
+    computer_name: str | None
+    emulated: bool
+
+
+class ReaderFacts(t.TypedDict):
+    path: str
+    exists: bool
+    readers: list[str]
+
+
+class FileFacts(t.TypedDict):
+    """One of ``facts["ia_files"]``; ``facts["browser_files"]`` add ``browser``."""
+
+    path: str | None
+    exists: bool
+    version: str | None
+
+
+class UserFacts(t.TypedDict):
+    """One of ``facts["users"]``: a session's user or, with ``include_offline_profiles``, a profile."""
+
+    sid: str | None
+    user: str | None
+    session: int | None
+    source: str
+    hive: str
+    error: str | None
+    keys: dict[str, Node]
+
+
+class GpoFacts(t.TypedDict):
+    available: bool
+    error: str | None
+    settings: list[dict[str, t.Any]]
+
+
+class DiagnoseFacts(t.TypedDict):
+    """What ``build_facts`` returns. A fact is None when its read failed (``read_errors`` says why)."""
+
+    products: dict[str, list[ProductEntry]]
+    product: ProductFacts
+    uninstall_keys: list[dict[str, t.Any]]
+    dotnet: DotNetFacts | None
+    services: ServiceFacts | None
+    listeners: list[dict[str, t.Any]] | None
+    prs_probes: list[ProbeFacts]
+    processes: list[dict[str, t.Any]] | None
+    process_owners_error: str | None
+    sessions: list[dict[str, t.Any]] | None
+    reboot: RebootFacts
+    os: OsFacts | None
+    smartcard_readers: ReaderFacts | None
+    ia_files: list[FileFacts] | None
+    browser_files: list[dict[str, t.Any]] | None
+    policy_keys: dict[str, Node]
+    users: list[UserFacts]
+    gpo: GpoFacts
+    browser_site_settings: list[dict[str, t.Any]] | None
+    ers_report: dict[str, t.Any] | None
+    read_errors: dict[str, str]
+
+
+# ---------------------------------------------------------------------------------------------
 # Normalising
 
 
@@ -82,7 +212,7 @@ def _str_or_none(value: t.Any) -> str | None:
     return text or None
 
 
-def _product_entry(key: str, subkey: str, node: dict[str, t.Any], view: str) -> dict[str, t.Any] | None:
+def _product_entry(key: str, subkey: str, node: dict[str, t.Any], view: str) -> ProductEntry | None:
     values = node.get("values") or {}
     name = _str_or_none(_data(values, "DisplayName"))
     kind = product_kind(name)
@@ -103,7 +233,7 @@ def _product_entry(key: str, subkey: str, node: dict[str, t.Any], view: str) -> 
     }
 
 
-def uninstall_entries(key: str, result: dict[str, t.Any], view: str) -> list[dict[str, t.Any]]:
+def uninstall_entries(key: str, result: dict[str, t.Any], view: str) -> list[ProductEntry]:
     """NHS CM product entries below one Uninstall key (a reg_read result with depth >= 1)."""
     entries = []
     for subkey, node in sorted((result.get("subkeys") or {}).items()):
@@ -114,8 +244,8 @@ def uninstall_entries(key: str, result: dict[str, t.Any], view: str) -> list[dic
     return entries
 
 
-def _products(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> dict[str, list[dict[str, t.Any]]]:
-    products: dict[str, list[dict[str, t.Any]]] = {kind: [] for kind in PRODUCT_KINDS}
+def _products(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> dict[str, list[ProductEntry]]:
+    products: dict[str, list[ProductEntry]] = {kind: [] for kind in PRODUCT_KINDS}
     for label, key, view in (("uninstall_64", UNINSTALL_64, "64"), ("uninstall_32", UNINSTALL_32, "32")):
         result = reads[label]
         if label in errors:
@@ -137,7 +267,7 @@ def _uninstall_summary(reads: dict[str, dict[str, t.Any]], errors: dict[str, str
     return summary
 
 
-def _dotnet(result: dict[str, t.Any]) -> dict[str, t.Any]:
+def _dotnet(result: dict[str, t.Any]) -> DotNetFacts:
     values = result.get("values") or {}
     release = values.get("Release")
     return {
@@ -159,7 +289,7 @@ def _service(services: list[dict[str, t.Any]], *, name: str | None = None,
     return None
 
 
-def _reboot(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> dict[str, t.Any]:
+def _reboot(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> RebootFacts:
     indicators: list[dict[str, t.Any]] = []
     unreadable: list[str] = []
     for label, key, name in REBOOT_KEYS:
@@ -199,7 +329,7 @@ def _reboot_indicator(key: str, name: str | None, result: dict[str, t.Any]) -> d
     return {"path": key, "name": name, "type": value.get("type"), "data": data, "reason": "value set"}
 
 
-def _os(result: dict[str, t.Any]) -> dict[str, t.Any]:
+def _os(result: dict[str, t.Any]) -> OsFacts:
     version = str(result.get("version") or "")
     parts = version.split(".")
     build = int(parts[2]) if len(parts) >= 3 and parts[2].isdigit() else None
@@ -212,7 +342,7 @@ def _os(result: dict[str, t.Any]) -> dict[str, t.Any]:
     }
 
 
-def _probes(reads: dict[str, dict[str, t.Any]], errors: dict[str, str], ports: list[int]) -> list[dict[str, t.Any]]:
+def _probes(reads: dict[str, dict[str, t.Any]], errors: dict[str, str], ports: list[int]) -> list[ProbeFacts]:
     probes = []
     for port in ports:
         label = f"prs_probe_{port}"
@@ -229,7 +359,7 @@ def _probes(reads: dict[str, dict[str, t.Any]], errors: dict[str, str], ports: l
 
 
 def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | None = None,
-                declared: DeclaredReads = DECLARED) -> dict[str, t.Any]:
+                declared: DeclaredReads = DECLARED) -> DiagnoseFacts:
     """Normalised facts from the results of ``reads.plan_reads(options, declared)`` (same order)."""
     opts = options_with_defaults(options)
     labels = read_labels(opts, declared)
@@ -281,12 +411,12 @@ def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | Non
 # ---------------------------------------------------------------------------------------------
 # Identity Agent files, browser files, smart card readers
 
-def _readers(result: dict[str, t.Any]) -> dict[str, t.Any]:
+def _readers(result: dict[str, t.Any]) -> ReaderFacts:
     return {"path": CALAIS_READERS, "exists": bool(result.get("exists")),
             "readers": sorted(result.get("subkeys") or {}, key=str.casefold)}
 
 
-def _ia_files(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> list[dict[str, t.Any]] | None:
+def _ia_files(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> list[FileFacts] | None:
     if "ia_files" not in reads:
         return []
     if "ia_files" in errors:
@@ -368,7 +498,7 @@ def _users(sessions: list[dict[str, t.Any]] | None, result: dict[str, t.Any], hi
     return users
 
 
-def _gpo(result: dict[str, t.Any], error: str | None) -> dict[str, t.Any]:
+def _gpo(result: dict[str, t.Any], error: str | None) -> GpoFacts:
     if error is not None:
         return {"available": False, "error": error, "settings": []}
     settings = [{"scope": item.get("scope"), "sid": item.get("sid"), "key": item.get("key"),
