@@ -38,6 +38,7 @@ from __future__ import annotations
 import re
 import typing as t
 
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.policy import Node
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import options_with_defaults
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import (
     BROWSER_EXES,
@@ -65,11 +66,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protoco
 
 # ---------------------------------------------------------------------------------------------
 # The shape of the facts (types only: the facts are plain JSON-able dicts)
-
-#: A registry key as read: ``{exists, values: {name: {type, data}}, subkeys: {name: node or
-#: null}, error: null or the error kind}`` at every level.
-Node = dict[str, t.Any]
-
 
 class ProductEntry(t.TypedDict):
     """An NHS CM product's Uninstall entry (``facts["products"][<kind>][i]``)."""

@@ -20,7 +20,8 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass, field
 
-Facts = dict[str, t.Any]
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.policy import Facts
+
 Options = dict[str, t.Any]
 
 

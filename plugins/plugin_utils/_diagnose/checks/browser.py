@@ -56,8 +56,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     BY_NAME,
     ENFORCED_FROM,
     LNA_BLOCKED,
+    LNA_POLICIES,
     LOOPBACK_ALLOWED,
-    POLICIES,
     BrowserVersion,
     LoopbackAccess,
     MalformedSettings,
@@ -449,7 +449,7 @@ def _lna_evidence(facts: Facts, view: ChromiumPolicy, access: LoopbackAccess, ve
     items = list(version.evidence)
     if access.opt_out.winner is not None:
         items.append(access.opt_out.winner.evidence(note="not 1: Local Network Access checks are in force"))
-    for policy in POLICIES:
+    for policy in LNA_POLICIES:
         effective = access.lists[policy.name]
         if effective.is_set:
             items += [entry.value.evidence(note=_lna_entry_note(access, policy.name, entry),

@@ -39,7 +39,11 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catal
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.gpo import gpo_action
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import installed
 
+#: A registry key as read: ``{exists, values: {name: {type, data}}, subkeys: {name: node or
+#: null}, error: null or the error kind}`` at every level.
 Node = dict[str, t.Any]
+#: The facts of ``facts.build_facts`` as the models and checks read them (``facts.DiagnoseFacts``
+#: gives their shape); any dict with the keys a check reads will do.
 Facts = dict[str, t.Any]
 
 # -- browser policy keys (relative to a hive root) --------------------------------------------
