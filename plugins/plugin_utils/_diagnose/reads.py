@@ -72,7 +72,7 @@ PENDING_COMPUTER_NAME = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\ComputerName\
 
 
 #: The Local Network Access content-setting types read from people's Chrome and Edge profiles
-#: (``browser_site_settings``; ``_local_network``), as Preferences names them
+#: (``browser_site_settings``; ``models.local_network``), as Preferences names them
 #: (``profile.content_settings.exceptions.<type>``): Chromium's content_settings_registry.cc registers
 #: ``local-network-access`` and, for the split permission, ``loopback-network`` (the local device) and
 #: ``local-network`` (local network endpoints); website_settings_info.cc makes '-' '_' in the

@@ -7,13 +7,13 @@ Each check runs for Chrome and Edge (and Firefox for the cookie checks, only whe
 Cookies policy exists), for the machine and for every user (``models.policy.judge_scopes``):
 a problem the machine's policy decides for everybody is reported once with scope
 ``{kind: machine}``; one that a user's own hive decides (or that does not hit every user) is
-reported per user. Effective values follow ``_browser_policy``; URL matching ``_url_patterns``.
+reported per user. Effective values follow ``models.browser_policy``; URL matching ``models.url_patterns``.
 A value set by domain Group Policy (``facts["gpo"]``) gives ``managed_by_gpo: true`` and the
 policy to change in the remedy.
 
 The Local Network Access checks (``LOCALHOST_ACCESS_*``) run for Chrome and Edge where the
-browser is found (``_local_network.browser_version``) in a version that enforces Local Network
-Access, with the policies that version reads (``_local_network``).
+browser is found (``models.local_network.browser_version``) in a version that enforces Local Network
+Access, with the policies that version reads (``models.local_network``).
 
 The checks apply where NHS Credential Management is installed, or wanted (option
 ``cm_required``).

@@ -3,7 +3,7 @@
 
 """Local intranet zone checks of diagnose (fault 4: the Windows Security dialog in e-RS).
 
-Effective values follow ``_zones`` (policy keys machine then user, ``Security_HKLM_only``, then
+Effective values follow ``models.zones`` (policy keys machine then user, ``Security_HKLM_only``, then
 the user's own values; documented defaults for absent values). Each check is made for the
 machine and for every user (``models.policy.judge_scopes``): when the machine's settings decide
 it for everybody (a machine policy value, or HKLM under ``Security_HKLM_only``), it is reported

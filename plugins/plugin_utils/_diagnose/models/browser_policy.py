@@ -45,7 +45,7 @@ reads the user's policies first and lets the machine's overwrite them); ``Behavi
 unset, the deprecated ``AcceptThirdParty`` = ``never`` and ``Default`` = 0 mean the same. The
 ``Allow``, ``AllowSession`` and ``Block`` lists hold origins (every value counts); an origin
 covers one port only (the scheme's default when it names none: Firefox keys a cookie permission
-by the principal's origin, port included; ``_url_patterns``), so no Allow list covers CM's
+by the principal's origin, port included; ``url_patterns``), so no Allow list covers CM's
 per-session port and a Behavior that rejects third-party cookies is reported whatever it holds. The other
 behaviours (``accept``, ``reject-tracker``, ``reject-tracker-and-partition-foreign``,
 ``limit-foreign``) are not reported: localhost is no tracker, partitioned cookies still reach it,

@@ -20,8 +20,8 @@ and their sources are in docs/browser-policy.md ("Local Network Access").
   ``InsecurePrivateNetworkRequestsAllowedForUrls`` (Private Network Access, obsolete after 137).
 - ``LocalNetworkAccessRestrictionsTemporaryOptOut`` = true turns the checks into warnings: no
   prompt and no block (Chrome 142+; Edge lists it, from the version that enforces LNA: inference).
-- The lists are content-settings patterns of the *requesting* site (``_url_patterns``), read as
-  ``_browser_policy.effective_list`` reads any list: mandatory only, the machine's list hides the
+- The lists are content-settings patterns of the *requesting* site (``url_patterns``), read as
+  ``browser_policy.effective_list`` reads any list: mandatory only, the machine's list hides the
   user's whole.
 
 The version is the file version of the browser's executable in its system-level install folder

@@ -53,7 +53,7 @@ CHROMIUM_KEYS: dict[str, str] = {
 }
 BROWSER_NAMES = {"chrome": "Chrome", "edge": "Edge", "firefox": "Firefox"}
 COOKIE_LISTS = ("CookiesAllowedForUrls", "CookiesBlockedForUrls", "CookiesSessionOnlyForUrls")
-#: The Local Network Access lists read for requests from the NHS sites to localhost (``_local_network``):
+#: The Local Network Access lists read for requests from the NHS sites to localhost (``models.local_network``):
 #: the four the browsers apply to loopback, and two allow lists that never apply to it from a version
 #: that enforces Local Network Access (read to say so).
 LNA_LISTS = ("LoopbackNetworkBlockedForUrls", "LoopbackNetworkAllowedForUrls", "LocalNetworkAccessBlockedForUrls",
