@@ -67,6 +67,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protoco
 # ---------------------------------------------------------------------------------------------
 # The shape of the facts (types only: the facts are plain JSON-able dicts)
 
+
 class ProductEntry(t.TypedDict):
     """An NHS CM product's Uninstall entry (``facts["products"][<kind>][i]``)."""
 
