@@ -15,7 +15,7 @@ def call_composition() -> dict[str, int]:
     put_on_sys_path(COLLECTIONS)
     from ansible.plugins.shell.powershell import ShellModule
 
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import plan_reads
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import plan_reads
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import request
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import runner_text
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.assembly import runner_for_ops

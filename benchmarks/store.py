@@ -35,7 +35,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catal
     make_finding,
     user_scope,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import EVALUATORS  # noqa: E402
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks import EVALUATORS  # noqa: E402
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history import records as _history  # noqa: E402
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history import store as store_mod  # noqa: E402
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history import trends as _history_report  # noqa: E402

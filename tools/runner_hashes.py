@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / ".collections"))
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import facts as _facts  # noqa: E402
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import reads as _reads  # noqa: E402
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import (  # noqa: E402
     RUNNER_DIR,
     runner_text,
@@ -41,7 +41,7 @@ def table() -> str:
     rows = [f"| `_runner/{name}` | {len((RUNNER_DIR / name).read_text(encoding='utf-8').splitlines())} | "
             f"`{_sha((RUNNER_DIR / name).read_text(encoding='utf-8'))}` |" for name in RUNNER_FILES]
     joined = runner_text()
-    reads = runner_for_ops(joined, frozenset(op["op"] for op in _facts.plan_reads()))
+    reads = runner_for_ops(joined, frozenset(op["op"] for op in _reads.plan_reads()))
     rows.append(f"| all files joined (`runner_text()`) | {len(joined.splitlines())} | `{_sha(joined)}` |")
     rows.append(f"| what diagnose sends (default options) | {len(reads.splitlines())} | `{_sha(reads)}` |")
     rows.append(f"| the bootstrap (`BOOTSTRAP`, on the command line) | {len(BOOTSTRAP.splitlines())} | "

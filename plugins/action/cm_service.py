@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import ARGUMENT_SPEC as DIAGNOSE_SPEC
-from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import validate_options as validate_diagnose
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import ARGUMENT_SPEC as DIAGNOSE_SPEC
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import (
+    validate_options as validate_diagnose,
+)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._paths import DRIVE_PATH
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cm_service import DEFAULTS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cm_service_action import CmServiceAction

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import ControllerAction
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import EVALUATORS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks import EVALUATORS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history.records import (
     KEEP_DAYS_DEFAULT,
     StoreError,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import DEFAULT_OPTIONS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import DEFAULT_OPTIONS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.intranet_zone import (
     DEFAULTS,
     HANDLED,

@@ -11,7 +11,7 @@ from typing import Any
 from ansible.module_utils.common.json import AnsibleJSONEncoder
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import ControllerAction, play_hosts
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import EVALUATORS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks import EVALUATORS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history.trends import (
     STORE_OPTIONS,
     history_lines,

@@ -12,7 +12,7 @@ whose ``repr`` fails are not cached. The oldest result goes first when ``maxsize
 
 Ansible forks a worker per host and task, and a worker keeps nothing of its own when it exits:
 these caches pay off because diagnose fills them in the main process before the forks
-(``prepare_before_fork`` in plugins/action/diagnose.py; docs/performance.md).
+(``prepare_before_fork`` in _diagnose/run.py; docs/performance.md).
 """
 
 # FOR INTERNAL COLLECTION USE ONLY

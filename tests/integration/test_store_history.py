@@ -251,8 +251,9 @@ def test_bad_url_and_newer_schema_end_the_play_with_one_clear_line(estate, backe
         store.close()
     newer = backend.run("playbooks/audit.yml", running.inventory, tmp_path / "newer")
     assert newer.rc == 2 and newer.report is not None
+    shown = collection_module("_history.records").parse_store_url(backend.url).shown
     assert _failure_line(newer.output).startswith(
-        f"Results not recorded: results store {collection_module('_history.records').parse_store_url(backend.url).shown} "
+        f"Results not recorded: results store {shown} "
         "has schema version 7, newer than the 1 this nhs_cm.remediation knows: upgrade the collection")
 
 

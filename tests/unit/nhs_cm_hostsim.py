@@ -11,13 +11,15 @@ import copy
 import json
 import typing as t
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import (
     ACTIVE_COMPUTER_NAME,
     CALAIS_READERS,
+    DECLARED,
     NDP_V4_FULL,
     PENDING_COMPUTER_NAME,
     UNINSTALL_32,
     UNINSTALL_64,
+    DeclaredReads,
     planned_reads,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.reply import parse_reply
@@ -262,11 +264,12 @@ def answer(host: dict[str, t.Any], op: dict[str, t.Any]) -> dict[str, t.Any]:
     raise AssertionError(f"hostsim does not answer {kind}")
 
 
-def results_for(host: dict[str, t.Any], options: dict[str, t.Any] | None = None) -> list[dict[str, t.Any]]:
-    """Runner results for every read of ``plan_reads(options)``; ``host["failures"]`` maps a read
-    label to the error result it gets instead."""
+def results_for(host: dict[str, t.Any], options: dict[str, t.Any] | None = None,
+                declared: DeclaredReads = DECLARED) -> list[dict[str, t.Any]]:
+    """Runner results for every read of ``plan_reads(options, declared)``; ``host["failures"]`` maps
+    a read label to the error result it gets instead."""
     results, ops = [], []
-    for label, op in planned_reads(options):
+    for label, op in planned_reads(options, declared):
         failure = host["failures"].get(label)
         results.append(copy.deepcopy(failure) if failure else copy.deepcopy(answer(host, op)))
         ops.append(op)

@@ -17,11 +17,11 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import BROWSER_EXES
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.policy import (
     MACHINE_READS,
     USER_READS,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import BROWSER_EXES
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import Plan, plan, reg_current
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import PolicyPlan, read_nodes
 

@@ -19,8 +19,9 @@ from ansible.errors import AnsibleConnectionFailure
 from ansible.plugins.shell.powershell import ShellModule as PowerShell
 from ansible.plugins.shell.sh import ShellModule as Sh
 
-from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import ARGUMENT_SPEC, ActionModule
+from ansible_collections.nhs_cm.remediation.plugins.action.diagnose import ActionModule
 from ansible_collections.nhs_cm.remediation.plugins.modules import diagnose as module_doc
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import ARGUMENT_SPEC
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import runner_text
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.assembly import runner_for_ops
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import BOOTSTRAP, RequestError
@@ -108,25 +109,26 @@ def test_the_facts_are_returned_only_when_asked() -> None:
 
 
 def _clear_diagnose_caches() -> None:
-    from ansible_collections.nhs_cm.remediation.plugins.action import diagnose as action
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import facts as _facts
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import options as _options
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import reads as _reads
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import request as _request
 
     _request._packed_runner.cache_clear()
     _request._build_stdin.cache_clear()
-    _facts._plan.cache_clear()
-    _facts._labels.cache_clear()
-    action._validate_options.cache_clear()
+    _reads._plan.cache_clear()
+    _reads._labels.cache_clear()
+    _options._validate_options.cache_clear()
 
 
 def test_the_default_request_is_prepared_once_before_ansible_forks_the_workers(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from ansible_collections.nhs_cm.remediation.plugins.action import diagnose as action
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import facts as _facts
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import options as _options
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import reads as _reads
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import run as _run
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import request as _request
 
     _clear_diagnose_caches()
-    assert action.prepare_before_fork() is True  # what importing the plugin did in ansible's main process
+    assert _run.prepare_before_fork() is True  # what importing the plugin did in ansible's main process
     assert _request._packed_runner.cache_info().misses == 1
     validated: list[int] = []
     monkeypatch.setattr(_request, "validate_ops", lambda ops: validated.append(len(ops)) or ops)
@@ -137,33 +139,33 @@ def test_the_default_request_is_prepared_once_before_ansible_forks_the_workers(
     assert _request._packed_runner.cache_info().misses == 1, "a worker would compress the runner again"
     assert validated == [], "a worker would validate the operations again"
     assert _request._build_stdin.cache_info().misses == 1, "a worker would build stdin again"
-    assert _facts._plan.cache_info().misses == 1, "a worker would plan the reads again"
-    assert action._validate_options.cache_info().misses == 1, "a worker would validate the options again"
+    assert _reads._plan.cache_info().misses == 1, "a worker would plan the reads again"
+    assert _options._validate_options.cache_info().misses == 1, "a worker would validate the options again"
     _clear_diagnose_caches()
 
 
 def test_cached_options_reads_and_stdin_are_the_same_as_fresh_ones() -> None:
-    from ansible_collections.nhs_cm.remediation.plugins.action import diagnose as action
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import facts as _facts
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import options as _options
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import reads as _reads
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import request as _request
 
     args = {"prs_ports": [43487], "ers_report": "NHS Credential Management is running on port 55000 and is not "
             "connected", "probe_timeout_ms": 500}
     _clear_diagnose_caches()
-    first, error = action.validate_options(args)
+    first, error = _options.validate_options(args)
     assert error is None and first is not None
-    reads = _facts.plan_reads(first)
+    reads = _reads.plan_reads(first)
     stdin = _request.build_stdin(runner_text(), reads)
     first["prs_ports"].append(1)  # a caller changing what it got back changes nothing cached
     reads[0]["key"] = "HKLM\\SOFTWARE\\Elsewhere"
-    again, _error = action.validate_options(dict(args))
+    again, _error = _options.validate_options(dict(args))
     assert again is not None and again["prs_ports"] == [43487]
-    fresh = _facts._plan(_facts.options_with_defaults(again))
-    assert _facts.plan_reads(again) == [op for _label, op in fresh]
-    assert [op["op"] for op in _facts.plan_reads(again)].count("http_get") == 1
-    assert any(op.get("ports") == [43487, 55000] for op in _facts.plan_reads(again)), "the report's port"
-    assert _request.build_stdin(runner_text(), _facts.plan_reads(again)) == stdin
-    assert action.validate_options({"prs_ports": [0]}) == (None, "prs_ports must hold ports from 1 to 65535, not 0")
+    fresh = _reads._plan(_options.options_with_defaults(again), _reads.DECLARED)
+    assert _reads.plan_reads(again) == [op for _label, op in fresh]
+    assert [op["op"] for op in _reads.plan_reads(again)].count("http_get") == 1
+    assert any(op.get("ports") == [43487, 55000] for op in _reads.plan_reads(again)), "the report's port"
+    assert _request.build_stdin(runner_text(), _reads.plan_reads(again)) == stdin
+    assert _options.validate_options({"prs_ports": [0]}) == (None, "prs_ports must hold ports from 1 to 65535, not 0")
     with pytest.raises(RequestError, match="ops\\[0\\]"):
         _request.build_stdin(runner_text(), [{"op": "reg_read", "key": "HKLM\\X", "depth": "deep"}])
     _clear_diagnose_caches()

@@ -25,13 +25,13 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catal
     FAULT_MESSAGES,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import options_with_defaults
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import product_generation
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import (
     CALAIS_READERS,
     UNINSTALL_32,
     UNINSTALL_64,
-    build_facts,
-    options_with_defaults,
-    product_generation,
 )
 
 MY_IDS = ["IA_NOT_INSTALLED", "IA_NOT_RUNNING", "IA_VERSION_RETIRED", "CM_NOT_CONNECTED",
@@ -112,7 +112,7 @@ def process_evidence(p: dict[str, t.Any]) -> dict[str, t.Any]:
 # -- the healthy hosts and the product generation --------------------------------------------------
 
 def test_every_id_of_faults_2_and_3_has_an_evaluator() -> None:
-    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import EVALUATORS
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks import EVALUATORS
 
     assert set(MY_IDS) <= set(EVALUATORS)
     assert {CATALOGUE[i].fault for i in MY_IDS} == {2, 3}

@@ -31,14 +31,13 @@ from policy_sim import (
 )
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import CATALOGUE, FAULT_MESSAGES
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks import EVALUATORS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks import browser as _eval_browser
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks import zones as _eval_zones
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import EVALUATORS, evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
-    build_facts,
-    options_with_defaults,
-)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.gpo import gpo_owner, gpo_policy_path
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import options_with_defaults
 
 MY_IDS = ["THIRD_PARTY_COOKIES_BLOCKED", "COOKIES_BLOCKED_BY_DEFAULT", "LOCALHOST_COOKIES_BLOCKED",
           "INTRANET_AUTODETECT_ON", "INTRANET_LOCAL_SITES_OFF", "INTRANET_PROXY_BYPASS_OFF", "INTRANET_UNC_OFF",

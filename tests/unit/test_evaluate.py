@@ -23,24 +23,24 @@ from nhs_cm_hostsim import (
     with_identity_agent,
 )
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import evaluate as _evaluate
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import (
     CATALOGUE,
     FAULT_MESSAGES,
     ID,
     make_finding,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import EVALUATORS, evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks import EVALUATORS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks.base import CheckResult
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import options_with_defaults
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import icon_dir, service_binary
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import (
     NDP_V4_FULL,
     REBOOT_KEYS,
     UNINSTALL_32,
     UNINSTALL_64,
-    build_facts,
-    icon_dir,
-    options_with_defaults,
     plan_reads,
-    service_binary,
 )
 
 #: The repository's finding table (tools/gen_findings_docs.py writes it from the catalogue).
@@ -597,7 +597,7 @@ def test_reboot_unknown_when_nothing_pending_could_be_read(host: dict[str, t.Any
 # -- evaluate ---------------------------------------------------------------------------------------
 
 def test_a_failing_check_is_unknown_not_healthy(host: dict[str, t.Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(facts: dict, options: dict) -> _evaluate.Outcome:
+    def broken(facts: dict, options: dict) -> CheckResult:
         raise KeyError("products")
 
     monkeypatch.setitem(EVALUATORS, "CM_NOT_INSTALLED", broken)

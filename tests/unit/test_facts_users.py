@@ -5,18 +5,22 @@ through the emulator's operations (in-process) and build the facts from its answ
 from __future__ import annotations
 
 import json
-import sys
-import types
 import typing as t
 
 import pytest
 from nhs_cm_hostsim import healthy_host, results_for
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import facts as _facts
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
-    build_facts,
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import reads as _reads
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import options_with_defaults
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import (
+    DECLARATIONS,
+    DECLARED,
+    Declaration,
+    DeclaredReads,
     declared_reads,
-    options_with_defaults,
+    merge_declared,
     plan_reads,
     planned_reads,
 )
@@ -27,7 +31,6 @@ OFFLINE = "S-1-5-21-1004336348-1177238915-682003330-1003"
 SERVICE = "S-1-5-80-956008885-3418522649-1831038044-1853292631-2271478464"
 ZONEMAP = "Software\\Microsoft\\Windows\\CurrentVersion\\Internet Settings\\ZoneMap"
 EDGE = "HKLM\\SOFTWARE\\Policies\\Microsoft\\Edge"
-PLUGIN_UTILS = "ansible_collections.nhs_cm.remediation.plugins.plugin_utils"
 Reads = list[tuple[str, int, list[str] | None]]
 
 
@@ -35,34 +38,25 @@ def dword(data: int) -> dict[str, t.Any]:
     return {"type": "REG_DWORD", "data": data}
 
 
-@pytest.fixture
-def declared(monkeypatch: pytest.MonkeyPatch) -> t.Iterator[t.Callable[[Reads, Reads], None]]:
-    """Replace what the policy modules declare for one test (the plan is kept per set of options:
-    it is forgotten before and after)."""
-    def set_reads(machine: Reads, user: Reads) -> None:
-        _facts._plan.cache_clear()
-        _facts._labels.cache_clear()
-        monkeypatch.setattr(_facts, "declared_reads",
-                            lambda name: list(machine if name == "MACHINE_READS" else user))
-    yield set_reads
-    _facts._plan.cache_clear()
-    _facts._labels.cache_clear()
+def reads_of(machine: Reads, user: Reads) -> DeclaredReads:
+    """Declared reads as merged: only these keys, instead of what the models declare."""
+    return DeclaredReads(machine=tuple(machine), user=tuple(user))
 
 
-def facts_of(host: dict[str, t.Any], **options: t.Any) -> dict[str, t.Any]:
+def facts_of(host: dict[str, t.Any], declared: DeclaredReads = DECLARED, **options: t.Any) -> dict[str, t.Any]:
     opts = options_with_defaults(options)
-    return build_facts(results_for(host, opts), opts)
+    return build_facts(results_for(host, opts, declared), opts, declared)
 
 
 # -- users -------------------------------------------------------------------------------------------
 
-def test_one_user_per_session_with_its_own_hive(declared: t.Callable[[Reads, Reads], None]) -> None:
-    declared([], [(ZONEMAP, 0, None)])
+def test_one_user_per_session_with_its_own_hive() -> None:
+    declared = reads_of([], [(ZONEMAP, 0, None)])
     host = healthy_host()
     host["user_keys"] = {}
     host["profiles"] = {SID2: {"user": "NHS\\akhan", "loaded": True, "keys": {ZONEMAP: {"IntranetName": dword(0)}}},
                         OFFLINE: {"user": "NHS\\old", "loaded": False, "keys": {ZONEMAP: {}}}}
-    users = facts_of(host)["users"]
+    users = facts_of(host, declared)["users"]
     assert users == [
         {"sid": SID1, "user": "NHS\\jsmith", "session": 1, "source": "session", "hive": "loaded", "error": None,
          "keys": {ZONEMAP: {"exists": False, "values": {}, "subkeys": {}, "error": None}}},
@@ -71,18 +65,19 @@ def test_one_user_per_session_with_its_own_hive(declared: t.Callable[[Reads, Rea
     ]  # the offline profile only with include_offline_profiles
 
 
-def test_offline_profiles_when_asked(declared: t.Callable[[Reads, Reads], None]) -> None:
-    declared([], [(ZONEMAP, 0, None)])
+def test_offline_profiles_when_asked() -> None:
+    declared = reads_of([], [(ZONEMAP, 0, None)])
     host = healthy_host()
     host["profiles"] = {OFFLINE: {"user": "NHS\\old", "path": "D:\\P\\old", "loaded": False,
                                   "keys": {ZONEMAP: {"AutoDetect": dword(1)}}},
                         SERVICE: {"user": "NT SERVICE\\X", "loaded": True, "keys": {}}}
-    users = facts_of(host, include_offline_profiles=True)["users"]
+    users = facts_of(host, declared, include_offline_profiles=True)["users"]
     assert [(u["sid"], u["session"], u["source"], u["hive"]) for u in users] == [
         (SID1, 1, "session", "loaded"), (SID2, 2, "session", "loaded"),
         (OFFLINE, None, "offline_profile", "mounted")]  # never a service account
     assert users[2]["keys"][ZONEMAP]["values"] == {"AutoDetect": dword(1)} and users[2]["user"] == "NHS\\old"
-    request = next(op for op in plan_reads({"include_offline_profiles": True}) if op["op"] == "user_hives_read")
+    request = next(op for op in plan_reads({"include_offline_profiles": True}, declared)
+                   if op["op"] == "user_hives_read")
     assert request == {"op": "user_hives_read", "paths": [[ZONEMAP, 0]], "include_offline": True}
 
 
@@ -129,14 +124,14 @@ def test_nobody_logged_on_no_user_without_the_option() -> None:
 
 # -- policy_keys and gpo -----------------------------------------------------------------------------
 
-def test_policy_keys_are_read_as_declared(declared: t.Callable[[Reads, Reads], None]) -> None:
-    declared([(EDGE, 1, ["BlockThirdPartyCookies"]), ("HKLM\\SOFTWARE\\Nothing", 0, None)], [])
-    ops = plan_reads({})
+def test_policy_keys_are_read_as_declared() -> None:
+    declared = reads_of([(EDGE, 1, ["BlockThirdPartyCookies"]), ("HKLM\\SOFTWARE\\Nothing", 0, None)], [])
+    ops = plan_reads({}, declared)
     assert {"op": "reg_read", "key": EDGE, "depth": 1, "names": ["BlockThirdPartyCookies"]} in ops
     host = healthy_host()
     host["registry"][EDGE] = {"BlockThirdPartyCookies": dword(1), "Other": dword(2)}
     host["failures"]["policy:HKLM\\SOFTWARE\\Nothing"] = {"ok": False, "error": "access_denied", "message": "no"}
-    facts = facts_of(host)
+    facts = facts_of(host, declared)
     assert facts["policy_keys"] == {
         EDGE: {"exists": True, "values": {"BlockThirdPartyCookies": dword(1)}, "subkeys": {}, "error": None},
         "HKLM\\SOFTWARE\\Nothing": {"exists": False, "values": {}, "subkeys": {}, "error": "access_denied"},
@@ -155,75 +150,75 @@ def test_nodes_are_whole_at_every_depth() -> None:
         "Locked": {"exists": True, "values": {}, "subkeys": {}, "error": "access_denied"}}}
 
 
-def test_gpo_settings_and_why_they_are_missing(declared: t.Callable[[Reads, Reads], None]) -> None:
-    declared([(EDGE, 0, None)], [("Software\\Policies\\Microsoft\\Edge", 0, None), (ZONEMAP, 0, None)])
-    assert next(op for op in plan_reads({}) if op["op"] == "gpo_registry_settings") == {
+def test_gpo_settings_and_why_they_are_missing() -> None:
+    declared = reads_of([(EDGE, 0, None)], [("Software\\Policies\\Microsoft\\Edge", 0, None), (ZONEMAP, 0, None)])
+    assert next(op for op in plan_reads({}, declared) if op["op"] == "gpo_registry_settings") == {
         "op": "gpo_registry_settings",
         "key_prefixes": ["SOFTWARE\\Policies\\Microsoft\\Edge", ZONEMAP]}  # each key once, any case
     host = healthy_host()
     setting = {"scope": "machine", "sid": None, "key": EDGE, "name": "**delvals.", "gpo": "Trust policy"}
     host["gpo_settings"] = [setting]
-    assert facts_of(host)["gpo"] == {"available": True, "error": None, "settings": [setting]}
+    assert facts_of(host, declared)["gpo"] == {"available": True, "error": None, "settings": [setting]}
     host["failures"]["gpo"] = {"ok": False, "error": "not_found", "message": "Invalid namespace"}
-    assert facts_of(host)["gpo"] == {"available": False, "error": "not_found: Invalid namespace", "settings": []}
+    assert facts_of(host, declared)["gpo"] == {"available": False, "error": "not_found: Invalid namespace",
+                                               "settings": []}
 
 
 def test_gpo_prefixes_leave_out_keys_below_another() -> None:
     machine = [("HKLM\\SOFTWARE\\Policies\\Google\\Chrome", 0, None),
                ("HKLM\\SOFTWARE\\Policies\\Google\\Chrome\\CookiesAllowedForUrls", 0, None),
                ("HKLM\\SOFTWARE\\Policies\\Google\\ChromeX", 0, None)]
-    assert _facts._gpo_prefixes(machine, []) == ["SOFTWARE\\Policies\\Google\\Chrome",
+    assert _reads._gpo_prefixes(machine, []) == ["SOFTWARE\\Policies\\Google\\Chrome",
                                                  "SOFTWARE\\Policies\\Google\\ChromeX"]
 
 
 # -- declared reads ------------------------------------------------------------------------------------
 
-@pytest.fixture
-def modules(monkeypatch: pytest.MonkeyPatch) -> t.Callable[..., None]:
-    """Install fake declaring modules ``name -> attributes`` for one test."""
-    def install(**declarations: dict[str, t.Any]) -> None:
-        monkeypatch.setattr(_facts, "DECLARING_MODULES", tuple(declarations))
-        for name, attributes in declarations.items():
-            module = types.ModuleType(f"{PLUGIN_UTILS}.{name}")
-            module.__dict__.update(attributes)
-            monkeypatch.setitem(sys.modules, module.__name__, module)
-    return install
+def test_declared_reads_merge_declarations() -> None:
+    merged = declared_reads([
+        Declaration("_fake_a", machine_reads=[(EDGE, 0), ("HKLM\\SOFTWARE\\A", 1)],
+                    value_names={EDGE: ["BlockThirdPartyCookies"]}),
+        Declaration("_fake_b", machine_reads=[(EDGE.lower(), 2)], user_reads=[(ZONEMAP, 0)],
+                    value_names={EDGE.lower(): ["AuthServerAllowlist"]}),
+    ])
+    assert merged.machine == ((EDGE, 2, ["BlockThirdPartyCookies", "AuthServerAllowlist"]),
+                              ("HKLM\\SOFTWARE\\A", 1, None))
+    assert merged.user == ((ZONEMAP, 0, None),)
 
 
-def test_declared_reads_merge_modules(modules: t.Callable[..., None]) -> None:
-    modules(_fake_a={"MACHINE_READS": [(EDGE, 0), ("HKLM\\SOFTWARE\\A", 1)],
-                     "READ_VALUE_NAMES": {EDGE: ["BlockThirdPartyCookies"]}},
-            _fake_b={"MACHINE_READS": [(EDGE.lower(), 2)], "READ_VALUE_NAMES": {EDGE.lower(): ["AuthServerAllowlist"]},
-                     "USER_READS": [(ZONEMAP, 0)]})
-    assert declared_reads("MACHINE_READS") == [(EDGE, 2, ["BlockThirdPartyCookies", "AuthServerAllowlist"]),
-                                               ("HKLM\\SOFTWARE\\A", 1, None)]
-    assert declared_reads("USER_READS") == [(ZONEMAP, 0, None)]
+def test_a_declaration_without_a_filter_reads_every_value() -> None:
+    declarations = [Declaration("_fake_a", machine_reads=[(EDGE, 0)], value_names={EDGE: ["X"]}),
+                    Declaration("_fake_b", machine_reads=[(EDGE, 0)])]
+    assert merge_declared(declarations, machine=True) == [(EDGE, 0, None)]
 
 
-def test_a_module_without_a_filter_reads_every_value(modules: t.Callable[..., None]) -> None:
-    modules(_fake_a={"MACHINE_READS": [(EDGE, 0)], "READ_VALUE_NAMES": {EDGE: ["X"]}},
-            _fake_b={"MACHINE_READS": [(EDGE, 0)]})
-    assert declared_reads("MACHINE_READS") == [(EDGE, 0, None)]
+def test_no_declaration_reads_nothing() -> None:
+    assert merge_declared([], machine=True) == [] and merge_declared([], machine=False) == []
+    assert merge_declared([Declaration("_empty")], machine=True) == []
 
 
-def test_a_missing_module_declares_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_facts, "DECLARING_MODULES", ("_not_written_yet",))
-    assert declared_reads("MACHINE_READS") == [] and declared_reads("USER_READS") == []
+def test_the_plan_reads_what_the_models_declare() -> None:
+    assert declared_reads(DECLARATIONS) == DECLARED
+    assert [declaration.where for declaration in DECLARATIONS] == ["_diagnose.models.policy"]
+    labels = [label for label, _op in planned_reads({})]
+    assert [label for label in labels if label.startswith("policy:")] == [
+        f"policy:{path}" for path, _depth, _names in DECLARED.machine]
+    hives = next(op for _label, op in planned_reads({}) if op["op"] == "user_hives_read")
+    assert hives["paths"] == [[path, depth] for path, depth, _names in DECLARED.user]
 
 
-@pytest.mark.parametrize(("attributes", "message"), [
-    ({"MACHINE_READS": [("SOFTWARE\\X", 0)]}, "_fake.MACHINE_READS[0]: 'SOFTWARE\\\\X' must be a full HKLM"),
-    ({"MACHINE_READS": [(EDGE, 5)]}, "_fake.MACHINE_READS[0]: depth must be from 0 to 4, not 5"),
-    ({"MACHINE_READS": [EDGE]}, "_fake.MACHINE_READS[0] must be a (key path, depth) pair"),
-    ({"USER_READS": [("HKU\\S-1-5-21-1\\Software", 0)]}, "must be relative to the user's hive root"),
-    ({"USER_READS": [("Software\\\\X", 0)]}, "has an empty part"),
-    ({"MACHINE_READS": [(EDGE, 0)], "READ_VALUE_NAMES": {EDGE: "X"}}, "READ_VALUE_NAMES"),
+@pytest.mark.parametrize(("declaration", "message"), [
+    (Declaration("_fake", machine_reads=[("SOFTWARE\\X", 0)]),
+     "_fake.MACHINE_READS[0]: 'SOFTWARE\\\\X' must be a full HKLM"),
+    (Declaration("_fake", machine_reads=[(EDGE, 5)]), "_fake.MACHINE_READS[0]: depth must be from 0 to 4, not 5"),
+    (Declaration("_fake", machine_reads=[EDGE]), "_fake.MACHINE_READS[0] must be a (key path, depth) pair"),
+    (Declaration("_fake", user_reads=[("HKU\\S-1-5-21-1\\Software", 0)]), "must be relative to the user's hive root"),
+    (Declaration("_fake", user_reads=[("Software\\\\X", 0)]), "has an empty part"),
+    (Declaration("_fake", machine_reads=[(EDGE, 0)], value_names={EDGE: "X"}), "_fake.READ_VALUE_NAMES"),
 ])
-def test_a_bad_declaration_is_a_clear_error(modules: t.Callable[..., None], attributes: dict[str, t.Any],
-                                            message: str) -> None:
-    modules(_fake=attributes)
+def test_a_bad_declaration_is_a_clear_error(declaration: Declaration, message: str) -> None:
     with pytest.raises(ValueError) as caught:
-        declared_reads("USER_READS" if "USER_READS" in attributes else "MACHINE_READS")
+        merge_declared([declaration], machine=not declaration.user_reads)
     assert message in str(caught.value)
 
 
@@ -272,21 +267,20 @@ def emulated() -> t.Any:
     return state.HostState(hosts[0])
 
 
-def _through_emulator(host: t.Any, options: dict[str, t.Any]) -> dict[str, t.Any]:
+def _through_emulator(host: t.Any, options: dict[str, t.Any], declared: DeclaredReads) -> dict[str, t.Any]:
     from nhs_cm_emulator import ops
 
     opts = options_with_defaults(options)
-    request = {"protocol": 1, "ops": [op for _label, op in planned_reads(opts)]}
+    request = {"protocol": 1, "ops": [op for _label, op in planned_reads(opts, declared)]}
     reply, code = ops.handle_request(host, json.dumps(request).encode())
     assert code == 0 and reply["ok"] is True
-    return build_facts(reply["results"], opts)
+    return build_facts(reply["results"], opts, declared)
 
 
 @pytest.mark.parametrize("offline", [False, True])
-def test_the_plan_through_the_emulator(emulated: t.Any, declared: t.Callable[[Reads, Reads], None],
-                                       offline: bool) -> None:
-    declared([(EDGE, 0, None)], [(ZONEMAP, 1, None)])
-    facts = _through_emulator(emulated, {"include_offline_profiles": offline})
+def test_the_plan_through_the_emulator(emulated: t.Any, offline: bool) -> None:
+    declared = reads_of([(EDGE, 0, None)], [(ZONEMAP, 1, None)])
+    facts = _through_emulator(emulated, {"include_offline_profiles": offline}, declared)
     assert facts["read_errors"] == {}
     assert facts["policy_keys"][EDGE]["values"] == {"BlockThirdPartyCookies": dword(1)}
     users = {user["sid"]: user for user in facts["users"]}

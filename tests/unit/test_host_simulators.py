@@ -18,7 +18,8 @@ import pytest
 from nhs_cm_hostsim import healthy_host, reply_line, results_for
 from policy_sim import USER_A, facts_for, read
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts, plan_reads
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import plan_reads
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import RunnerError
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.reply import parse_reply
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import build_request, validate_ops

@@ -25,17 +25,15 @@ from policy_sim import (
 )
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
-    BROWSER_EXES,
-    build_facts,
-    planned_reads,
-)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.browser_policy import chromium_policy
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.local_network import (
     allow_policy_for,
     browser_version,
     loopback_access,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import BROWSER_EXES
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import planned_reads
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cookies import DEFAULTS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.localhost_access import (
     DEFAULTS as LNA_DEFAULTS,

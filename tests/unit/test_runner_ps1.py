@@ -15,7 +15,7 @@ import pytest
 import tree_sitter_powershell
 from tree_sitter import Language, Node, Parser
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import plan_reads
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import plan_reads
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import RUNNER_DIR, runner_text
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.assembly import (
     assemble_runner,

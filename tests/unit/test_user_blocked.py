@@ -11,13 +11,13 @@ import pytest
 from policy_sim import CHROME, EDGE, SID_A, SID_B, USER_A, USER_B, facts_for, good_zones, sz
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
-    SITE_SETTING_TYPES,
-    planned_reads,
-)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.local_network import (
     MalformedSettings,
     stored_answers,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import (
+    SITE_SETTING_TYPES,
+    planned_reads,
 )
 
 ID = "LOCALHOST_ACCESS_USER_BLOCKED"

@@ -200,7 +200,7 @@ _ENTRIES: tuple[Entry, ...] = (
        True, _ROLE_INTRANET, "Add localhost to AuthServerAllowlist"),
 )
 
-#: When each finding is reported, in words (the evaluator in ``_evaluate`` and ``_eval_*`` decides).
+#: When each finding is reported, in words (its evaluator in ``checks`` decides).
 WHEN: dict[str, str] = {
     'CM_NOT_INSTALLED': (
         'No Uninstall entry (64- and 32-bit views) has a DisplayName starting `NHS Credential '

@@ -1,19 +1,14 @@
 # Copyright (c) 2025 NHS CM remediation maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""What diagnose reads (``plan_reads``) and the normalised facts made of it (``build_facts``).
+"""The normalised facts diagnose's checks read (``build_facts``), made of the results of the read plan.
 
-Pure functions, no I/O. ``plan_reads(options)`` returns the operations of ONE runner call;
-``build_facts(results, options)`` pairs each result with the read it answers and returns a
-JSON-able dict. A read that failed is recorded in ``facts["read_errors"][<read>]`` as
-``"<kind>: <message>"`` and its fact is left ``None``, so the evaluators can report the check
-as unknown instead of healthy.
+Pure functions, no I/O. ``build_facts(results, options)`` pairs each result with the label of the
+read it answers (``reads.read_labels``, kept with the plan) and returns a JSON-able dict. A read
+that failed is recorded in ``facts["read_errors"][<read>]`` as ``"<kind>: <message>"`` and its
+fact is left ``None``, so the evaluators can report the check as unknown instead of healthy.
 
-Registry keys other modules need are declared there, not here: each of ``DECLARING_MODULES``
-may declare ``MACHINE_READS`` (full ``HKLM\\...`` key, depth), ``USER_READS`` (key relative to
-a user's hive root, depth) and ``READ_VALUE_NAMES`` ({declared key: the only value names
-needed}, used as the ``names`` filter of the machine reads). ``declared_reads`` collects them (a
-module that is not there declares nothing) and the plan reads them in the same runner call:
+Among the facts, the keys the models declare (``reads.DECLARED``) and who they are read for:
 
 - ``facts["policy_keys"]``: ``{key as declared: node}``;
 - ``facts["users"]``: one entry per interactive session's user and, with option
@@ -28,7 +23,8 @@ module that is not there declares nothing) and the plan reads them in the same r
   (``sessions_unknown``);
 
 where a node is ``{exists, values: {name: {type, data}}, subkeys: {name: node or null},
-error: null or the error kind}`` at every level.
+error: null or the error kind}`` at every level. ``DiagnoseFacts`` and the ``TypedDict``s under it
+give the top-level shape (types only).
 """
 
 # FOR INTERNAL COLLECTION USE ONLY
@@ -39,261 +35,163 @@ error: null or the error kind}`` at every level.
 
 from __future__ import annotations
 
-import importlib
-import ntpath
 import re
 import typing as t
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.ers_report import parse_ers_report
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo, same
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.policy import Node
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import options_with_defaults
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import (
+    BROWSER_EXES,
+    PRODUCT_KINDS,
+    PRS_PATH,
+    SMARTCARD_SERVICE,
+    product_generation,
+    product_kind,
+    service_binary,
+)
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import (
+    ACTIVE_COMPUTER_NAME,
+    CALAIS_READERS,
+    DECLARED,
+    NDP_V4_FULL,
+    PENDING_COMPUTER_NAME,
+    REBOOT_KEYS,
+    UNINSTALL_32,
+    UNINSTALL_64,
+    DeclaredReads,
+    read_labels,
+    reported,
+)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import USER_SID_PATTERN
 
-#: Patterns compiled once, at import (in Ansible's main process, before the forks).
-_ABSOLUTE_PATH = re.compile(r"^(?:[A-Za-z]:\\|\\\\)")
-_EXE_PREFIX = re.compile(r"(?i)^(.*?\.exe)(?:\s|$)")
-_ICON_INDEX = re.compile(r",\s*-?\d+$")
-_KEY_PATH = re.compile(r"[^\\]+(?:\\[^\\]+)*")
-_VERSION_TEXT = re.compile(r"^\s*v?(\d+(?:\.\d+){0,3})(?:\s|$|[-+ (])")
-
-UNINSTALL_64 = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
-UNINSTALL_32 = "HKLM\\SOFTWARE\\WOW6432Node\\Microsoft\\Windows\\CurrentVersion\\Uninstall"
-NDP_V4_FULL = "HKLM\\SOFTWARE\\Microsoft\\NET Framework Setup\\NDP\\v4\\Full"
-UNINSTALL_VALUE_NAMES = ["DisplayName", "DisplayVersion", "Publisher", "InstallLocation", "DisplayIcon",
-                         "UninstallString", "InstallDate", "SystemComponent"]
-
-PRS_PORTS = [43487, 44213, 45031, 46478, 48853]
-PRS_PATH = "/PRS/GetPortNumber"
-SMARTCARD_SERVICE = "SCardSvr"
-CALAIS_READERS = "HKLM\\SOFTWARE\\Microsoft\\Cryptography\\Calais\\Readers"
-IA_EXE = "IdentityAgent.exe"
-#: Where the Identity Agent is usually installed (its folder is not public: an inference from
-#: estates and its HSCIC heritage, hence option ``ia_paths``).
-IA_PATHS = [
-    "C:\\Program Files (x86)\\HSCIC\\Identity Agent\\IdentityAgent.exe",
-    "C:\\Program Files\\HSCIC\\Identity Agent\\IdentityAgent.exe",
-]
-#: Every Identity Agent before this version is retired and blocked by NHS.
-IA_MIN_VERSION = "2.4.10.0"
-#: Chrome's and Edge's executables in their system-level install folders (inference: the folders
-#: Chrome's enterprise MSI and Edge install to; docs/browser-policy.md), whose file version says
-#: which Local Network Access policies the browser honours. A browser installed elsewhere is
-#: seen only while it runs (``processes``).
-BROWSER_EXES: dict[str, tuple[str, ...]] = {
-    "chrome": ("C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
-               "C:\\Program Files (x86)\\Google\\Chrome\\Application\\chrome.exe"),
-    "edge": ("C:\\Program Files (x86)\\Microsoft\\Edge\\Application\\msedge.exe",
-             "C:\\Program Files\\Microsoft\\Edge\\Application\\msedge.exe"),
-}
-
-DEFAULT_OPTIONS: dict[str, t.Any] = {
-    "cm_required": True,
-    "cm_process_names": [],
-    "port_service_display_name": "NHS Port Service",
-    "prs_ports": list(PRS_PORTS),
-    "probe_timeout_ms": 1000,
-    "include_offline_profiles": False,
-    "ers_report": None,
-    "ia_paths": list(IA_PATHS),
-    "ia_process_names": [IA_EXE],
-    "ia_min_version": IA_MIN_VERSION,
-    "smartcard_reader_required": True,
-}
-
-#: Uninstall DisplayName prefixes (case-insensitive) -> product kind.
-PRODUCT_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("NHS Credential Management", "cm"),
-    ("NHS Identity Hub", "identity_hub"),
-    ("NHS Identity Agent", "identity_agent"),
-    ("NHS Digital Identity Agent", "identity_agent"),
-    ("HSCIC Identity Agent", "identity_agent"),
-    ("NHS Port Service", "port_service"),
-    ("NHS Smartcard Connect", "smartcard_connect"),
-)
-PRODUCT_KINDS = ("cm", "identity_hub", "identity_agent", "port_service", "smartcard_connect")
-#: What ``facts["product"]["generation"]`` can be: CM 1.x or Identity Hub work with the legacy
-#: Identity Agent; CM 3.x and later ship NHS Smartcard Connect and have no Identity Agent.
-GENERATIONS = ("identity_hub", "cm1", "cm3plus", "none")
-LEGACY_GENERATIONS = ("identity_hub", "cm1")
-
-#: Pending-reboot indicators: (read label, key, value name or None for "the key exists").
-_CURRENT_VERSION = "HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion"
-REBOOT_KEYS: tuple[tuple[str, str, str | None], ...] = (
-    ("reboot_cbs", _CURRENT_VERSION + "\\Component Based Servicing\\RebootPending", None),
-    ("reboot_wu", _CURRENT_VERSION + "\\WindowsUpdate\\Auto Update\\RebootRequired", None),
-    ("reboot_pfro", "HKLM\\SYSTEM\\CurrentControlSet\\Control\\Session Manager", "PendingFileRenameOperations"),
-    ("reboot_updates", "HKLM\\SOFTWARE\\Microsoft\\Updates", "UpdateExeVolatile"),
-)
-ACTIVE_COMPUTER_NAME = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\ComputerName\\ActiveComputerName"
-PENDING_COMPUTER_NAME = "HKLM\\SYSTEM\\CurrentControlSet\\Control\\ComputerName\\ComputerName"
-
-
-def options_with_defaults(options: dict[str, t.Any] | None) -> dict[str, t.Any]:
-    merged = dict(DEFAULT_OPTIONS)
-    merged.update({key: value for key, value in (options or {}).items() if value is not None})
-    return merged
-
-
-def _reg(key: str, names: list[str] | None = None, depth: int = 0) -> dict[str, t.Any]:
-    op: dict[str, t.Any] = {"op": "reg_read", "key": key}
-    if depth:
-        op["depth"] = depth
-    if names is not None:
-        op["names"] = names
-    return op
-
-
 # ---------------------------------------------------------------------------------------------
-# Keys other modules declare
-
-#: The Local Network Access content-setting types read from people's Chrome and Edge profiles
-#: (``browser_site_settings``; ``_local_network``), as Preferences names them
-#: (``profile.content_settings.exceptions.<type>``): Chromium's content_settings_registry.cc registers
-#: ``local-network-access`` and, for the split permission, ``loopback-network`` (the local device) and
-#: ``local-network`` (local network endpoints); website_settings_info.cc makes '-' '_' in the
-#: preference name (docs/browser-policy.md).
-SITE_SETTING_TYPES = ("local_network_access", "loopback_network", "local_network")
-
-_PLUGIN_UTILS = "ansible_collections.nhs_cm.remediation.plugins.plugin_utils"
-#: The modules whose ``MACHINE_READS`` / ``USER_READS`` are read (a missing module declares none).
-DECLARING_MODULES = ("_diagnose.models.policy", "_diagnose.models.browser_policy", "_diagnose.models.zones")
-_HIVE_PREFIXES = ("HKLM\\", "HKU\\", "HKCU\\", "HKEY_")
+# The shape of the facts (types only: the facts are plain JSON-able dicts)
 
 
-def _declared_entry(where: str, entry: t.Any, machine: bool) -> tuple[str, int]:
-    if (not isinstance(entry, (tuple, list)) or len(entry) != 2 or not isinstance(entry[0], str)
-            or isinstance(entry[1], bool) or not isinstance(entry[1], int)):
-        raise ValueError(f"{where} must be a (key path, depth) pair, not {entry!r}")
-    path, depth = entry
-    if not 0 <= depth <= 4:
-        raise ValueError(f"{where}: depth must be from 0 to 4, not {depth!r}")
-    if not _KEY_PATH.fullmatch(path):
-        raise ValueError(f"{where}: {path!r} has an empty part or a leading or trailing backslash")
-    starts_with_hive = path.upper().startswith(_HIVE_PREFIXES)
-    if machine and not path.upper().startswith("HKLM\\"):
-        raise ValueError(f"{where}: {path!r} must be a full HKLM\\... key")
-    if not machine and starts_with_hive:
-        raise ValueError(f"{where}: {path!r} must be relative to the user's hive root (no hive name)")
-    return path, depth
+class ProductEntry(t.TypedDict):
+    """An NHS CM product's Uninstall entry (``facts["products"][<kind>][i]``)."""
+
+    kind: str
+    name: str | None
+    version: str | None
+    publisher: str | None
+    install_location: str | None
+    display_icon: str | None
+    system_component: bool
+    key: str
+    view: str
+    values: dict[str, t.Any]
 
 
-def _declared_names(module: t.Any, module_name: str, path: str) -> list[str] | None:
-    names = (getattr(module, "READ_VALUE_NAMES", None) or {}).get(path)
-    if names is None:
-        return None
-    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise ValueError(f"{module_name}.READ_VALUE_NAMES[{path!r}] must be a list of value names, not {names!r}")
-    return list(names)
+class ProductFacts(t.TypedDict):
+    """``facts["product"]``: which set-up the host has (``product.product_generation``)."""
+
+    generation: str | None
+    name: str | None
+    version: str | None
+    reason: str | None
 
 
-def declared_reads(list_name: str) -> list[tuple[str, int, list[str] | None]]:
-    """(key, depth, value names or None for all) that ``DECLARING_MODULES`` declare in
-    ``list_name`` (``MACHINE_READS`` or ``USER_READS``), each key once, in order: the deepest
-    read wins, and the names of several modules add up (one without a filter reads them all)."""
-    merged: dict[str, tuple[str, int, list[str] | None]] = {}
-    for module_name in DECLARING_MODULES:
-        full_name = f"{_PLUGIN_UTILS}.{module_name}"
-        try:
-            module = importlib.import_module(full_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == full_name:
-                continue
-            raise
-        for index, entry in enumerate(getattr(module, list_name, None) or []):
-            path, depth = _declared_entry(f"{module_name}.{list_name}[{index}]", entry, list_name == "MACHINE_READS")
-            names = _declared_names(module, module_name, path)
-            known = merged.get(path.casefold())
-            if known is not None:
-                both = None if known[2] is None or names is None else known[2] + [
-                    name for name in names if name.casefold() not in {n.casefold() for n in known[2]}]
-                merged[path.casefold()] = (known[0], max(known[1], depth), both)
-            else:
-                merged[path.casefold()] = (path, depth, names)
-    return list(merged.values())
+class DotNetFacts(t.TypedDict):
+    path: str
+    exists: bool
+    release: int | None
+    release_type: str | None
+    version: str | None
 
 
-def _gpo_prefixes(machine: list[tuple[str, int, t.Any]], user: list[tuple[str, int, t.Any]]) -> list[str]:
-    """The declared keys relative to their hive root, each once, leaving out keys below another."""
-    paths = [entry[0].split("\\", 1)[1] for entry in machine] + [entry[0] for entry in user]
-    prefixes: dict[str, str] = {}
-    for path in paths:
-        prefixes.setdefault(path.casefold(), path)
-    folded = list(prefixes)
-    return [prefixes[key] for key in folded if not any(key.startswith(other + "\\") for other in folded)]
+class ServiceFacts(t.TypedDict):
+    """``facts["services"]``: the services found by name, as ``service_query`` lists them."""
+
+    port_service: dict[str, t.Any] | None
+    smartcard: dict[str, t.Any] | None
 
 
-def _listener_ports(opts: dict[str, t.Any]) -> list[int]:
-    """The NHS Port Service's ports and, when the e-RS report names one, CM's port (so the
-    session whose CM the report is about can be found)."""
-    ports = list(opts["prs_ports"])
-    report = parse_ers_report(opts.get("ers_report"))
-    if report is not None and report.port is not None and report.port not in ports:
-        ports.append(report.port)
-    return ports
+class ProbeFacts(t.TypedDict):
+    port: int
+    url: str
+    ran: bool
+    answered: bool
+    status: int | None
+    body: str | None
+    error: str | None
 
 
-def planned_reads(options: dict[str, t.Any] | None = None) -> list[tuple[str, dict[str, t.Any]]]:
-    """(label, op) for every read of diagnose, in request order.
-
-    A new list of new dicts on every call, but worked out once per process and set of options
-    (``_plan`` is a ``_memo.memo``): diagnose's plugin does it before Ansible forks (``prepare_before_fork``),
-    so each host's fork copies it instead of planning again.
-    """
-    return _plan(options_with_defaults(options))
+class RebootFacts(t.TypedDict):
+    pending: bool
+    indicators: list[dict[str, t.Any]]
+    unreadable: list[str]
 
 
-@memo(32)
-def _plan(opts: dict[str, t.Any]) -> list[tuple[str, dict[str, t.Any]]]:
-    machine_reads, user_reads = declared_reads("MACHINE_READS"), declared_reads("USER_READS")
-    reads: list[tuple[str, dict[str, t.Any]]] = [
-        ("uninstall_64", _reg(UNINSTALL_64, UNINSTALL_VALUE_NAMES, depth=1)),
-        ("uninstall_32", _reg(UNINSTALL_32, UNINSTALL_VALUE_NAMES, depth=1)),
-        ("dotnet", _reg(NDP_V4_FULL, ["Release", "Version"])),
-    ]
-    for label, key, name in REBOOT_KEYS:
-        reads.append((label, _reg(key, [name] if name else [])))
-    reads.append(("reboot_name_active", _reg(ACTIVE_COMPUTER_NAME, ["ComputerName"])))
-    reads.append(("reboot_name_pending", _reg(PENDING_COMPUTER_NAME, ["ComputerName"])))
-    reads.append(("services", {"op": "service_query", "names": [SMARTCARD_SERVICE],
-                               "display_names": [opts["port_service_display_name"]]}))
-    reads.append(("listeners", {"op": "tcp_listeners", "ports": _listener_ports(opts)}))
-    for port in opts["prs_ports"]:
-        reads.append((f"prs_probe_{port}", {"op": "http_get", "url": f"http://localhost:{port}{PRS_PATH}",
-                                            "timeout_ms": opts["probe_timeout_ms"]}))
-    reads.append(("processes", {"op": "process_list"}))
-    reads.append(("sessions", {"op": "session_list"}))
-    reads.append(("os", {"op": "os_info"}))
-    reads.append(("smartcard_readers", _reg(CALAIS_READERS, [])))
-    if opts["ia_paths"]:
-        reads.append(("ia_files", {"op": "file_info", "paths": list(opts["ia_paths"])}))
-    reads.append(("browser_files", {"op": "file_info", "paths": [path for paths in BROWSER_EXES.values()
-                                                                 for path in paths]}))
-    reads.append(("user_hives", {"op": "user_hives_read", "paths": [[path, depth] for path, depth, _n in user_reads],
-                                 "include_offline": bool(opts["include_offline_profiles"])}))
-    reads.append(("browser_site_settings", {"op": "browser_site_settings", "types": list(SITE_SETTING_TYPES),
-                                            "include_offline": bool(opts["include_offline_profiles"])}))
-    reads.append(("gpo", {"op": "gpo_registry_settings", "key_prefixes": _gpo_prefixes(machine_reads, user_reads)}))
-    for path, depth, names in machine_reads:
-        reads.append((f"policy:{path}", _reg(path, names, depth=depth)))
-    return reads
+class OsFacts(t.TypedDict):
+    product: str | None
+    version: str | None
+    build: int | None
+    computer_name: str | None
+    emulated: bool
 
 
-def read_labels(options: dict[str, t.Any] | None = None) -> tuple[str, ...]:
-    """The labels of ``planned_reads(options)``, in the same order (kept per set of options)."""
-    return _labels(options_with_defaults(options))
+class ReaderFacts(t.TypedDict):
+    path: str
+    exists: bool
+    readers: list[str]
 
 
-@memo(32, fresh=same)
-def _labels(opts: dict[str, t.Any]) -> tuple[str, ...]:
-    return tuple(label for label, _op in _plan(opts))
+class FileFacts(t.TypedDict):
+    """One of ``facts["ia_files"]``; ``facts["browser_files"]`` add ``browser``."""
+
+    path: str | None
+    exists: bool
+    version: str | None
 
 
-def plan_reads(options: dict[str, t.Any] | None = None) -> list[dict[str, t.Any]]:
-    """The operations diagnose sends, in ONE runner call."""
-    return [op for _label, op in planned_reads(options)]
+class UserFacts(t.TypedDict):
+    """One of ``facts["users"]``: a session's user or, with ``include_offline_profiles``, a profile."""
+
+    sid: str | None
+    user: str | None
+    session: int | None
+    source: str
+    hive: str
+    error: str | None
+    keys: dict[str, Node]
+
+
+class GpoFacts(t.TypedDict):
+    available: bool
+    error: str | None
+    settings: list[dict[str, t.Any]]
+
+
+class DiagnoseFacts(t.TypedDict):
+    """What ``build_facts`` returns. A fact is None when its read failed (``read_errors`` says why)."""
+
+    products: dict[str, list[ProductEntry]]
+    product: ProductFacts
+    uninstall_keys: list[dict[str, t.Any]]
+    dotnet: DotNetFacts | None
+    services: ServiceFacts | None
+    listeners: list[dict[str, t.Any]] | None
+    prs_probes: list[ProbeFacts]
+    processes: list[dict[str, t.Any]] | None
+    process_owners_error: str | None
+    sessions: list[dict[str, t.Any]] | None
+    reboot: RebootFacts
+    os: OsFacts | None
+    smartcard_readers: ReaderFacts | None
+    ia_files: list[FileFacts] | None
+    browser_files: list[dict[str, t.Any]] | None
+    policy_keys: dict[str, Node]
+    users: list[UserFacts]
+    gpo: GpoFacts
+    browser_site_settings: list[dict[str, t.Any]] | None
+    ers_report: dict[str, t.Any] | None
+    read_errors: dict[str, str]
 
 
 # ---------------------------------------------------------------------------------------------
 # Normalising
+
 
 def _error_text(result: dict[str, t.Any]) -> str:
     return f"{result.get('error', 'failed')}: {result.get('message') or 'no message'}"
@@ -311,18 +209,7 @@ def _str_or_none(value: t.Any) -> str | None:
     return text or None
 
 
-def product_kind(display_name: str | None) -> str | None:
-    """The product kind of an Uninstall DisplayName, or None when it is not an NHS CM product."""
-    if not display_name:
-        return None
-    folded = display_name.strip().casefold()
-    for prefix, kind in PRODUCT_PREFIXES:
-        if folded.startswith(prefix.casefold()):
-            return kind
-    return None
-
-
-def _product_entry(key: str, subkey: str, node: dict[str, t.Any], view: str) -> dict[str, t.Any] | None:
+def _product_entry(key: str, subkey: str, node: dict[str, t.Any], view: str) -> ProductEntry | None:
     values = node.get("values") or {}
     name = _str_or_none(_data(values, "DisplayName"))
     kind = product_kind(name)
@@ -343,7 +230,7 @@ def _product_entry(key: str, subkey: str, node: dict[str, t.Any], view: str) -> 
     }
 
 
-def uninstall_entries(key: str, result: dict[str, t.Any], view: str) -> list[dict[str, t.Any]]:
+def uninstall_entries(key: str, result: dict[str, t.Any], view: str) -> list[ProductEntry]:
     """NHS CM product entries below one Uninstall key (a reg_read result with depth >= 1)."""
     entries = []
     for subkey, node in sorted((result.get("subkeys") or {}).items()):
@@ -354,8 +241,8 @@ def uninstall_entries(key: str, result: dict[str, t.Any], view: str) -> list[dic
     return entries
 
 
-def _products(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> dict[str, list[dict[str, t.Any]]]:
-    products: dict[str, list[dict[str, t.Any]]] = {kind: [] for kind in PRODUCT_KINDS}
+def _products(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> dict[str, list[ProductEntry]]:
+    products: dict[str, list[ProductEntry]] = {kind: [] for kind in PRODUCT_KINDS}
     for label, key, view in (("uninstall_64", UNINSTALL_64, "64"), ("uninstall_32", UNINSTALL_32, "32")):
         result = reads[label]
         if label in errors:
@@ -377,7 +264,7 @@ def _uninstall_summary(reads: dict[str, dict[str, t.Any]], errors: dict[str, str
     return summary
 
 
-def _dotnet(result: dict[str, t.Any]) -> dict[str, t.Any]:
+def _dotnet(result: dict[str, t.Any]) -> DotNetFacts:
     values = result.get("values") or {}
     release = values.get("Release")
     return {
@@ -399,19 +286,7 @@ def _service(services: list[dict[str, t.Any]], *, name: str | None = None,
     return None
 
 
-def service_binary(image: str | None) -> str | None:
-    """The executable of a service command line (``"C:\\x y\\a.exe" -k`` -> ``C:\\x y\\a.exe``)."""
-    if not image:
-        return None
-    text = image.strip()
-    if text.startswith('"'):
-        end = text.find('"', 1)
-        return text[1:end] if end > 0 else text[1:]
-    match = _EXE_PREFIX.match(text)
-    return match.group(1) if match else text.split(" ")[0]
-
-
-def _reboot(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> dict[str, t.Any]:
+def _reboot(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> RebootFacts:
     indicators: list[dict[str, t.Any]] = []
     unreadable: list[str] = []
     for label, key, name in REBOOT_KEYS:
@@ -451,7 +326,7 @@ def _reboot_indicator(key: str, name: str | None, result: dict[str, t.Any]) -> d
     return {"path": key, "name": name, "type": value.get("type"), "data": data, "reason": "value set"}
 
 
-def _os(result: dict[str, t.Any]) -> dict[str, t.Any]:
+def _os(result: dict[str, t.Any]) -> OsFacts:
     version = str(result.get("version") or "")
     parts = version.split(".")
     build = int(parts[2]) if len(parts) >= 3 and parts[2].isdigit() else None
@@ -464,7 +339,7 @@ def _os(result: dict[str, t.Any]) -> dict[str, t.Any]:
     }
 
 
-def _probes(reads: dict[str, dict[str, t.Any]], errors: dict[str, str], ports: list[int]) -> list[dict[str, t.Any]]:
+def _probes(reads: dict[str, dict[str, t.Any]], errors: dict[str, str], ports: list[int]) -> list[ProbeFacts]:
     probes = []
     for port in ports:
         label = f"prs_probe_{port}"
@@ -480,10 +355,11 @@ def _probes(reads: dict[str, dict[str, t.Any]], errors: dict[str, str], ports: l
     return probes
 
 
-def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
-    """Normalised facts from the results of ``plan_reads(options)`` (same order)."""
+def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | None = None,
+                declared: DeclaredReads = DECLARED) -> DiagnoseFacts:
+    """Normalised facts from the results of ``reads.plan_reads(options, declared)`` (same order)."""
     opts = options_with_defaults(options)
-    labels = read_labels(opts)
+    labels = read_labels(opts, declared)
     if len(results) != len(labels):
         raise ValueError(f"{len(results)} results for {len(labels)} planned reads")
     reads = dict(zip(labels, results, strict=True))
@@ -496,7 +372,7 @@ def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | Non
     listeners = None if "listeners" in errors else list(reads["listeners"].get("listeners") or [])
     products = _products(reads, errors)
     sessions = None if "sessions" in errors else list(reads["sessions"].get("sessions") or [])
-    report = parse_ers_report(opts.get("ers_report"))
+    report = reported(opts)
     return {
         "products": products,
         "product": product_generation(products, [f"{key}: {errors[label]}" for label, key in
@@ -530,61 +406,14 @@ def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | Non
 
 
 # ---------------------------------------------------------------------------------------------
-# Product generation, Identity Agent files, smart card readers
+# Identity Agent files, browser files, smart card readers
 
-def parse_version(text: t.Any) -> tuple[int, ...] | None:
-    """``"1.4.2.0"`` -> (1, 4, 2, 0); None when the text does not start with a version."""
-    match = _VERSION_TEXT.match(str(text or "") + " ")
-    return tuple(int(part) for part in match.group(1).split(".")) if match else None
-
-
-def _generation(name: str | None, version: str | None, generation: str | None,
-                reason: str | None = None) -> dict[str, t.Any]:
-    return {"generation": generation, "name": name, "version": version, "reason": reason}
-
-
-def product_generation(products: dict[str, list[dict[str, t.Any]]], errors: list[str]) -> dict[str, t.Any]:
-    """Which set-up the host has: ``{generation, name, version, reason}``.
-
-    ``generation`` is ``cm3plus`` (CM 3.x or later, NHS Smartcard Connect, no Identity Agent),
-    ``cm1`` (CM before 3.x, with the legacy Identity Agent), ``identity_hub`` (only NHS Identity
-    Hub, also with the Identity Agent), ``none``, or null with ``reason`` when it cannot be told.
-    With several CM versions installed, the newest decides. A CM entry without a readable
-    version counts as ``cm3plus`` when NHS Smartcard Connect is installed and as ``cm1`` when
-    the Identity Agent or Identity Hub is.
-    """
-    cm = products.get("cm") or []
-    versioned = [(parse_version(entry["version"]), entry) for entry in cm]
-    versioned = [(version, entry) for version, entry in versioned if version is not None]
-    if versioned:
-        version, entry = max(versioned, key=lambda item: item[0])
-        return _generation(entry["name"], entry["version"], "cm3plus" if version[0] >= 3 else "cm1")
-    if cm:
-        entry = cm[0]
-        if products.get("smartcard_connect"):
-            return _generation(entry["name"], entry["version"], "cm3plus")
-        if products.get("identity_agent") or products.get("identity_hub"):
-            return _generation(entry["name"], entry["version"], "cm1")
-        versions = ", ".join(repr(item["version"]) for item in cm)
-        return _generation(entry["name"], entry["version"], None,
-                           f"cannot tell which NHS Credential Management generation is installed: its "
-                           f"DisplayVersion ({versions}) is not a version and neither NHS Smartcard Connect nor "
-                           "the Identity Agent is installed")
-    hubs = products.get("identity_hub") or []
-    if hubs:
-        return _generation(hubs[0]["name"], hubs[0]["version"], "identity_hub")
-    if errors:
-        return _generation(None, None, None, "cannot tell whether NHS Credential Management is installed: "
-                           + "; ".join(errors))
-    return _generation(None, None, "none")
-
-
-def _readers(result: dict[str, t.Any]) -> dict[str, t.Any]:
+def _readers(result: dict[str, t.Any]) -> ReaderFacts:
     return {"path": CALAIS_READERS, "exists": bool(result.get("exists")),
             "readers": sorted(result.get("subkeys") or {}, key=str.casefold)}
 
 
-def _ia_files(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> list[dict[str, t.Any]] | None:
+def _ia_files(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -> list[FileFacts] | None:
     if "ia_files" not in reads:
         return []
     if "ia_files" in errors:
@@ -666,7 +495,7 @@ def _users(sessions: list[dict[str, t.Any]] | None, result: dict[str, t.Any], hi
     return users
 
 
-def _gpo(result: dict[str, t.Any], error: str | None) -> dict[str, t.Any]:
+def _gpo(result: dict[str, t.Any], error: str | None) -> GpoFacts:
     if error is not None:
         return {"available": False, "error": error, "settings": []}
     settings = [{"scope": item.get("scope"), "sid": item.get("sid"), "key": item.get("key"),
@@ -678,16 +507,6 @@ def _gpo(result: dict[str, t.Any], error: str | None) -> dict[str, t.Any]:
 # ---------------------------------------------------------------------------------------------
 # Helpers for the evaluators
 
-def installed(facts: dict[str, t.Any], *kinds: str) -> list[dict[str, t.Any]]:
-    """Product entries of the given kinds (all views), or [] when the Uninstall keys were unread."""
-    products = facts.get("products") or {}
-    return [entry for kind in kinds for entry in products.get(kind, [])]
-
-
-def uninstall_errors(facts: dict[str, t.Any]) -> list[str]:
-    return [f"{item['path']}: {item['error']}" for item in facts.get("uninstall_keys", []) if "error" in item]
-
-
 def sessions_unknown(facts: dict[str, t.Any]) -> str | None:
     """Why the list of sessions may be incomplete (the processes' owners, from which the runner
     finds the sessions, could not be read), or None when it can be trusted."""
@@ -695,27 +514,3 @@ def sessions_unknown(facts: dict[str, t.Any]) -> str | None:
     if not error:
         return None
     return f"the owners of the processes could not be read ({error}), so who is logged on is not known"
-
-
-def normalise_dir(path: str) -> str:
-    """A Windows folder for prefix comparison: lower case, backslashes, one trailing backslash."""
-    folded = ntpath.normpath(path.strip().strip('"').replace("/", "\\")).casefold()
-    return folded.rstrip("\\") + "\\"
-
-
-def icon_dir(display_icon: str | None) -> str | None:
-    """The folder of an Uninstall DisplayIcon (``"C:\\x\\cm.exe",0`` -> ``C:\\x``)."""
-    if not display_icon:
-        return None
-    path = display_icon.strip()
-    path = _ICON_INDEX.sub("", path).strip().strip('"')
-    if not _ABSOLUTE_PATH.match(path) or "%" in path:
-        return None
-    folder = ntpath.dirname(path)
-    return folder or None
-
-
-def image_name(name: str | None) -> str:
-    """A process or file name for comparison: lower case, without a trailing ``.exe``."""
-    folded = ntpath.basename((name or "").strip()).casefold()
-    return folded[:-4] if folded.endswith(".exe") else folded

@@ -67,7 +67,7 @@ class ChangeError(ValueError):
 @dataclass(frozen=True)
 class RegWrite:
     """A registry value to write, as it should be; ``type=None`` means the value must not exist
-    (a value as read is ``_diagnose.models.policy.RegValue``).
+    (a value as read is ``_diagnose.models.policy.RegRead``).
 
     ``list_key``: the value is an entry of a list policy (``...\\CookiesAllowedForUrls\\3``): a
     GPO that sets any entry of that key owns the whole list.

@@ -58,19 +58,17 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import ID, NATIONAL_SERVICE_DESK
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import (
-    _cm_entries,
-    _cm_matcher,
-    _install_dirs,
-)
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import sessions_unknown
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import (
     LEGACY_GENERATIONS,
     SMARTCARD_SERVICE,
+    cm_entries,
+    cm_matcher,
     icon_dir,
     image_name,
+    install_dirs,
     installed,
     normalise_dir,
-    sessions_unknown,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._paths import DRIVE_PATH
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import Action, Change, ServiceWant
@@ -118,8 +116,8 @@ class CmPlan:
 
 def install_folders(facts: dict[str, t.Any]) -> list[str]:
     """CM's and Identity Hub's install folders as recorded (InstallLocation, else DisplayIcon's)."""
-    entries, _reason = _cm_entries(facts, "cm", "identity_hub")
-    return _install_dirs(entries)
+    entries, _reason = cm_entries(facts, "cm", "identity_hub")
+    return install_dirs(entries)
 
 
 def _icon_exe(display_icon: str | None) -> str | None:
@@ -153,7 +151,7 @@ def _from_option(value: str, folders: list[str]) -> tuple[list[str], str]:
 
 
 def _from_icons(facts: dict[str, t.Any]) -> list[str]:
-    entries, _reason = _cm_entries(facts, "cm", "identity_hub")
+    entries, _reason = cm_entries(facts, "cm", "identity_hub")
     port = _port_service_binary(facts)
     icons = [_icon_exe(entry.get("display_icon")) for entry in entries]
     return _distinct([icon for icon in icons if icon and ntpath.normpath(icon).casefold() != port])
@@ -162,7 +160,7 @@ def _from_icons(facts: dict[str, t.Any]) -> list[str]:
 def cm_processes(facts: dict[str, t.Any], options: dict[str, t.Any]) -> list[Process]:
     """The CM processes diagnose sees (same matcher as CM_NOT_RUNNING)."""
     names = {image_name(name) for name in options.get("cm_process_names") or [] if name}
-    is_cm = _cm_matcher(facts, install_folders(facts), names)
+    is_cm = cm_matcher(facts, install_folders(facts), names)
     ia_names = {image_name(name) for name in options.get("ia_process_names") or [] if name}
     return [p for p in facts.get("processes") or [] if is_cm(p) and image_name(p.get("image") or p.get("name"))
             not in ia_names]

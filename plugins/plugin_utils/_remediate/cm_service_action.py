@@ -25,7 +25,8 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts, plan_reads
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import plan_reads
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import Outcome, plan
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cm_service import (
     extra_reads,

@@ -34,7 +34,6 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import ID
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import PRS_PORTS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.browser_policy import (
     chromium_cookies,
     chromium_policy,
@@ -53,6 +52,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     parse_firefox_origin,
     parse_pattern_pair,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import PRS_PORTS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import RegWrite
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import (
     PolicyPlan,
@@ -67,7 +67,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.poli
 )
 
 HANDLED = (ID.THIRD_PARTY_COOKIES_BLOCKED, ID.COOKIES_BLOCKED_BY_DEFAULT, ID.LOCALHOST_COOKIES_BLOCKED)
-BROWSERS = ("chrome", "edge", "firefox")
 CHROMIUM_ENTRY = "[*.]localhost"
 #: Firefox: one origin per NHS Port Service port (an origin covers one port; CM's own port
 #: differs per session and cannot be listed in advance).

@@ -46,10 +46,6 @@ import typing as t
 from dataclasses import dataclass
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks.zones import FLAG_CHECKS
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
-    DEFAULT_OPTIONS,
-    SMARTCARD_SERVICE,
-)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.gpo import normalise_key
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.local_network import (
     LNA_ALLOWED,
@@ -78,6 +74,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     _entry_applies,
     ip_spec_matches,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import DEFAULT_OPTIONS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import SMARTCARD_SERVICE
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cookies import ALLOW_LIST
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_plan import is_numeric_name
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.operations import WRITE_REG_TYPES

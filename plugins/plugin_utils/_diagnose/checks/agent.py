@@ -44,29 +44,29 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catal
     make_finding,
     user_scope,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks.base import (
+    CheckResult,
     Facts,
     Options,
-    Outcome,
-    _cm_entries,
-    _cm_matcher,
-    _install_dirs,
-    _service_finding,
     evaluator,
     found,
     unknown,
 )
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import (
-    CALAIS_READERS,
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks.cm import service_finding
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import sessions_unknown
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import (
     LEGACY_GENERATIONS,
     PRODUCT_PREFIXES,
     SMARTCARD_SERVICE,
+    cm_entries,
+    cm_matcher,
     image_name,
+    install_dirs,
     installed,
     parse_version,
-    sessions_unknown,
     uninstall_errors,
 )
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import CALAIS_READERS
 
 Process = dict[str, t.Any]
 IA_NAMES = ", ".join(f"'{prefix}*'" for prefix, kind in PRODUCT_PREFIXES if kind == "identity_agent")
@@ -75,7 +75,7 @@ IA_NAMES = ", ".join(f"'{prefix}*'" for prefix, kind in PRODUCT_PREFIXES if kind
 # ---------------------------------------------------------------------------------------------
 # Shared helpers
 
-def _legacy(facts: Facts, check_id: str) -> Outcome | None:
+def _legacy(facts: Facts, check_id: str) -> CheckResult | None:
     """None when the Identity Agent is part of the host's set-up; otherwise what to return
     (nothing, or unknown when the product cannot be told)."""
     product = facts.get("product") or {}
@@ -84,7 +84,7 @@ def _legacy(facts: Facts, check_id: str) -> Outcome | None:
         return None
     if generation is None:
         return unknown(check_id, product.get("reason") or "cannot tell which NHS product is installed")
-    return Outcome()
+    return CheckResult()
 
 
 def _product_evidence(facts: Facts) -> dict[str, t.Any]:
@@ -139,24 +139,24 @@ def _session_scope(session: dict[str, t.Any]) -> dict[str, t.Any]:
 SessionView = tuple[dict[str, t.Any], list[Process], list[Process]]
 
 
-def _sessions_with_cm(facts: Facts, options: Options, check_id: str) -> tuple[list[SessionView], Outcome | None]:
+def _sessions_with_cm(facts: Facts, options: Options, check_id: str) -> tuple[list[SessionView], CheckResult | None]:
     """(session, its CM processes, its Identity Agent processes) for every interactive session,
-    or an outcome when that cannot be read."""
+    or a result when that cannot be read."""
     sessions, processes = facts.get("sessions"), facts.get("processes")
     if sessions is None:
         return [], unknown(check_id, "cannot list sessions: " + facts["read_errors"].get("sessions", "not read"))
     if not sessions:
         owners_unknown = sessions_unknown(facts)
-        return [], unknown(check_id, owners_unknown) if owners_unknown else Outcome()
+        return [], unknown(check_id, owners_unknown) if owners_unknown else CheckResult()
     if processes is None:
         return [], unknown(check_id, "cannot list processes: " + facts["read_errors"].get("processes", "not read"))
-    entries, _reason = _cm_entries(facts, "cm", "identity_hub")
-    folders = _install_dirs(entries)
+    entries, _reason = cm_entries(facts, "cm", "identity_hub")
+    folders = install_dirs(entries)
     names = {image_name(name) for name in options["cm_process_names"] if name}
     if not folders and not names:
         return [], unknown(check_id, "NHS Credential Management's folder is not recorded (InstallLocation and "
                                      "DisplayIcon are empty) and option cm_process_names is not set")
-    is_cm, is_ia = _cm_matcher(facts, folders, names), _is_ia(options)
+    is_cm, is_ia = cm_matcher(facts, folders, names), _is_ia(options)
     views = []
     for session in sorted(sessions, key=lambda item: item.get("id") or 0):
         mine = [process for process in processes if process.get("session") == session.get("id")]
@@ -174,13 +174,13 @@ def _version_key(version: tuple[int, ...]) -> tuple[int, ...]:
 # Fault 2: the Identity Agent
 
 @evaluator(ID.IA_NOT_INSTALLED)
-def check_ia_not_installed(facts: Facts, options: Options) -> Outcome:
+def check_ia_not_installed(facts: Facts, options: Options) -> CheckResult:
     gate = _legacy(facts, ID.IA_NOT_INSTALLED)
     if gate is not None:
         return gate
     present, reason = _ia_installed(facts, options)
     if present:
-        return Outcome()
+        return CheckResult()
     if reason:
         return unknown(ID.IA_NOT_INSTALLED, reason)
     product = facts["product"]
@@ -213,7 +213,7 @@ def _ia_versions(facts: Facts, options: Options) -> list[tuple[dict[str, t.Any],
     return versions
 
 
-def _installed_gate(facts: Facts, options: Options, check_id: str) -> Outcome | None:
+def _installed_gate(facts: Facts, options: Options, check_id: str) -> CheckResult | None:
     """None when ``check_id`` applies (the host's set-up has the Identity Agent and it is
     installed); otherwise what to return (nothing, or unknown when it cannot be told)."""
     gate = _legacy(facts, check_id)
@@ -221,12 +221,12 @@ def _installed_gate(facts: Facts, options: Options, check_id: str) -> Outcome | 
         return gate
     present, reason = _ia_installed(facts, options)
     if not present:
-        return unknown(check_id, reason) if reason else Outcome()
+        return unknown(check_id, reason) if reason else CheckResult()
     return None
 
 
 @evaluator(ID.IA_VERSION_RETIRED)
-def check_ia_version_retired(facts: Facts, options: Options) -> Outcome:
+def check_ia_version_retired(facts: Facts, options: Options) -> CheckResult:
     gate = _installed_gate(facts, options, ID.IA_VERSION_RETIRED)
     if gate is not None:
         return gate
@@ -240,7 +240,7 @@ def check_ia_version_retired(facts: Facts, options: Options) -> Outcome:
     retired = [(evidence, version) for evidence, version, parsed in readable
                if _version_key(parsed) < _version_key(minimum)]
     if not retired:
-        return Outcome()
+        return CheckResult()
     versions = ", ".join(sorted({version for _evidence, version in retired}))
     evidence = [item for item, _version in retired] + [{"minimum_version": options["ia_min_version"]}]
     return found(make_finding(
@@ -251,14 +251,14 @@ def check_ia_version_retired(facts: Facts, options: Options) -> Outcome:
 
 
 @evaluator(ID.IA_NOT_RUNNING)
-def check_ia_not_running(facts: Facts, options: Options) -> Outcome:
+def check_ia_not_running(facts: Facts, options: Options) -> CheckResult:
     gate = _installed_gate(facts, options, ID.IA_NOT_RUNNING)
     if gate is not None:
         return gate
-    views, outcome = _sessions_with_cm(facts, options, ID.IA_NOT_RUNNING)
-    if outcome is not None:
-        return outcome
-    result = Outcome()
+    views, result = _sessions_with_cm(facts, options, ID.IA_NOT_RUNNING)
+    if result is not None:
+        return result
+    result = CheckResult()
     for session, cm, ia in views:
         if not cm or ia:
             continue
@@ -286,17 +286,17 @@ def _port_owner_session(facts: Facts, port: int | None) -> int | None:
 
 
 def _reported(facts: Facts, options: Options, fault: int, check_id: str,
-              need_cm: bool) -> tuple[list[SessionView], dict[str, t.Any] | None, Outcome | None]:
-    """The sessions a report of ``fault`` is about: (views, the report, or the outcome to return)."""
+              need_cm: bool) -> tuple[list[SessionView], dict[str, t.Any] | None, CheckResult | None]:
+    """The sessions a report of ``fault`` is about: (views, the report, or the result to return)."""
     report = facts.get("ers_report")
     if not report or report.get("fault") != fault:
-        return [], None, Outcome()
+        return [], None, CheckResult()
     gate = _legacy(facts, check_id)
     if gate is not None:
         return [], None, gate
-    views, outcome = _sessions_with_cm(facts, options, check_id)
-    if outcome is not None:
-        return [], None, outcome
+    views, result = _sessions_with_cm(facts, options, check_id)
+    if result is not None:
+        return [], None, result
     running = [view for view in views if view[2] and (view[1] or not need_cm)]
     owner = _port_owner_session(facts, report.get("port"))
     if owner is not None and any(view[0].get("id") == owner for view in views):
@@ -321,13 +321,13 @@ def _report_evidence(facts: Facts, report: dict[str, t.Any], view: SessionView) 
 
 
 def _per_reported_session(facts: Facts, options: Options, fault: int, check_id: str, need_cm: bool,
-                          texts: t.Callable[[dict[str, t.Any]], tuple[str, str]]) -> Outcome:
+                          texts: t.Callable[[dict[str, t.Any]], tuple[str, str]]) -> CheckResult:
     """One finding of ``check_id`` per session a report of ``fault`` is about; ``texts`` gives a
     session's (summary, action)."""
-    views, report, outcome = _reported(facts, options, fault, check_id, need_cm=need_cm)
-    if outcome is not None or report is None:
-        return outcome or Outcome()
-    result = Outcome()
+    views, report, result = _reported(facts, options, fault, check_id, need_cm=need_cm)
+    if result is not None or report is None:
+        return result or CheckResult()
+    result = CheckResult()
     for view in views:
         summary, action = texts(view[0])
         result.findings.append(make_finding(
@@ -338,7 +338,7 @@ def _per_reported_session(facts: Facts, options: Options, fault: int, check_id: 
 
 
 @evaluator(ID.CM_NOT_CONNECTED)
-def check_cm_not_connected(facts: Facts, options: Options) -> Outcome:
+def check_cm_not_connected(facts: Facts, options: Options) -> CheckResult:
     def texts(session: dict[str, t.Any]) -> tuple[str, str]:
         return (f"e-RS reports that NHS Credential Management is not connected, while it and the Identity "
                 f"Agent both run in {_label(session)}",
@@ -348,7 +348,7 @@ def check_cm_not_connected(facts: Facts, options: Options) -> Outcome:
 
 
 @evaluator(ID.USER_NOT_LOGGED_IN)
-def check_user_not_logged_in(facts: Facts, options: Options) -> Outcome:
+def check_user_not_logged_in(facts: Facts, options: Options) -> CheckResult:
     def texts(session: dict[str, t.Any]) -> tuple[str, str]:
         return (f"e-RS reports that NHS Credential Management cannot log in; the Identity Agent runs in "
                 f"{_label(session)}, but whether the user is logged in to it cannot be read remotely",
@@ -361,7 +361,7 @@ def check_user_not_logged_in(facts: Facts, options: Options) -> Outcome:
 # Fault 3: smart card service and readers
 
 @evaluator(ID.SMARTCARD_SERVICE_STOPPED)
-def check_smartcard_service_stopped(facts: Facts, options: Options) -> Outcome:
+def check_smartcard_service_stopped(facts: Facts, options: Options) -> CheckResult:
     gate = _legacy(facts, ID.SMARTCARD_SERVICE_STOPPED)
     if gate is not None:
         return gate
@@ -378,24 +378,24 @@ def check_smartcard_service_stopped(facts: Facts, options: Options) -> Outcome:
             action=f"Repair Windows' Smart Card service ({SMARTCARD_SERVICE}); it is part of Windows",
         ))
     if service.get("state") == "running":
-        return Outcome()
-    return _service_finding(ID.SMARTCARD_SERVICE_STOPPED, service,
-                            f"The Smart Card service ({service.get('name')}) is {service.get('state')}, not running")
+        return CheckResult()
+    return service_finding(ID.SMARTCARD_SERVICE_STOPPED, service,
+                           f"The Smart Card service ({service.get('name')}) is {service.get('state')}, not running")
 
 
 @evaluator(ID.NO_SMARTCARD_READER)
-def check_no_smartcard_reader(facts: Facts, options: Options) -> Outcome:
+def check_no_smartcard_reader(facts: Facts, options: Options) -> CheckResult:
     gate = _legacy(facts, ID.NO_SMARTCARD_READER)
     if gate is not None:
         return gate
     if not options["smartcard_reader_required"]:
-        return Outcome()
+        return CheckResult()
     readers = facts.get("smartcard_readers")
     if readers is None:
         reason = facts["read_errors"].get("smartcard_readers", "not read")
         return unknown(ID.NO_SMARTCARD_READER, f"cannot read {CALAIS_READERS}: {reason}")
     if readers["readers"]:
-        return Outcome()
+        return CheckResult()
     return found(make_finding(
         ID.NO_SMARTCARD_READER, machine_scope(), [{"path": CALAIS_READERS, "exists": readers["exists"], "subkeys": []}],
         summary=f"No smartcard reader is registered with Windows ({CALAIS_READERS} lists none)",

@@ -4,16 +4,16 @@
 """Browser-policy checks of diagnose (fault 1 cookies and Local Network Access; fault 4 AuthServerAllowlist).
 
 Each check runs for Chrome and Edge (and Firefox for the cookie checks, only where a Firefox
-Cookies policy exists), for the machine and for every user (``_policy_facts.judge_scopes``):
+Cookies policy exists), for the machine and for every user (``models.policy.judge_scopes``):
 a problem the machine's policy decides for everybody is reported once with scope
 ``{kind: machine}``; one that a user's own hive decides (or that does not hit every user) is
-reported per user. Effective values follow ``_browser_policy``; URL matching ``_url_patterns``.
+reported per user. Effective values follow ``models.browser_policy``; URL matching ``models.url_patterns``.
 A value set by domain Group Policy (``facts["gpo"]``) gives ``managed_by_gpo: true`` and the
 policy to change in the remedy.
 
 The Local Network Access checks (``LOCALHOST_ACCESS_*``) run for Chrome and Edge where the
-browser is found (``_local_network.browser_version``) in a version that enforces Local Network
-Access, with the policies that version reads (``_local_network``).
+browser is found (``models.local_network.browser_version``) in a version that enforces Local Network
+Access, with the policies that version reads (``models.local_network``).
 
 The checks apply where NHS Credential Management is installed, or wanted (option
 ``cm_required``).
@@ -30,10 +30,10 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import ID, make_finding
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks.base import (
+    CheckResult,
     Facts,
     Options,
-    Outcome,
     evaluator,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.browser_policy import (
@@ -56,8 +56,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     BY_NAME,
     ENFORCED_FROM,
     LNA_BLOCKED,
+    LNA_POLICIES,
     LOOPBACK_ALLOWED,
-    POLICIES,
     BrowserVersion,
     LoopbackAccess,
     MalformedSettings,
@@ -80,8 +80,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     cm_applies,
     hive_unavailable,
     report_scopes,
+    user_entry_scope,
     user_label,
-    user_scope,
     users,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.url_patterns import (
@@ -96,16 +96,18 @@ CHROMIUM = tuple(CHROMIUM_KEYS)
 LOCALHOST_ALLOW_ENTRY = "[*.]localhost"
 
 
-def report(facts: Facts, check_id: str, browser: str | None, judge: Judge, errors_of: ErrorsOf) -> Outcome:
+def scoped_result(facts: Facts, check_id: str, browser: str | None, judge: Judge,
+                  errors_of: ErrorsOf) -> CheckResult:
+    """The result of one check (and browser) at machine or user scope (``models.policy.report_scopes``)."""
     findings, unknown = report_scopes(facts, check_id, browser, judge, errors_of)
-    return Outcome(findings=findings, unknown=unknown)
+    return CheckResult(findings=findings, unknown=unknown)
 
 
-def _merge(*outcomes: Outcome) -> Outcome:
-    merged = Outcome()
-    for outcome in outcomes:
-        merged.findings.extend(outcome.findings)
-        merged.unknown.extend(outcome.unknown)
+def _merge(*results: CheckResult) -> CheckResult:
+    merged = CheckResult()
+    for result in results:
+        merged.findings.extend(result.findings)
+        merged.unknown.extend(result.unknown)
     return merged
 
 
@@ -447,7 +449,7 @@ def _lna_evidence(facts: Facts, view: ChromiumPolicy, access: LoopbackAccess, ve
     items = list(version.evidence)
     if access.opt_out.winner is not None:
         items.append(access.opt_out.winner.evidence(note="not 1: Local Network Access checks are in force"))
-    for policy in POLICIES:
+    for policy in LNA_POLICIES:
         effective = access.lists[policy.name]
         if effective.is_set:
             items += [entry.value.evidence(note=_lna_entry_note(access, policy.name, entry),
@@ -557,17 +559,17 @@ def _lna_ask_judge(facts: Facts, browser: str, version: BrowserVersion, ignored:
     return judge
 
 
-def _lna_run(facts: Facts, options: Options, check_id: str, make_judge: LnaJudge) -> Outcome:
+def _lna_run(facts: Facts, options: Options, check_id: str, make_judge: LnaJudge) -> CheckResult:
     if not cm_applies(facts, options):
-        return Outcome()
-    outcomes = []
+        return CheckResult()
+    results = []
     for browser in CHROMIUM:
         version = browser_version(facts, browser)
         if version.major is None and version.error is None:
             continue  # not installed in its system-level folder, not running: nothing to check
-        outcomes.append(report(facts, check_id, browser, make_judge(facts, browser, version),
-                               _lna_errors(facts, browser, version)))
-    return _merge(*outcomes)
+        results.append(scoped_result(facts, check_id, browser, make_judge(facts, browser, version),
+                                     _lna_errors(facts, browser, version)))
+    return _merge(*results)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -632,7 +634,7 @@ def _user_blocked(facts: Facts, browser: str, version: BrowserVersion, user: dic
         stored = [answer.evidence(str(item.get("path")), item.get("modified")) for answer in blocks]
         evidence = list(version.evidence) + stored
         findings.append(make_finding(
-            ID.LOCALHOST_ACCESS_USER_BLOCKED, {**user_scope(user), "browser_profile": item.get("profile")},
+            ID.LOCALHOST_ACCESS_USER_BLOCKED, {**user_entry_scope(user), "browser_profile": item.get("profile")},
             evidence, browser=browser, managed_by_gpo=managed, action=action + (f"; {gpo_text}" if gpo_text else ""),
             summary=f"{user_label(user)} blocked {sites} from reaching NHS Credential Management on localhost in "
                     f"{name} {access.major} (profile '{item.get('profile')}'): no policy decides, so the user's kept "
@@ -645,80 +647,80 @@ def _user_blocked(facts: Facts, browser: str, version: BrowserVersion, user: dic
 
 def _run(facts: Facts, options: Options, check_id: str,
          chromium_judge: t.Callable[[Facts, str], t.Callable[[dict[str, t.Any] | None], Verdict | None]],
-         firefox_judge: t.Callable[[dict[str, t.Any] | None], Verdict | None] | None) -> Outcome:
+         firefox_judge: t.Callable[[dict[str, t.Any] | None], Verdict | None] | None) -> CheckResult:
     if not cm_applies(facts, options):
-        return Outcome()
-    outcomes = [report(facts, check_id, browser, chromium_judge(facts, browser), _chromium_errors(facts, browser))
-                for browser in CHROMIUM]
+        return CheckResult()
+    results = [scoped_result(facts, check_id, browser, chromium_judge(facts, browser), _chromium_errors(facts, browser))
+               for browser in CHROMIUM]
     if firefox_judge is not None:
-        outcomes.append(report(facts, check_id, "firefox", firefox_judge, _firefox_errors(facts)))
-    return _merge(*outcomes)
+        results.append(scoped_result(facts, check_id, "firefox", firefox_judge, _firefox_errors(facts)))
+    return _merge(*results)
 
 
 @evaluator(ID.THIRD_PARTY_COOKIES_BLOCKED)
-def check_third_party_cookies_blocked(facts: Facts, options: Options) -> Outcome:
+def check_third_party_cookies_blocked(facts: Facts, options: Options) -> CheckResult:
     return _run(facts, options, ID.THIRD_PARTY_COOKIES_BLOCKED, _third_party_judge,
                 _firefox_reject_judge(facts, "foreign"))
 
 
 @evaluator(ID.COOKIES_BLOCKED_BY_DEFAULT)
-def check_cookies_blocked_by_default(facts: Facts, options: Options) -> Outcome:
+def check_cookies_blocked_by_default(facts: Facts, options: Options) -> CheckResult:
     return _run(facts, options, ID.COOKIES_BLOCKED_BY_DEFAULT, _default_judge, _firefox_reject_judge(facts, "all"))
 
 
 @evaluator(ID.LOCALHOST_COOKIES_BLOCKED)
-def check_localhost_cookies_blocked(facts: Facts, options: Options) -> Outcome:
+def check_localhost_cookies_blocked(facts: Facts, options: Options) -> CheckResult:
     return _run(facts, options, ID.LOCALHOST_COOKIES_BLOCKED, _blocked_judge, _firefox_blocked_judge(facts))
 
 
 @evaluator(ID.AUTH_ALLOWLIST_EXCLUDES_LOCALHOST)
-def check_auth_allowlist_excludes_localhost(facts: Facts, options: Options) -> Outcome:
+def check_auth_allowlist_excludes_localhost(facts: Facts, options: Options) -> CheckResult:
     return _run(facts, options, ID.AUTH_ALLOWLIST_EXCLUDES_LOCALHOST, _auth_judge, None)
 
 
 @evaluator(ID.LOCALHOST_ACCESS_BLOCKED)
-def check_localhost_access_blocked(facts: Facts, options: Options) -> Outcome:
+def check_localhost_access_blocked(facts: Facts, options: Options) -> CheckResult:
     return _lna_run(facts, options, ID.LOCALHOST_ACCESS_BLOCKED, _lna_blocked_judge)
 
 
 @evaluator(ID.LOCALHOST_ACCESS_NOT_ALLOWED)
-def check_localhost_access_not_allowed(facts: Facts, options: Options) -> Outcome:
+def check_localhost_access_not_allowed(facts: Facts, options: Options) -> CheckResult:
     return _lna_run(facts, options, ID.LOCALHOST_ACCESS_NOT_ALLOWED,
                     lambda f, b, v: _lna_ask_judge(f, b, v, ignored=False))
 
 
 @evaluator(ID.LOCALHOST_ACCESS_POLICY_NOT_HONOURED)
-def check_localhost_access_policy_not_honoured(facts: Facts, options: Options) -> Outcome:
+def check_localhost_access_policy_not_honoured(facts: Facts, options: Options) -> CheckResult:
     return _lna_run(facts, options, ID.LOCALHOST_ACCESS_POLICY_NOT_HONOURED,
                     lambda f, b, v: _lna_ask_judge(f, b, v, ignored=True))
 
 
 @evaluator(ID.LOCALHOST_ACCESS_USER_BLOCKED)
-def check_localhost_access_user_blocked(facts: Facts, options: Options) -> Outcome:
+def check_localhost_access_user_blocked(facts: Facts, options: Options) -> CheckResult:
     """Per user and browser profile; a profile that cannot be read is unknown, never healthy."""
     if not cm_applies(facts, options):
-        return Outcome()
-    outcome = Outcome()
+        return CheckResult()
+    result = CheckResult()
     for browser in CHROMIUM:
         version = browser_version(facts, browser)
         prefix = f"{BROWSER_NAMES[browser]}: "
         if version.major is None:
             if version.error is not None:
-                outcome.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED, "reason": prefix + version.error})
+                result.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED, "reason": prefix + version.error})
             continue
         problems = _chromium_errors(facts, browser)(None)
         if problems:
-            outcome.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
-                                    "reason": prefix + "; ".join(dict.fromkeys(problems))})
+            result.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
+                                   "reason": prefix + "; ".join(dict.fromkeys(problems))})
             continue
         for user in users(facts):
             why = hive_unavailable(user) or "; ".join(dict.fromkeys(_chromium_errors(facts, browser)(user))) or None
             if why is not None:
-                outcome.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
-                                        "reason": f"{prefix}{user_label(user)}: {why}"})
+                result.unknown.append({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
+                                       "reason": f"{prefix}{user_label(user)}: {why}"})
                 continue
             findings, reasons = _user_blocked(facts, browser, version, user)
-            outcome.findings.extend(findings)
-            outcome.unknown.extend({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
-                                    "reason": f"{prefix}{user_label(user)}: {reason}"} for reason in reasons)
-    return outcome
+            result.findings.extend(findings)
+            result.unknown.extend({"check": ID.LOCALHOST_ACCESS_USER_BLOCKED,
+                                   "reason": f"{prefix}{user_label(user)}: {reason}"} for reason in reasons)
+    return result

@@ -3,9 +3,9 @@
 
 """Local intranet zone checks of diagnose (fault 4: the Windows Security dialog in e-RS).
 
-Effective values follow ``_zones`` (policy keys machine then user, ``Security_HKLM_only``, then
+Effective values follow ``models.zones`` (policy keys machine then user, ``Security_HKLM_only``, then
 the user's own values; documented defaults for absent values). Each check is made for the
-machine and for every user (``_policy_facts.judge_scopes``): when the machine's settings decide
+machine and for every user (``models.policy.judge_scopes``): when the machine's settings decide
 it for everybody (a machine policy value, or HKLM under ``Security_HKLM_only``), it is reported
 once with scope ``{kind: machine}``; otherwise once per user whose settings are wrong (a value
 absent from a user's hive is that user's problem: Windows would read it there).
@@ -22,13 +22,14 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import ID
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import (
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks.base import (
+    CheckResult,
     Facts,
     Options,
-    Outcome,
     evaluator,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.policy import (
+    Judge,
     Verdict,
     cm_applies,
     report_scopes,
@@ -46,12 +47,11 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     zone_read_errors,
 )
 
-Judge = t.Callable[[dict[str, t.Any] | None], Verdict | None]
 
-
-def report(facts: Facts, check_id: str, judge: Judge) -> Outcome:
+def _zone_result(facts: Facts, check_id: str, judge: Judge) -> CheckResult:
+    """The result of one zone check at machine or user scope (``models.policy.report_scopes``)."""
     findings, unknown = report_scopes(facts, check_id, None, judge, lambda user: zone_read_errors(facts, user))
-    return Outcome(findings=findings, unknown=unknown)
+    return CheckResult(findings=findings, unknown=unknown)
 
 
 #: check id -> (ZoneMap value, the value NHS requires, what it means in the Sites dialog)
@@ -148,37 +148,37 @@ def _mapping_judge(facts: Facts) -> Judge:
     return judge
 
 
-def _check(facts: Facts, options: Options, check_id: str, judge: Judge) -> Outcome:
+def _check(facts: Facts, options: Options, check_id: str, judge: Judge) -> CheckResult:
     if not cm_applies(facts, options):
-        return Outcome()
-    return report(facts, check_id, judge)
+        return CheckResult()
+    return _zone_result(facts, check_id, judge)
 
 
 @evaluator(ID.INTRANET_AUTODETECT_ON)
-def check_intranet_autodetect_on(facts: Facts, options: Options) -> Outcome:
+def check_intranet_autodetect_on(facts: Facts, options: Options) -> CheckResult:
     return _check(facts, options, ID.INTRANET_AUTODETECT_ON, _flag_judge(facts, ID.INTRANET_AUTODETECT_ON))
 
 
 @evaluator(ID.INTRANET_LOCAL_SITES_OFF)
-def check_intranet_local_sites_off(facts: Facts, options: Options) -> Outcome:
+def check_intranet_local_sites_off(facts: Facts, options: Options) -> CheckResult:
     return _check(facts, options, ID.INTRANET_LOCAL_SITES_OFF, _flag_judge(facts, ID.INTRANET_LOCAL_SITES_OFF))
 
 
 @evaluator(ID.INTRANET_PROXY_BYPASS_OFF)
-def check_intranet_proxy_bypass_off(facts: Facts, options: Options) -> Outcome:
+def check_intranet_proxy_bypass_off(facts: Facts, options: Options) -> CheckResult:
     return _check(facts, options, ID.INTRANET_PROXY_BYPASS_OFF, _flag_judge(facts, ID.INTRANET_PROXY_BYPASS_OFF))
 
 
 @evaluator(ID.INTRANET_UNC_OFF)
-def check_intranet_unc_off(facts: Facts, options: Options) -> Outcome:
+def check_intranet_unc_off(facts: Facts, options: Options) -> CheckResult:
     return _check(facts, options, ID.INTRANET_UNC_OFF, _flag_judge(facts, ID.INTRANET_UNC_OFF))
 
 
 @evaluator(ID.INTRANET_LOGON_NOT_AUTOMATIC)
-def check_intranet_logon_not_automatic(facts: Facts, options: Options) -> Outcome:
+def check_intranet_logon_not_automatic(facts: Facts, options: Options) -> CheckResult:
     return _check(facts, options, ID.INTRANET_LOGON_NOT_AUTOMATIC, _logon_judge(facts))
 
 
 @evaluator(ID.LOCALHOST_MAPPED_OUTSIDE_INTRANET)
-def check_localhost_mapped_outside_intranet(facts: Facts, options: Options) -> Outcome:
+def check_localhost_mapped_outside_intranet(facts: Facts, options: Options) -> CheckResult:
     return _check(facts, options, ID.LOCALHOST_MAPPED_OUTSIDE_INTRANET, _mapping_judge(facts))

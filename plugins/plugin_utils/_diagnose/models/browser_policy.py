@@ -3,7 +3,7 @@
 
 """Effective browser policy, policy by policy, as Chrome, Edge and Firefox apply it.
 
-Pure functions over the facts (see ``_policy_facts``); no I/O.
+Pure functions over the facts (see ``models.policy``); no I/O.
 
 Chrome and Edge (after Chromium ``components/policy``):
 - Sources, highest first: mandatory machine (``HKLM\\SOFTWARE\\Policies\\<browser>``),
@@ -45,7 +45,7 @@ reads the user's policies first and lets the machine's overwrite them); ``Behavi
 unset, the deprecated ``AcceptThirdParty`` = ``never`` and ``Default`` = 0 mean the same. The
 ``Allow``, ``AllowSession`` and ``Block`` lists hold origins (every value counts); an origin
 covers one port only (the scheme's default when it names none: Firefox keys a cookie permission
-by the principal's origin, port included; ``_url_patterns``), so no Allow list covers CM's
+by the principal's origin, port included; ``url_patterns``), so no Allow list covers CM's
 per-session port and a Behavior that rejects third-party cookies is reported whatever it holds. The other
 behaviours (``accept``, ``reject-tracker``, ``reject-tracker-and-partition-foreign``,
 ``limit-foreign``) are not reported: localhost is no tracker, partitioned cookies still reach it,
@@ -70,15 +70,12 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     COOKIE_LISTS,
     FIREFOX_COOKIES_KEY,
     LIST_POLICIES,
-    MACHINE_READS,
-    READ_VALUE_NAMES,
     RECOMMENDABLE,
     RECOMMENDED,
-    USER_READS,
     Facts,
     Hive,
     Node,
-    RegValue,
+    RegRead,
     exists,
     subkey,
     value,
@@ -106,8 +103,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
 #: Patterns compiled once, at import (in Ansible's main process, before the forks).
 _INT_TEXT = re.compile(r"\s*-?\d+\s*")
 _SIGNED_INT = re.compile(r"[+-]?\d+")
-
-__all__ = ["MACHINE_READS", "READ_VALUE_NAMES", "USER_READS"]
 
 #: Top-level sites under which CM is called (e-RS; CIS2 Authentication). Inference: used only for
 #: ``primary,secondary`` cookie entries, whose rule applies under the secondary's sites alone.
@@ -140,7 +135,7 @@ class Source:
 
 @dataclass(frozen=True)
 class ListEntry:
-    value: RegValue
+    value: RegRead
     pair: PatternPair
 
 
@@ -152,7 +147,7 @@ class Effective:
 
     policy: str
     value: t.Any = None
-    winner: RegValue | None = None
+    winner: RegRead | None = None
     source: Source | None = None
     entries: list[ListEntry] = field(default_factory=list)
     list_key: str | None = None
@@ -256,7 +251,7 @@ def effective_scalar(view: ChromiumPolicy, policy: str, kind: str) -> Effective:
             continue
         name, item = found
         ok, converted = convert(kind, item)
-        reg = RegValue(source.path, name, item.get("type"), item.get("data"), source.label)
+        reg = RegRead(source.path, name, item.get("type"), item.get("data"), source.label)
         if not ok:
             result.ignored.append(reg.evidence(note=_type_reason(kind, item)))
             continue
@@ -278,7 +273,7 @@ def _list_from_key(source: Source, policy: str, node: Node) -> tuple[list[ListEn
         item = values[name]
         if not isinstance(item, dict):
             continue
-        reg = RegValue(path, name, item.get("type"), item.get("data"), source.label)
+        reg = RegRead(path, name, item.get("type"), item.get("data"), source.label)
         if not _is_numeric_name(name):
             ignored.append(reg.evidence(note="ignored: the value name is not a number (Chromium reads only "
                                              "numbered values of a list policy)"))
@@ -302,7 +297,7 @@ def _list_from_json(source: Source, policy: str, item: tuple[str, dict[str, t.An
         return None
     if not isinstance(parsed, list):
         return None
-    reg = RegValue(source.path, name, reg_item.get("type"), reg_item.get("data"), source.label)
+    reg = RegRead(source.path, name, reg_item.get("type"), reg_item.get("data"), source.label)
     return [ListEntry(reg, parse_pattern_pair(entry)) for entry in parsed if isinstance(entry, str)]
 
 
@@ -449,14 +444,14 @@ def _chromium_cookies(view: ChromiumPolicy) -> ChromiumCookies:
 
 @dataclass(frozen=True)
 class FirefoxEntry:
-    value: RegValue
+    value: RegRead
     origin: FirefoxOrigin
 
 
 @dataclass
 class FirefoxCookies:
     present: bool  # some Cookies policy is set for this view
-    behavior: RegValue | None  # the value that decides the cookie behaviour (Behavior or a legacy value)
+    behavior: RegRead | None  # the value that decides the cookie behaviour (Behavior or a legacy value)
     rejects: str | None  # "foreign" | "all" | None
     allow: list[FirefoxEntry]
     block: list[FirefoxEntry]
@@ -485,21 +480,21 @@ def _firefox_list(hive: Hive, node: Node | None, name: str) -> list[FirefoxEntry
     entries = []
     for value_name, item in sorted((child.get("values") or {}).items()):
         if isinstance(item, dict) and item.get("type") in _STRING_TYPES and isinstance(item.get("data"), str):
-            reg = RegValue(path, value_name, item["type"], item["data"], f"{hive.kind} policy")
+            reg = RegRead(path, value_name, item["type"], item["data"], f"{hive.kind} policy")
             entries.append(FirefoxEntry(reg, parse_firefox_origin(item["data"])))
     return entries
 
 
-def _firefox_value(hive: Hive, node: Node | None, name: str) -> RegValue | None:
+def _firefox_value(hive: Hive, node: Node | None, name: str) -> RegRead | None:
     found = value(node, name)
     if found is None:
         return None
     stored, item = found
-    return RegValue(hive.path(FIREFOX_COOKIES_KEY), stored, item.get("type"), item.get("data"), f"{hive.kind} policy")
+    return RegRead(hive.path(FIREFOX_COOKIES_KEY), stored, item.get("type"), item.get("data"), f"{hive.kind} policy")
 
 
-def _firefox_rejects(behavior: RegValue | None, default: RegValue | None,
-                     third_party: RegValue | None) -> tuple[RegValue | None, str | None]:
+def _firefox_rejects(behavior: RegRead | None, default: RegRead | None,
+                     third_party: RegRead | None) -> tuple[RegRead | None, str | None]:
     if behavior is not None:
         text = str(behavior.data).strip().casefold()
         return behavior, {"reject-foreign": "foreign", "reject": "all"}.get(text)
@@ -521,7 +516,7 @@ def firefox_cookies(facts: Facts, user: dict[str, t.Any] | None) -> FirefoxCooki
             errors.append(error)
         nodes.append((hive, node))
 
-    def first_value(name: str) -> RegValue | None:
+    def first_value(name: str) -> RegRead | None:
         return next((found for hive, node in nodes if (found := _firefox_value(hive, node, name)) is not None), None)
 
     def first_list(name: str) -> list[FirefoxEntry]:

@@ -44,7 +44,7 @@ _EDGE_LNA = f"{_EDGE} > Network settings"
 _IE_SECURITY = "Windows Components > Internet Explorer > Internet Control Panel > Security Page"
 
 #: (key below the hive, value name or "*" for every value of a list key) -> policy as the GPO editor shows it.
-POLICIES: dict[tuple[str, str], str] = {
+GPO_EDITOR_NAMES: dict[tuple[str, str], str] = {
     (CHROME_KEY, "BlockThirdPartyCookies"): f"{_CHROME} > Content settings > Block third party cookies",
     (CHROME_KEY + "\\Recommended", "BlockThirdPartyCookies"): (
         f"{_CHROME_REC} > Content settings > "
@@ -186,7 +186,7 @@ def gpo_policy(key: str, name: str) -> str | None:
     or None when the table has none."""
     _hive, relative = split_hive(key)
     folded = relative.casefold()
-    for (policy_key, policy_name), policy in POLICIES.items():
+    for (policy_key, policy_name), policy in GPO_EDITOR_NAMES.items():
         if policy_key.casefold() != folded:
             continue
         if policy_name == "*" or policy_name.casefold() == name.casefold():

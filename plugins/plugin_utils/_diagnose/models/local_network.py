@@ -20,8 +20,8 @@ and their sources are in docs/browser-policy.md ("Local Network Access").
   ``InsecurePrivateNetworkRequestsAllowedForUrls`` (Private Network Access, obsolete after 137).
 - ``LocalNetworkAccessRestrictionsTemporaryOptOut`` = true turns the checks into warnings: no
   prompt and no block (Chrome 142+; Edge lists it, from the version that enforces LNA: inference).
-- The lists are content-settings patterns of the *requesting* site (``_url_patterns``), read as
-  ``_browser_policy.effective_list`` reads any list: mandatory only, the machine's list hides the
+- The lists are content-settings patterns of the *requesting* site (``url_patterns``), read as
+  ``browser_policy.effective_list`` reads any list: mandatory only, the machine's list hides the
   user's whole.
 
 The version is the file version of the browser's executable in its system-level install folder
@@ -93,7 +93,7 @@ class ListPolicy:
 
 
 #: The loopback policies in precedence order, then the allow lists that never apply to loopback.
-POLICIES: tuple[ListPolicy, ...] = (
+LNA_POLICIES: tuple[ListPolicy, ...] = (
     ListPolicy(LOOPBACK_BLOCKED, "block", True, {"chrome": 146, "edge": 146}),
     ListPolicy(LOOPBACK_ALLOWED, "allow", True, {"chrome": 146, "edge": 146}),
     ListPolicy(LNA_BLOCKED, "block", True, {"chrome": 139, "edge": 140}),
@@ -101,7 +101,7 @@ POLICIES: tuple[ListPolicy, ...] = (
     ListPolicy(LOCAL_ALLOWED, "allow", False, {"chrome": 146, "edge": 146}),
     ListPolicy(PNA_ALLOWED, "allow", True, {"chrome": 92, "edge": 92}, {"chrome": 137, "edge": 137}),
 )
-BY_NAME: dict[str, ListPolicy] = {policy.name: policy for policy in POLICIES}
+BY_NAME: dict[str, ListPolicy] = {policy.name: policy for policy in LNA_POLICIES}
 #: Versions that read ``LocalNetworkAccessRestrictionsTemporaryOptOut`` (its announced removal is
 #: not modelled: docs/browser-policy.md).
 OPT_OUT_SINCE: dict[str, int] = {"chrome": 142, "edge": 143}
@@ -231,7 +231,7 @@ def _matches(effective: Effective, site: str) -> list[ListEntry]:
 def decide(lists: dict[str, Effective], browser: str, major: int, site: str) -> SiteDecision:
     """What the lists decide for a request from ``site`` to localhost in ``browser`` ``major``."""
     decision = SiteDecision(site, "ask")
-    for policy in POLICIES:
+    for policy in LNA_POLICIES:
         effective = lists.get(policy.name)
         if effective is None:
             continue
@@ -251,7 +251,7 @@ def decide(lists: dict[str, Effective], browser: str, major: int, site: str) -> 
 
 def loopback_access(view: ChromiumPolicy, major: int, sites: tuple[str, ...] = SITES) -> LoopbackAccess:
     """The LNA policies of one view (the machine alone, or a user) and their decision per site."""
-    lists = {policy.name: effective_list(view, policy.name) for policy in POLICIES}
+    lists = {policy.name: effective_list(view, policy.name) for policy in LNA_POLICIES}
     opt_out = effective_scalar(view, LNA_OPT_OUT, "bool")
     decisions = [decide(lists, view.browser, major, site) for site in sites]
     return LoopbackAccess(view.browser, major, lists, opt_out, decisions)
@@ -268,7 +268,7 @@ def entry_note(match: Match, site: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # The user's own answer, kept in the browser profile (Preferences)
 
-#: The types of ``_facts.SITE_SETTING_TYPES`` that can hold the answer for a request to localhost
+#: The types of ``reads.SITE_SETTING_TYPES`` that can hold the answer for a request to localhost
 #: (``local_network`` is for other local network endpoints).
 LOOPBACK_SETTING_TYPES = ("local_network_access", "loopback_network")
 #: ContentSetting values (components/content_settings/core/common/content_settings.h).

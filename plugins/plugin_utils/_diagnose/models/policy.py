@@ -4,7 +4,7 @@
 """What the browser-policy and intranet-zone checks read, and small accessors for the facts.
 
 ``MACHINE_READS`` (full HKLM key path, depth) and ``USER_READS`` (path below a user's hive
-root, depth) are the registry keys the checks need; ``_facts.plan_reads`` reads each machine
+root, depth) are the registry keys the checks need; ``reads.plan_reads`` reads each machine
 key once and each user key in every user's hive. ``READ_VALUE_NAMES`` gives, for some of those
 keys, the only value names the checks use: a reader may pass them as the ``names`` filter of
 ``reg_read`` to keep the reply small (the checks work without the filter too).
@@ -14,7 +14,7 @@ subkeys are read one by one) because a policy key may hold large unrelated lists
 ``URLBlocklist``; ``Zones\\1`` is read for ``1A00`` only; ``ZoneMap\\Domains`` only for
 ``localhost`` and ``127.0.0.1``.
 
-Facts shape (built by ``_facts.build_facts``):
+Facts shape (built by ``facts.build_facts``):
 ``facts["policy_keys"][<machine path as declared>]`` and
 ``facts["users"][i]["keys"][<user path as declared>]`` are nodes
 ``{"exists", "values": {name: {"type", "data"}}, "subkeys": {name: node|None}, "error"}``.
@@ -31,11 +31,19 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import make_finding
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import installed
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import (
+    machine_scope,
+    make_finding,
+    user_scope,
+)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.gpo import gpo_action
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import installed
 
+#: A registry key as read: ``{exists, values: {name: {type, data}}, subkeys: {name: node or
+#: null}, error: null or the error kind}`` at every level.
 Node = dict[str, t.Any]
+#: The facts of ``facts.build_facts`` as the models and checks read them (``facts.DiagnoseFacts``
+#: gives their shape); any dict with the keys a check reads will do.
 Facts = dict[str, t.Any]
 
 # -- browser policy keys (relative to a hive root) --------------------------------------------
@@ -45,7 +53,7 @@ CHROMIUM_KEYS: dict[str, str] = {
 }
 BROWSER_NAMES = {"chrome": "Chrome", "edge": "Edge", "firefox": "Firefox"}
 COOKIE_LISTS = ("CookiesAllowedForUrls", "CookiesBlockedForUrls", "CookiesSessionOnlyForUrls")
-#: The Local Network Access lists read for requests from the NHS sites to localhost (``_local_network``):
+#: The Local Network Access lists read for requests from the NHS sites to localhost (``models.local_network``):
 #: the four the browsers apply to loopback, and two allow lists that never apply to it from a version
 #: that enforces Local Network Access (read to say so).
 LNA_LISTS = ("LoopbackNetworkBlockedForUrls", "LoopbackNetworkAllowedForUrls", "LocalNetworkAccessBlockedForUrls",
@@ -221,7 +229,7 @@ def user_label(user: dict[str, t.Any]) -> str:
 
 
 @dataclass(frozen=True)
-class RegValue:
+class RegRead:
     """A registry value as read, with the policy source it belongs to."""
 
     path: str
@@ -261,12 +269,9 @@ Judge = t.Callable[[dict[str, t.Any] | None], "Verdict | None"]
 ErrorsOf = t.Callable[[dict[str, t.Any] | None], list[str]]
 
 
-def machine_scope() -> dict[str, t.Any]:
-    return {"kind": "machine"}
-
-
-def user_scope(user: dict[str, t.Any]) -> dict[str, t.Any]:
-    return {"kind": "user", "user": user.get("user"), "sid": user.get("sid"), "session": user.get("session")}
+def user_entry_scope(user: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The finding scope of one ``facts["users"]`` entry (``catalogue.user_scope``)."""
+    return user_scope(user.get("user"), user.get("sid"), user.get("session"))
 
 
 def judge_scopes(facts: Facts, judge: Judge, errors_of: ErrorsOf
@@ -294,7 +299,7 @@ def judge_scopes(facts: Facts, judge: Judge, errors_of: ErrorsOf
         if why is not None:
             reasons.append(f"{user_label(user)}: {why}")
             continue
-        results.append((user_scope(user), judge(user)))
+        results.append((user_entry_scope(user), judge(user)))
     if machine is not None and not machine.user_decided and all(
             verdict is not None and not verdict.user_decided for _scope, verdict in results):
         return [(machine_scope(), machine)], reasons

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 """The Local intranet zone as Windows (urlmon) applies it to one user: pure functions over the
-facts (see ``_policy_facts``).
+facts (see ``models.policy``).
 
 Where each value comes from, highest first (reference nhs-cm-domain.md 5.1-5.6):
 - ZoneMap flags ``AutoDetect``, ``IntranetName``, ``ProxyBypass``, ``UNCAsIntranet``: the
@@ -61,7 +61,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     ZONEMAPKEY_POLICY,
     Facts,
     Hive,
-    RegValue,
+    RegRead,
     absent,
     exists,
     value,
@@ -102,7 +102,7 @@ class ZoneValue:
 
     name: str
     value: int | None
-    winner: RegValue | None
+    winner: RegRead | None
     evidence: list[dict[str, t.Any]]
     decided_by: str  # "machine" | "user"
     default_used: bool
@@ -112,7 +112,7 @@ def _hives(user: dict[str, t.Any] | None) -> tuple[Hive, Hive | None]:
     return Hive("machine"), (Hive("user", user) if user is not None else None)
 
 
-def hklm_only(facts: Facts) -> RegValue | None:
+def hklm_only(facts: Facts) -> RegRead | None:
     """The ``Security_HKLM_only`` value when it is 1 (machine settings only), else None."""
     machine = Hive("machine")
     node, _error = machine.node(facts, INTERNET_SETTINGS_POLICY)
@@ -121,8 +121,8 @@ def hklm_only(facts: Facts) -> RegValue | None:
         return None
     name, item = found
     if item.get("type") == "REG_DWORD" and item.get("data") == 1:
-        return RegValue(machine.path(INTERNET_SETTINGS_POLICY), name, item["type"], item["data"],
-                        "machine policy")
+        return RegRead(machine.path(INTERNET_SETTINGS_POLICY), name, item["type"], item["data"],
+                       "machine policy")
     return None
 
 
@@ -155,7 +155,7 @@ def _lookup(facts: Facts, chain: list[tuple[Hive, str, str]], name: str, default
             evidence.append(absent(hive.path(key), name, label))
             continue
         stored, item = found
-        reg = RegValue(hive.path(key), stored, item.get("type"), item.get("data"), label)
+        reg = RegRead(hive.path(key), stored, item.get("type"), item.get("data"), label)
         if item.get("type") != "REG_DWORD" or not isinstance(item.get("data"), int):
             evidence.append(reg.evidence(note="ignored: not a REG_DWORD"))
             continue
@@ -188,7 +188,7 @@ def logon_action(facts: Facts, user: dict[str, t.Any] | None) -> ZoneValue:
 class Mapping:
     host: str
     zone: int
-    value: RegValue
+    value: RegRead
     via: str  # "Site to Zone Assignment List" | "ZoneMap\\Domains" | "ZoneMap\\Ranges"
     decided_by: str
 
@@ -259,7 +259,7 @@ def _entry_applies(name: str, host: str) -> bool:
     return host[0].isdigit() and ip_spec_matches(spec, host)
 
 
-def _zonemapkey(facts: Facts, hive: Hive | None) -> tuple[bool, list[RegValue]]:
+def _zonemapkey(facts: Facts, hive: Hive | None) -> tuple[bool, list[RegRead]]:
     """(the list is configured in this hive, its values)."""
     if hive is None:
         return False, []
@@ -267,7 +267,7 @@ def _zonemapkey(facts: Facts, hive: Hive | None) -> tuple[bool, list[RegValue]]:
     if not exists(node):
         return False, []
     label = f"{hive.kind} policy"
-    values = [RegValue(hive.path(ZONEMAPKEY_POLICY), name, item.get("type"), item.get("data"), label)
+    values = [RegRead(hive.path(ZONEMAPKEY_POLICY), name, item.get("type"), item.get("data"), label)
               for name, item in sorted(((node or {}).get("values") or {}).items()) if isinstance(item, dict)]
     return bool(values), values
 
@@ -283,7 +283,7 @@ def _domain_mapping(facts: Facts, hive: Hive, host: str) -> Mapping | None:
         zone = _zone_number(item) if item.get("type") == "REG_DWORD" else None
         if zone is None:
             continue
-        reg = RegValue(hive.path(key), stored, item.get("type"), item.get("data"), hive.kind)
+        reg = RegRead(hive.path(key), stored, item.get("type"), item.get("data"), hive.kind)
         return Mapping(host, zone, reg, "ZoneMap\\Domains", hive.kind)
     return None
 
@@ -303,12 +303,12 @@ def _range_mapping(facts: Facts, hive: Hive, host: str) -> Mapping | None:
             if found is None or found[1].get("type") != "REG_DWORD" or not isinstance(found[1].get("data"), int):
                 continue
             path = f"{hive.path(RANGES)}\\{range_name}"
-            reg = RegValue(path, found[0], found[1]["type"], found[1]["data"], hive.kind)
+            reg = RegRead(path, found[0], found[1]["type"], found[1]["data"], hive.kind)
             return Mapping(host, found[1]["data"], reg, f"ZoneMap\\Ranges ({spec[1]['data']})", hive.kind)
     return None
 
 
-def _site_list_mapping(values: list[RegValue], host: str, scope: str) -> Mapping | None:
+def _site_list_mapping(values: list[RegRead], host: str, scope: str) -> Mapping | None:
     for reg in values:
         zone = _zone_number({"type": reg.type, "data": reg.data})
         if zone is not None and _entry_applies(reg.name, host):
