@@ -129,8 +129,6 @@ def _check_url(value: str) -> str | None:
     return None
 
 
-
-
 def _check_paths(value: list[str]) -> str | None:
     for path in value:
         if not ABSOLUTE_PATH.match(path):
