@@ -144,7 +144,7 @@ def test_nodes_are_whole_at_every_depth() -> None:
         "CookiesAllowedForUrls": {"values": {"1": {"type": "REG_SZ", "data": "[*.]localhost"}}, "subkeys": {
             "Deeper": None}},
         "Locked": {"values": {}, "subkeys": {}, "error": "access_denied"}}}
-    assert _facts._node(reply) == {"exists": True, "values": {}, "error": None, "subkeys": {
+    assert _facts.registry_node(reply) == {"exists": True, "values": {}, "error": None, "subkeys": {
         "CookiesAllowedForUrls": {"exists": True, "values": {"1": {"type": "REG_SZ", "data": "[*.]localhost"}},
                                   "subkeys": {"Deeper": None}, "error": None},
         "Locked": {"exists": True, "values": {}, "subkeys": {}, "error": "access_denied"}}}

@@ -14,8 +14,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protoco
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import validate_ops
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
-#: Diagnose's option checks and facts keep theirs until the diagnose branch of issue 18 uses _paths.
-NOT_YET = ("action/diagnose.py", "plugin_utils/_diagnose/")
 
 
 @pytest.mark.parametrize(("path", "absolute", "on_a_drive"), [
@@ -47,4 +45,4 @@ def test_ia_executable_must_be_on_a_drive(value: str) -> None:
 def test_the_pattern_is_written_once() -> None:
     copies = sorted(str(path.relative_to(PLUGINS)) for path in PLUGINS.rglob("*.py")
                     if re.search(r"\[A-Za-z\]:", path.read_text(encoding="utf-8")))
-    assert [path for path in copies if not path.startswith(NOT_YET)] == ["plugin_utils/_paths.py"]
+    assert copies == ["plugin_utils/_paths.py"]

@@ -394,7 +394,8 @@ def build_facts(results: list[dict[str, t.Any]], options: dict[str, t.Any] | Non
         "smartcard_readers": None if "smartcard_readers" in errors else _readers(reads["smartcard_readers"]),
         "ia_files": _ia_files(reads, errors),
         "browser_files": _browser_files(reads, errors),
-        "policy_keys": {label.split(":", 1)[1]: _node(reads[label]) for label in reads if label.startswith("policy:")},
+        "policy_keys": {label.split(":", 1)[1]: registry_node(reads[label])
+                        for label in reads if label.startswith("policy:")},
         "users": _users(sessions, reads["user_hives"], errors.get("user_hives"),
                         bool(opts["include_offline_profiles"])),
         "gpo": _gpo(reads["gpo"], errors.get("gpo")),
@@ -435,21 +436,25 @@ def _browser_files(reads: dict[str, dict[str, t.Any]], errors: dict[str, str]) -
 # ---------------------------------------------------------------------------------------------
 # Registry nodes, users, Group Policy
 
-def _subnode(node: t.Any) -> dict[str, t.Any] | None:
+def registry_subnode(node: t.Any) -> dict[str, t.Any] | None:
     """A subkey of a reg_read reply (``{values, subkeys[, error]}`` or null) as a full node."""
     if not isinstance(node, dict):
         return None
     return {"exists": True, "values": dict(node.get("values") or {}),
-            "subkeys": {name: _subnode(child) for name, child in (node.get("subkeys") or {}).items()},
+            "subkeys": {name: registry_subnode(child) for name, child in (node.get("subkeys") or {}).items()},
             "error": node.get("error")}
 
 
-def _node(result: dict[str, t.Any]) -> dict[str, t.Any]:
-    """A reg_read result, or a key of user_hives_read, as ``{exists, values, subkeys, error}``."""
+def registry_node(result: dict[str, t.Any], with_message: bool = False) -> dict[str, t.Any]:
+    """A reg_read result, or a key of user_hives_read, as ``{exists, values, subkeys, error}``; a
+    failed read's error is its kind (``kind: message`` with ``with_message``)."""
     if result.get("ok") is False:
-        return {"exists": False, "values": {}, "subkeys": {}, "error": result.get("error") or "failed"}
+        error = result.get("error") or "failed"
+        if with_message:
+            error = f"{error}: {result.get('message') or ''}".rstrip(": ")
+        return {"exists": False, "values": {}, "subkeys": {}, "error": error}
     return {"exists": bool(result.get("exists")), "values": dict(result.get("values") or {}),
-            "subkeys": {name: _subnode(child) for name, child in (result.get("subkeys") or {}).items()},
+            "subkeys": {name: registry_subnode(child) for name, child in (result.get("subkeys") or {}).items()},
             "error": result.get("error")}
 
 
@@ -462,7 +467,7 @@ def _hive(profile: dict[str, t.Any] | None, sid: str | None, hives_error: str | 
     if profile is None:
         return {"hive": "unavailable", "error": f"HKU\\{sid} is not loaded and the profile is not in ProfileList",
                 "keys": {}}
-    keys = {path: _node(node) for path, node in (profile.get("keys") or {}).items()}
+    keys = {path: registry_node(node) for path, node in (profile.get("keys") or {}).items()}
     if profile.get("loaded"):
         return {"hive": "loaded", "error": profile.get("error"), "keys": keys}
     if profile.get("mounted_as") and keys:

@@ -17,7 +17,6 @@ included; ``options_with_defaults`` completes options given in code (tests, the 
 
 from __future__ import annotations
 
-import re
 import typing as t
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -32,6 +31,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.produ
     parse_version,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._paths import ABSOLUTE_PATH
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.operations import OPERATIONS
 
 DEFAULT_OPTIONS: dict[str, t.Any] = {
@@ -64,8 +64,6 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
 }
 
 _TIMEOUT = OPERATIONS["http_get"]["request"]["timeout_ms"]
-#: An absolute Windows file path: a drive, or a UNC share (compiled once, at import).
-_ABSOLUTE_FILE = re.compile(r"^(?:[A-Za-z]:\\|\\\\[^\\]+\\[^\\]+)")
 
 
 def options_with_defaults(options: dict[str, t.Any] | None) -> dict[str, t.Any]:
@@ -92,7 +90,7 @@ def _range_errors(options: dict[str, t.Any]) -> list[str]:
     if report is not None and len(report) > MAX_REPORT_CHARS:
         errors.append(f"ers_report must be at most {MAX_REPORT_CHARS} characters (the text of the e-RS "
                       f"configuration check), not {len(report)}")
-    relative = [path for path in options["ia_paths"] if not _ABSOLUTE_FILE.match(path)]
+    relative = [path for path in options["ia_paths"] if not ABSOLUTE_PATH.match(path)]
     if relative:
         errors.append(f"ia_paths must hold absolute Windows paths (C:\\...\\IdentityAgent.exe), not "
                       f"{', '.join(map(repr, relative))}")

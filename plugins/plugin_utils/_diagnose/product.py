@@ -22,8 +22,9 @@ import ntpath
 import re
 import typing as t
 
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._paths import ABSOLUTE_PATH
+
 #: Patterns compiled once, at import (in Ansible's main process, before the forks).
-_ABSOLUTE_PATH = re.compile(r"^(?:[A-Za-z]:\\|\\\\)")
 _EXE_PREFIX = re.compile(r"(?i)^(.*?\.exe)(?:\s|$)")
 _ICON_INDEX = re.compile(r",\s*-?\d+$")
 _VERSION_TEXT = re.compile(r"^\s*v?(\d+(?:\.\d+){0,3})(?:\s|$|[-+ (])")
@@ -156,7 +157,7 @@ def icon_dir(display_icon: str | None) -> str | None:
         return None
     path = display_icon.strip()
     path = _ICON_INDEX.sub("", path).strip().strip('"')
-    if not _ABSOLUTE_PATH.match(path) or "%" in path:
+    if not ABSOLUTE_PATH.match(path) or "%" in path:
         return None
     folder = ntpath.dirname(path)
     return folder or None

@@ -42,6 +42,7 @@ import typing as t
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import ID
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks.zones import FLAG_CHECKS
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import registry_node
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.models.browser_policy import (
     auth_allowlist,
     auth_covers_localhost,
@@ -198,30 +199,14 @@ def default_profile_reads() -> list[dict[str, t.Any]]:
     return reads
 
 
-def _subnode(node: t.Any) -> dict[str, t.Any] | None:
-    if not isinstance(node, dict):
-        return None
-    return {"exists": True, "values": dict(node.get("values") or {}),
-            "subkeys": {name: _subnode(child) for name, child in (node.get("subkeys") or {}).items()},
-            "error": node.get("error")}
-
-
-def _reply_node(result: dict[str, t.Any]) -> dict[str, t.Any]:
-    if not result.get("ok"):
-        return {"exists": False, "values": {}, "subkeys": {},
-                "error": f"{result.get('error') or 'failed'}: {result.get('message') or ''}".rstrip(": ")}
-    return {"exists": bool(result.get("exists")), "values": dict(result.get("values") or {}),
-            "subkeys": {name: _subnode(child) for name, child in (result.get("subkeys") or {}).items()},
-            "error": None}
-
-
 def default_profile_user(results: list[dict[str, t.Any]]) -> dict[str, t.Any]:
     """The default profile as a pseudo-user of the facts (``facts["default_profile"]``) from the
     results of ``default_profile_reads()``, in order. ``error``: why it could not be read (the
     hive could not be loaded: every read failed), else None."""
     if len(results) != len(DEFAULT_PROFILE_PATHS):
         raise ValueError(f"{len(results)} results for {len(DEFAULT_PROFILE_PATHS)} default profile reads")
-    keys = {path: _reply_node(result) for (path, _depth), result in zip(DEFAULT_PROFILE_PATHS, results, strict=True)}
+    keys = {path: registry_node(result, with_message=True)
+            for (path, _depth), result in zip(DEFAULT_PROFILE_PATHS, results, strict=True)}
     errors = [node["error"] for node in keys.values() if node["error"]]
     unreadable = bool(errors) and len(errors) == len(keys)
     return {"sid": DEFAULT_PROFILE_SID, "user": DEFAULT_PROFILE_LABEL, "session": None, "source": "default_profile",
