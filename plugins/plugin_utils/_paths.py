@@ -4,7 +4,8 @@
 """What counts as an absolute Windows path, written once for the whole collection.
 
 ``ABSOLUTE_PATH``: on a drive (``C:\\...``) or on a share (``\\\\server\\share\\...``), what the
-runner protocol accepts for a path (``_runner.request``). ``DRIVE_PATH``: on a drive only, what a
+runner protocol accepts for a path (``_runner.request``), diagnose's ``ia_paths`` (``_diagnose.options``)
+and a DisplayIcon (``_diagnose.product``). ``DRIVE_PATH``: on a drive only, what a
 program the remediation modules start must be (``_remediate.cm_service``, option
 ``ia_executable``; the runner's programs.ps1 refuses any other). Both match the start of a path.
 """
