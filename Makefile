@@ -257,4 +257,4 @@ test: postgresql
 integration: postgresql
 # The results store's tests alone, on SQLite and PostgreSQL (docs/history.md); about 2 minutes.
 test-store: install postgresql
-	$(PY) -m pytest -q tests/unit/test_history.py tests/integration/test_store.py tests/integration/test_store_history.py
+	$(PY) -m pytest -q tests/unit/plugins/plugin_utils/_history/test_history.py tests/integration/test_store.py tests/integration/test_store_history.py

@@ -9,7 +9,7 @@ Usage::
 ``content_settings_pattern_parser_unittest.cc``; ``COMMITS_JSON`` is ``{"pattern": "<sha>",
 "parser": "<sha>"}``, the chromium/chromium commits they were read at. The output is the fixture
 ``tests/unit/fixtures/chromium_content_settings_vectors.json``, read by
-``tests/unit/test_chromium_pattern_vectors.py``.
+``tests/unit/plugins/plugin_utils/_diagnose/models/test_chromium_pattern_vectors.py``.
 
 Only data is taken (pattern strings, URLs, expected results), each with its test name and line.
 A statement is one vector when it has one of these forms (a variable assigned

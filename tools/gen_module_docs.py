@@ -4,7 +4,8 @@
 ansible-doc reads a module's RETURN as a literal string, so it cannot be assembled at import: the
 shared fields are kept once, here, and copied into each module between the lines
 ``# >>> shared: <name> ...`` and ``# <<< shared: <name>`` of its RETURN.
-`--check` exits 1 when a module's block differs from what this file says (tests/unit/test_module_docs.py).
+`--check` exits 1 when a module's block differs from what this file says
+(tests/unit/plugins/modules/test_module_docs.py).
 """
 
 from __future__ import annotations

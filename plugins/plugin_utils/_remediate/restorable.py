@@ -29,7 +29,8 @@ value names, and what the backup's entry may say:
 
 ``backup_problem(backup)`` names the first entry (or missing key) outside the table, or returns
 None; ``host_problems`` does the checks that need what the host holds now. Restore refuses the
-whole backup on the first one, before it writes anything. ``tests/unit/test_restorable.py``
+whole backup on the first one, before it writes anything.
+``tests/unit/plugins/plugin_utils/_remediate/test_restorable.py``
 checks that every change each planner can plan is in the table, and that every rule is used.
 """
 

@@ -10,7 +10,7 @@ Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 # op name -> script block: takes the op (every field present), returns one hashtable of exactly the
-# reply fields of OPERATIONS (tests/unit/test_runner_ps1.py checks both).
+# reply fields of OPERATIONS (tests/unit/plugins/plugin_utils/_runner/test_runner_ps1.py checks both).
 $Operations = @{}
 # Script blocks run at the end of the request, even after a failure: $null, or what failed.
 $Cleanup = New-Object -TypeName System.Collections.Generic.List[scriptblock]

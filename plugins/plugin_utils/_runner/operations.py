@@ -361,7 +361,8 @@ RUNNER_FILES = ("common.ps1", "registry.ps1", "hives.ps1", "system.ps1", "proces
 #: file) each operation needs besides its own ``op:<name>``; every registry operation needs
 #: ``user_hives`` (a key ``HKU\.DEFAULT_PROFILE\...`` loads the default profile's hive there). A
 #: request's runner is the common part (every line outside a region: common.ps1 and dispatch.ps1),
-#: these regions and its operations' regions; see ``runner_for_ops``. tests/unit/test_runner_ps1.py
+#: these regions and its operations' regions; see ``runner_for_ops``.
+#: tests/unit/plugins/plugin_utils/_runner/test_runner_ps1.py
 #: checks that every operation is listed here and that its regions define every function and script
 #: variable its code uses.
 RUNNER_SECTIONS: dict[str, tuple[str, ...]] = {

@@ -11,7 +11,8 @@ Three grammars, each implemented after its browser's source, never with substrin
   (``PatternParser::Parse``: ``pattern_parts``) and ``content_settings_pattern.cc``
   (``Builder::Canonicalize`` and ``Builder::Validate``: ``build_pattern``; ``Matches``;
   ``Compare``: ``compare_patterns``; ``ToString``: ``pattern_to_string``), judged by Chromium's
-  own unit tests (``tests/unit/test_chromium_pattern_vectors.py``). The host ends at whichever
+  own unit tests
+  (``tests/unit/plugins/plugin_utils/_diagnose/models/test_chromium_pattern_vectors.py``). The host ends at whichever
   of ``:`` or ``/`` comes first (``http://localhost/x:y`` has no port); the host is
   percent-decoded before it is canonicalised (``[*.]%2Eexample.com`` is ``[*.].example.com``,
   invalid). Scheme, port and path are optional; no

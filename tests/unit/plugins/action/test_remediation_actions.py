@@ -22,7 +22,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.chan
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.write_action import WriteAction
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import validate_ops
 
-ROLE = Path(__file__).resolve().parents[2] / "roles" / "cm_service"
+ROLE = Path(__file__).resolve().parents[4] / "roles" / "cm_service"
 CHROME = "HKLM\\SOFTWARE\\Policies\\Google\\Chrome"
 
 

@@ -21,7 +21,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_act
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate import cm_service_action
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate import write_action as _write_action
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 PLUGINS = sorted(p.stem for p in (ROOT / "plugins" / "action").glob("*.py") if p.stem != "__init__")
 SECRET = "s3cr3t-Pa55word"
 

@@ -15,7 +15,7 @@ from ansible_collections.nhs_cm.remediation.plugins.modules import intranet_zone
 from ansible_collections.nhs_cm.remediation.plugins.modules import third_party_cookies as third_party_cookies_doc
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.policy_action import validate
 
-ROLES = Path(__file__).resolve().parents[2] / "roles"
+ROLES = Path(__file__).resolve().parents[4] / "roles"
 MODULES = {"third_party_cookies": (third_party_cookies, third_party_cookies_doc),
            "intranet_zone": (intranet_zone, intranet_zone_doc)}
 

@@ -44,7 +44,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads
 )
 
 #: The repository's finding table (tools/gen_findings_docs.py writes it from the catalogue).
-FINDINGS_MD = Path(__file__).resolve().parents[2] / "docs" / "findings.md"
+FINDINGS_MD = Path(__file__).resolve().parents[5] / "docs" / "findings.md"
 FAULT1 = FAULT_MESSAGES[1]
 CM_KEY = f"{UNINSTALL_32}\\{CM_GUID}"
 MACHINE = {"kind": "machine"}

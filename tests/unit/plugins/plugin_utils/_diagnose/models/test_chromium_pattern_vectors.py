@@ -32,7 +32,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     pattern_to_string,
 )
 
-FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "chromium_content_settings_vectors.json"
+FIXTURE = pathlib.Path(__file__).resolve().parents[4] / "fixtures" / "chromium_content_settings_vectors.json"
 DATA = json.loads(FIXTURE.read_text(encoding="utf-8"))
 Vector = dict[str, t.Any]
 

@@ -13,7 +13,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._paths import A
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import ProtocolError
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import validate_ops
 
-PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
+PLUGINS = Path(__file__).resolve().parents[4] / "plugins"
 
 
 @pytest.mark.parametrize(("path", "absolute", "on_a_drive"), [

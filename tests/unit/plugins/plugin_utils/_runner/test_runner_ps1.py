@@ -38,7 +38,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protoco
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import build_stdin
 
-COLLECTION_ROOT = Path(__file__).resolve().parents[2]
+COLLECTION_ROOT = Path(__file__).resolve().parents[5]
 PARSER = Parser(Language(tree_sitter_powershell.language()))
 # Every .ps1 and .psm1 of the checkout (plugins/, roles/*/files, emulator/, ...) except copies and tools:
 # hidden folders (.git, .venv*, .collections: ansible-core's own scripts), build/ (the extracted

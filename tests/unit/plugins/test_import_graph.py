@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PLUGINS = ROOT / "plugins"
 PREFIX = "ansible_collections.nhs_cm.remediation."
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from ansible.module_utils.common.yaml import yaml_load
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 MODULES = ROOT / "plugins" / "modules"
 GENERATOR = ROOT / "tools" / "gen_module_docs.py"  # not in the built collection (galaxy.yml build_ignore)
 BLOCK = re.compile(r"^# >>> shared: (?P<name>\w+)\b[^\n]*\n(?P<body>.*?)^# <<< shared: (?P=name)\n",

@@ -27,7 +27,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.assembl
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import BOOTSTRAP, RequestError
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import split_stdin
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 RAISES = {"AnsibleConnectionFailure": AnsibleConnectionFailure, "TimeoutError": TimeoutError}
 
 

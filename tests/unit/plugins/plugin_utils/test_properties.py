@@ -2,7 +2,7 @@
 file has them: the runner's reply, the e-RS report text a user pastes, and report.json files
 given to report_merge as they may be found on disk (hand-edited, truncated, from another tool).
 Scenario files have theirs in emulator/tests/test_scenario.py; the merge algebra in
-tests/unit/test_report_merge.py."""
+tests/unit/plugins/plugin_utils/_report/test_report_merge.py."""
 
 from __future__ import annotations
 
