@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import CATALOGUE
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.build import PROBLEM_SEVERITIES
 
 #: How many run groups ``report.json``'s ``trend`` shows at most (newest last).
 TREND_RUNS = 30
@@ -33,8 +34,6 @@ TREND_RUNS = 30
 TIMELINE_POINTS = 10
 #: Runs older than this many days are pruned by playbooks/store_retention.yml.
 KEEP_DAYS_DEFAULT = 90
-#: Severities that count as a problem on a host (as in the report's ``per_finding``).
-PROBLEM_SEVERITIES = ("error", "warning")
 SPOOL_PREFIX = "nhs_cm-store-spool-"
 SPOOL_VERSION = 1
 FIXED_BY_REMEDIATION = "remediation"

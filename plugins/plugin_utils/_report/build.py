@@ -26,6 +26,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.waivers
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._text import replace_surrogates
 
 REPORT_SCHEMA = 2
+#: Severities that count as a problem on a host (``per_finding``, the remediation's before and after, the history's).
 PROBLEM_SEVERITIES = ("error", "warning")
 #: Fields of a diagnose result copied into the host entry as they are (``None`` when absent).
 PASS_THROUGH = ("product", "reported_fault", "reported_port")
