@@ -154,7 +154,7 @@ def _rules() -> tuple[RestoreRule, ...]:
             RestoreRule(COOKIES_ROLE, both, f"{key}\\{ALLOW_LIST}", name_kind="list", existed=False),
             RestoreRule(COOKIES_ROLE, both, key, ("BlockThirdPartyCookies",)),
             RestoreRule(COOKIES_ROLE, both, f"{key}\\{BLOCK_LIST}", name_kind="list", existed=True,
-                 data=_chromium_blocks_localhost),
+                        data=_chromium_blocks_localhost),
             RestoreRule(ZONE_ROLE, both, key, ("AuthServerAllowlist", "AuthServerWhitelist")),
             *(RestoreRule(COOKIES_ROLE, both, f"{key}\\{allow}", name_kind="list", existed=False)
               for allow in (LNA_ALLOWED, LOOPBACK_ALLOWED)),
@@ -162,7 +162,7 @@ def _rules() -> tuple[RestoreRule, ...]:
     rules += [
         RestoreRule(COOKIES_ROLE, both, f"{FIREFOX_COOKIES_KEY}\\Allow", name_kind="list", existed=False),
         RestoreRule(COOKIES_ROLE, both, f"{FIREFOX_COOKIES_KEY}\\Block", name_kind="any", existed=True,
-             data=_firefox_blocks_localhost),
+                    data=_firefox_blocks_localhost),
         RestoreRule(ZONE_ROLE, every, ZONEMAP_POLICY, flags),
         RestoreRule(ZONE_ROLE, hives, ZONEMAP, flags),
         RestoreRule(ZONE_ROLE, every, INTRANET_ZONE_POLICY, (LOGON_ACTION,)),

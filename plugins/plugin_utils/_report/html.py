@@ -358,7 +358,7 @@ def _meta(entry: Mapping[str, Any]) -> str:
 
 #: Column widths of a host's table of findings (fixed, so no column is squeezed to a sliver).
 FINDING_TABLE_COLUMNS = (("Finding", 14), ("Severity", 8), ("Where", 9), ("Summary", 17), ("Evidence", 25),
-                   ("Remedy", 17), ("Escalation", 10))
+                         ("Remedy", 17), ("Escalation", 10))
 #: The CSS class of each remediation outcome.
 OUTCOME_CLASS = {"fixed": "outcome-fixed", "still failing": "outcome-still", "needs a person": "outcome-person",
                  "not verified": "outcome-unverified"}
