@@ -100,7 +100,7 @@ class ErsReport:
                 "matched": self.matched}
 
 
-def normalise(text: str) -> str:
+def normalise_text(text: str) -> str:
     """One line of plain text: entities decoded, compatibility forms folded (full-width
     letters, non-breaking spaces), typographic quotes and dashes made ASCII, whitespace collapsed."""
     decoded = html.unescape(_TAG.sub(" ", text))
@@ -127,7 +127,7 @@ def parse_ers_report(text: str | None) -> ErsReport | None:
     """The fault a report text names, or None when it names none (or is empty)."""
     if not text or not text.strip():
         return None
-    plain = normalise(text)
+    plain = normalise_text(text)
     for fault, pattern in _FAULT_PATTERNS:
         match = pattern.search(plain)
         if match is None:
@@ -144,7 +144,7 @@ def understood_messages() -> str:
 
 def unknown_report_warning(text: str) -> str:
     """Why a report text was not used, naming the option and what it understands."""
-    excerpt = normalise(text)
+    excerpt = normalise_text(text)
     excerpt = excerpt if len(excerpt) <= 80 else excerpt[:77] + "..."
     return (f"ers_report names none of the four e-RS configuration check faults ({excerpt!r}), so the findings "
             f"are in catalogue order. diagnose understands: {understood_messages()} (the product name, version "

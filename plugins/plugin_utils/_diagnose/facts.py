@@ -67,6 +67,9 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protoco
 # ---------------------------------------------------------------------------------------------
 # The shape of the facts (types only: the facts are plain JSON-able dicts)
 
+#: One process of ``facts["processes"]``: an element of ``process_list``'s reply (pid, name, image, ...).
+Process = dict[str, t.Any]
+
 
 class ProductEntry(t.TypedDict):
     """An NHS CM product's Uninstall entry (``facts["products"][<kind>][i]``)."""
@@ -173,7 +176,7 @@ class DiagnoseFacts(t.TypedDict):
     services: ServiceFacts | None
     listeners: list[dict[str, t.Any]] | None
     prs_probes: list[ProbeFacts]
-    processes: list[dict[str, t.Any]] | None
+    processes: list[Process] | None
     process_owners_error: str | None
     sessions: list[dict[str, t.Any]] | None
     reboot: RebootFacts

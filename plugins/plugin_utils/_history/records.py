@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import CATALOGUE
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.build import PROBLEM_SEVERITIES
 
 #: How many run groups ``report.json``'s ``trend`` shows at most (newest last).
 TREND_RUNS = 30
@@ -33,8 +34,6 @@ TREND_RUNS = 30
 TIMELINE_POINTS = 10
 #: Runs older than this many days are pruned by playbooks/store_retention.yml.
 KEEP_DAYS_DEFAULT = 90
-#: Severities that count as a problem on a host (as in the report's ``per_finding``).
-PROBLEM_SEVERITIES = ("error", "warning")
 SPOOL_PREFIX = "nhs_cm-store-spool-"
 SPOOL_VERSION = 1
 FIXED_BY_REMEDIATION = "remediation"
@@ -144,7 +143,7 @@ def iso(moment: _dt.datetime | None) -> str | None:
     return None if moment is None else utc(moment).isoformat(timespec="seconds")
 
 
-def parse_time(value: Any, name: str, end_of_day: bool = False) -> _dt.datetime:
+def parse_time_option(value: Any, name: str, end_of_day: bool = False) -> _dt.datetime:
     """A time option: ``YYYY-MM-DD`` (the start of that day, or its end) or an ISO 8601 time."""
     if isinstance(value, _dt.datetime):
         return utc(value)
@@ -199,7 +198,7 @@ def run_info(given: Mapping[str, Any] | None, task_vars: Mapping[str, Any], now:
     run_id = str(given.get("id") or new_id)
     if not _RUN_ID.match(run_id):
         raise StoreError(f"run.id must be 1 to 64 letters, digits, '.', '_', ':' or '-', not {run_id!r}")
-    started = parse_time(given["started"], "run.started") if given.get("started") else now
+    started = parse_time_option(given["started"], "run.started") if given.get("started") else now
     playbook = str(given.get("playbook") or "audit")
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", playbook):
         raise StoreError(f"run.playbook must be a short lower-case name such as audit, not {playbook!r}")
@@ -384,8 +383,8 @@ def selection(args: Mapping[str, Any], now: _dt.datetime) -> dict[str, Any]:
             raise StoreError(f"days must be 1 or more, not {days}")
         if days is not None and "since" in window:
             raise StoreError("give since or days, not both")
-        until = parse_time(window["up_to"], "up_to", end_of_day=True) if "up_to" in window else now
-        since = (parse_time(window["since"], "since") if "since" in window
+        until = parse_time_option(window["up_to"], "up_to", end_of_day=True) if "up_to" in window else now
+        since = (parse_time_option(window["since"], "since") if "since" in window
                  else until - _dt.timedelta(days=days) if days is not None else None)
         if since is not None and since > until:
             raise StoreError(f"since ({iso(since)}) is after up_to ({iso(until)})")
@@ -431,5 +430,5 @@ def read_spool(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     run = dict(data["run"])
     for name in ("started", "ended"):
         if run.get(name):
-            run[name] = parse_time(run[name], f"{path}: run.{name}")
+            run[name] = parse_time_option(run[name], f"{path}: run.{name}")
     return run, dict(data["hosts"])

@@ -54,7 +54,8 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.operati
     WRITE_REG_TYPES,
 )
 
-SERVICE_STATES = ("running", "stopped")
+#: The states a ``ServiceWant`` may ask for (``operations.SERVICE_STATES`` are all a service can report).
+WANTED_SERVICE_STATES = ("running", "stopped")
 START_MODES = ("auto", "manual", "disabled")
 #: Operations that change the host (the runner's $WriteOperations).
 WRITE_OPS = ("reg_write", "reg_delete", "reg_delete_key", "backup_save", "service_set", "task_run", "process_stop")
@@ -219,7 +220,7 @@ def check_change(change: Change) -> None:
         if change.start_mode is not None and change.start_mode not in START_MODES:
             raise ChangeError(f"service {change.name}: start_mode must be one of {', '.join(START_MODES)}, "
                               f"not {change.start_mode!r}")
-        if change.state is not None and change.state not in SERVICE_STATES:
+        if change.state is not None and change.state not in WANTED_SERVICE_STATES:
             raise ChangeError(f"service {change.name}: state must be running or stopped, not {change.state!r}")
     elif not isinstance(change, Action):
         raise ChangeError(f"a change must be a RegWrite, ServiceWant or Action, not {type(change).__name__}")

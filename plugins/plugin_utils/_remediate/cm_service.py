@@ -58,7 +58,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import ID, NATIONAL_SERVICE_DESK
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import sessions_unknown
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import Process, sessions_unknown
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import (
     LEGACY_GENERATIONS,
     SMARTCARD_SERVICE,
@@ -91,7 +91,6 @@ DEFAULTS: dict[str, t.Any] = {
     "listen_wait_ms": 10000,
 }
 
-Process = dict[str, t.Any]
 #: An Uninstall DisplayIcon's program: a .exe on a drive.
 _DRIVE_EXE = re.compile(DRIVE_PATH.pattern + r".+\.exe$", re.IGNORECASE)
 

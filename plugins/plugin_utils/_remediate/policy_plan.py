@@ -26,13 +26,13 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.model
     BROWSER_NAMES,
     CHROMIUM_KEYS,
     Hive,
+    Node,
     exists,
     users,
     value,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import RegWrite
 
-Node = dict[str, t.Any]
 Triple = tuple[str, str, Node]
 SCOPES = ("machine", "user")
 _NUMERIC = re.compile(r"[+-]?\d+")

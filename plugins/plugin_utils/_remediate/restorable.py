@@ -92,7 +92,8 @@ PORT_SERVICE_DISPLAY_NAME = str(DEFAULT_OPTIONS["port_service_display_name"])
 SERVICES = (SMARTCARD_SERVICE,)
 _STRINGS = ("REG_SZ", "REG_EXPAND_SZ")
 
-Entry = dict[str, t.Any]
+#: One element of a backup's ``entries`` (``kind`` ``reg`` or ``service``).
+BackupEntry = dict[str, t.Any]
 
 
 def _chromium_blocks_localhost(data: t.Any) -> bool:
@@ -108,7 +109,7 @@ def _maps_localhost(name: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Rule:
+class RestoreRule:
     """Registry values a role can write under ``key`` (relative to the hive root, ``*`` standing
     for any one key name) in the hives of ``roots``.
 
@@ -142,33 +143,33 @@ class Rule:
         return name.casefold() in {n.casefold() for n in self.names}
 
 
-def _rules() -> tuple[Rule, ...]:
+def _rules() -> tuple[RestoreRule, ...]:
     both = frozenset({MACHINE, USER})
     every = frozenset({MACHINE, USER, DEFAULT_PROFILE})
     hives = frozenset({USER, DEFAULT_PROFILE})  # the machine's own Internet Settings are never written
     flags = tuple(name for name, _required, _label in FLAG_CHECKS.values())
-    rules: list[Rule] = []
+    rules: list[RestoreRule] = []
     for key in CHROMIUM_KEYS.values():
         rules += [
-            Rule(COOKIES_ROLE, both, f"{key}\\{ALLOW_LIST}", name_kind="list", existed=False),
-            Rule(COOKIES_ROLE, both, key, ("BlockThirdPartyCookies",)),
-            Rule(COOKIES_ROLE, both, f"{key}\\{BLOCK_LIST}", name_kind="list", existed=True,
-                 data=_chromium_blocks_localhost),
-            Rule(ZONE_ROLE, both, key, ("AuthServerAllowlist", "AuthServerWhitelist")),
-            *(Rule(COOKIES_ROLE, both, f"{key}\\{allow}", name_kind="list", existed=False)
+            RestoreRule(COOKIES_ROLE, both, f"{key}\\{ALLOW_LIST}", name_kind="list", existed=False),
+            RestoreRule(COOKIES_ROLE, both, key, ("BlockThirdPartyCookies",)),
+            RestoreRule(COOKIES_ROLE, both, f"{key}\\{BLOCK_LIST}", name_kind="list", existed=True,
+                        data=_chromium_blocks_localhost),
+            RestoreRule(ZONE_ROLE, both, key, ("AuthServerAllowlist", "AuthServerWhitelist")),
+            *(RestoreRule(COOKIES_ROLE, both, f"{key}\\{allow}", name_kind="list", existed=False)
               for allow in (LNA_ALLOWED, LOOPBACK_ALLOWED)),
         ]
     rules += [
-        Rule(COOKIES_ROLE, both, f"{FIREFOX_COOKIES_KEY}\\Allow", name_kind="list", existed=False),
-        Rule(COOKIES_ROLE, both, f"{FIREFOX_COOKIES_KEY}\\Block", name_kind="any", existed=True,
-             data=_firefox_blocks_localhost),
-        Rule(ZONE_ROLE, every, ZONEMAP_POLICY, flags),
-        Rule(ZONE_ROLE, hives, ZONEMAP, flags),
-        Rule(ZONE_ROLE, every, INTRANET_ZONE_POLICY, (LOGON_ACTION,)),
-        Rule(ZONE_ROLE, hives, INTRANET_ZONE, (LOGON_ACTION,)),
-        Rule(ZONE_ROLE, every, ZONEMAPKEY_POLICY, name_kind="maps_localhost"),
-        *(Rule(ZONE_ROLE, hives, f"{DOMAINS}\\{host}", ("http", "*")) for host in MAPPED_HOSTS),
-        Rule(ZONE_ROLE, hives, f"{RANGES}\\*", ("http", "*"), range_check=True),
+        RestoreRule(COOKIES_ROLE, both, f"{FIREFOX_COOKIES_KEY}\\Allow", name_kind="list", existed=False),
+        RestoreRule(COOKIES_ROLE, both, f"{FIREFOX_COOKIES_KEY}\\Block", name_kind="any", existed=True,
+                    data=_firefox_blocks_localhost),
+        RestoreRule(ZONE_ROLE, every, ZONEMAP_POLICY, flags),
+        RestoreRule(ZONE_ROLE, hives, ZONEMAP, flags),
+        RestoreRule(ZONE_ROLE, every, INTRANET_ZONE_POLICY, (LOGON_ACTION,)),
+        RestoreRule(ZONE_ROLE, hives, INTRANET_ZONE, (LOGON_ACTION,)),
+        RestoreRule(ZONE_ROLE, every, ZONEMAPKEY_POLICY, name_kind="maps_localhost"),
+        *(RestoreRule(ZONE_ROLE, hives, f"{DOMAINS}\\{host}", ("http", "*")) for host in MAPPED_HOSTS),
+        RestoreRule(ZONE_ROLE, hives, f"{RANGES}\\*", ("http", "*"), range_check=True),
     ]
     return tuple(rules)
 
@@ -193,7 +194,7 @@ def split_root(key: str) -> tuple[str | None, str, str]:
     return None, parts[0].upper(), "\\".join(parts[1:])
 
 
-def rule_for(entry: Entry) -> Rule | None:
+def rule_for(entry: BackupEntry) -> RestoreRule | None:
     """The rule that allows this registry entry's key and value name, or None."""
     root, _shown, relative = split_root(str(entry.get("key") or ""))
     name = str(entry.get("name"))
@@ -201,7 +202,7 @@ def rule_for(entry: Entry) -> Rule | None:
                  and rule.allows_name(name)), None)
 
 
-def describe(entry: Entry) -> str:
+def describe_entry(entry: BackupEntry) -> str:
     if entry.get("kind") == "service":
         return f"service {entry.get('name')!r}"
     if entry.get("kind") == "reg":
@@ -209,7 +210,7 @@ def describe(entry: Entry) -> str:
     return f"an entry of kind {entry.get('kind')!r}"
 
 
-def _reg_problem(entry: Entry) -> str | None:
+def _reg_problem(entry: BackupEntry) -> str | None:
     if not isinstance(entry.get("key"), str) or not isinstance(entry.get("name"), str):
         return "its key and name must be strings"
     if entry.get("view", "64") != "64":
@@ -229,7 +230,7 @@ def _reg_problem(entry: Entry) -> str | None:
     return None
 
 
-def entry_problem(entry: Entry) -> str | None:
+def entry_problem(entry: BackupEntry) -> str | None:
     """Why this backup entry is not one a role of the collection could have written, or None."""
     if not isinstance(entry, dict):
         return "it is not an object"
@@ -267,7 +268,7 @@ def backup_problem(backup: t.Any) -> str | None:
     for index, entry in enumerate(entries):
         problem = entry_problem(entry)
         if problem:
-            shown = describe(entry) if isinstance(entry, dict) else repr(entry)[:80]
+            shown = describe_entry(entry) if isinstance(entry, dict) else repr(entry)[:80]
             return f"entries[{index}] {shown}: {problem}"
     keys = [normalise_key(e["key"]) for e in entries if e.get("kind") == "reg"]
     for index, item in enumerate(missing):
@@ -278,7 +279,7 @@ def backup_problem(backup: t.Any) -> str | None:
     return None
 
 
-def host_problems(backup: Entry, services: list[dict[str, t.Any]],
+def host_problems(backup: dict[str, t.Any], services: list[dict[str, t.Any]],
                   nodes: dict[str, dict[str, t.Any]]) -> str | None:
     """The checks that need what the host holds now: each service entry is SCardSvr or the
     service whose display name on the host is the NHS Port Service's; each ``ZoneMap\\Ranges``
@@ -304,6 +305,6 @@ def host_problems(backup: Entry, services: list[dict[str, t.Any]],
         data = spec.get("data") if isinstance(spec, dict) else None
         if not (isinstance(data, str) and any(ip_spec_matches(data, host) for host in MAPPED_HOSTS
                                               if host[0].isdigit())):
-            return (f"entries[{index}] {describe(entry)}: {rule.role} only changes a ZoneMap range that maps "
+            return (f"entries[{index}] {describe_entry(entry)}: {rule.role} only changes a ZoneMap range that maps "
                     f"127.0.0.1, and this key's :Range on the host is {data!r}")
     return None

@@ -53,14 +53,14 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import CleanupError, ProtocolError
 
 ROLLBACK = "playbooks/rollback.yml -e backup_id={}"
-Options = dict[str, t.Any]
+ModuleOptions = dict[str, t.Any]
 #: diagnose's own validation of its options: (options, None) or (None, the message).
-DiagnoseValidator = t.Callable[[Options], tuple["Options | None", "str | None"]]
+DiagnoseValidator = t.Callable[[ModuleOptions], tuple["ModuleOptions | None", "str | None"]]
 
 
 def remediation_options(spec: dict[str, dict[str, t.Any]], args: t.Mapping[str, t.Any],
                         diagnose_names: t.Iterable[str], validate_diagnose: DiagnoseValidator, *checks: Check,
-                        ) -> tuple[Options | None, Options | None, str | None]:
+                        ) -> tuple[ModuleOptions | None, ModuleOptions | None, str | None]:
     """(own options, diagnose's options, None) or (None, None, one message naming the fields).
 
     ``spec`` holds the module's own options and the ones of diagnose's it passes on

@@ -26,16 +26,17 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.waivers
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._text import replace_surrogates
 
 REPORT_SCHEMA = 2
+#: Severities that count as a problem on a host (``per_finding``, the remediation's before and after, the history's).
 PROBLEM_SEVERITIES = ("error", "warning")
 #: Fields of a diagnose result copied into the host entry as they are (``None`` when absent).
-PASS_THROUGH = ("product", "reported_fault", "reported_port")
+PASS_THROUGH_FIELDS = ("product", "reported_fault", "reported_port")
 NOT_AUDITED = "no result: the host was not audited in this run"
 #: Surrogate code points: no UTF-8 file can hold one (``replace_surrogates`` makes them U+FFFD).
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 #: What the report reads from a registered diagnose result (``facts`` only with include_facts).
-RESULT_FIELDS = ("failed", "unreachable", "msg", "findings", "unknown", *PASS_THROUGH)
+RESULT_FIELDS = ("failed", "unreachable", "msg", "findings", "unknown", *PASS_THROUGH_FIELDS)
 
 
 def result_fields(result: Any, include_facts: bool = False) -> dict[str, Any] | None:
@@ -89,7 +90,7 @@ def host_entry(result: Mapping[str, Any] | None, waiver_check: Mapping[str, Any]
         "unknown": [], "changes": list(changes or []), "backups": list(backups or []),
         "expired_waivers": expired, "waiver_problems": problems, "error": None,
     }
-    entry.update({name: None for name in PASS_THROUGH})
+    entry.update({name: None for name in PASS_THROUGH_FIELDS})
     if not result:
         return dict(entry, status="failed", error=NOT_AUDITED)
     if result.get("unreachable") or result.get("failed"):
@@ -98,7 +99,7 @@ def host_entry(result: Mapping[str, Any] | None, waiver_check: Mapping[str, Any]
     active, waived = apply_waivers(result.get("findings") or [], waivers)
     entry.update(faults=faults_of(active), findings=active, waived=waived,
                  unknown=list(result.get("unknown") or []))
-    entry.update({name: result.get(name) for name in PASS_THROUGH})
+    entry.update({name: result.get(name) for name in PASS_THROUGH_FIELDS})
     if include_facts:
         entry["facts"] = result.get("facts")
     return entry
@@ -142,7 +143,7 @@ def _state(entry: Mapping[str, Any], found: bool) -> str:
     return "not checked" if entry["status"] != "ok" else "found" if found else "not found"
 
 
-def outcome(after: Mapping[str, Any] | None, after_ok: bool) -> str:
+def finding_outcome(after: Mapping[str, Any] | None, after_ok: bool) -> str:
     """fixed, still failing, needs a person or not verified: a finding found before the fix, or after it.
 
     ``after`` is the finding after the fix (None: gone); ``after_ok``: the host was read after the fix.
@@ -165,7 +166,7 @@ def remediation(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str
         rows.append({"id": key[0], "title": title_of(key[0]), "severity": finding.get("severity"),
                      "where": where_text(finding), "before": _state(before, was is not None),
                      "after": _state(after, now is not None),
-                     "outcome": outcome(now, after["status"] == "ok")})
+                     "outcome": finding_outcome(now, after["status"] == "ok")})
     totals = Counter(OUTCOMES[row["outcome"]] for row in rows)
     return {"before": {"status": before["status"], "audited": before.get("audited"), "faults": before["faults"],
                        "error": before["error"]},

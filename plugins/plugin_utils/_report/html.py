@@ -357,8 +357,8 @@ def _meta(entry: Mapping[str, Any]) -> str:
 
 
 #: Column widths of a host's table of findings (fixed, so no column is squeezed to a sliver).
-FINDING_COLUMNS = (("Finding", 14), ("Severity", 8), ("Where", 9), ("Summary", 17), ("Evidence", 25),
-                   ("Remedy", 17), ("Escalation", 10))
+FINDING_TABLE_COLUMNS = (("Finding", 14), ("Severity", 8), ("Where", 9), ("Summary", 17), ("Evidence", 25),
+                         ("Remedy", 17), ("Escalation", 10))
 #: The CSS class of each remediation outcome.
 OUTCOME_CLASS = {"fixed": "outcome-fixed", "still failing": "outcome-still", "needs a person": "outcome-person",
                  "not verified": "outcome-unverified"}
@@ -402,7 +402,7 @@ def host_section(index: int, name: str, entry: Mapping[str, Any]) -> str:
     now = "<h4>Found now</h4>" if entry.get("remediation") else ""
     if not rows:
         return f"<section {attrs}>{head}{now}<p>No finding: every check passed.</p></section>"
-    return f"<section {attrs}>{head}{now}{_table('findings', FINDING_COLUMNS, rows)}</section>"
+    return f"<section {attrs}>{head}{now}{_table('findings', FINDING_TABLE_COLUMNS, rows)}</section>"
 
 
 def _host_order(item: tuple[str, Mapping[str, Any]]) -> tuple[int, str]:

@@ -25,7 +25,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catal
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report.build import (
     OUTCOMES,
-    PASS_THROUGH,
+    PASS_THROUGH_FIELDS,
     REPORT_SCHEMA,
     assemble,
     build_report,
@@ -38,7 +38,7 @@ WAIVERS_ACTION = "nhs_cm.remediation.waivers"
 _RESULT_EVENTS = ("runner_on_ok", "runner_on_failed", "runner_on_unreachable")
 _ENTRY_DEFAULTS: dict[str, Any] = {"faults": [], "findings": [], "waived": [], "unknown": [], "changes": [],
                                    "backups": [], "expired_waivers": [], "waiver_problems": [], "error": None,
-                                   **dict.fromkeys(PASS_THROUGH)}
+                                   **dict.fromkeys(PASS_THROUGH_FIELDS)}
 
 
 #: A host name as a report may hold it: printable, on one line.

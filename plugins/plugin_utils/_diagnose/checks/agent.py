@@ -53,7 +53,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.check
     unknown,
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks.cm import service_finding
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import sessions_unknown
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import Process, sessions_unknown
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import (
     LEGACY_GENERATIONS,
     PRODUCT_PREFIXES,
@@ -68,7 +68,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.produ
 )
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import CALAIS_READERS
 
-Process = dict[str, t.Any]
 IA_NAMES = ", ".join(f"'{prefix}*'" for prefix, kind in PRODUCT_PREFIXES if kind == "identity_agent")
 
 

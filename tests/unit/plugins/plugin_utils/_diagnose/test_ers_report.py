@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import FAULT_MESSAGES
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.ers_report import (
-    normalise,
+    normalise_text,
     order_findings,
     parse_ers_report,
     understood_messages,
@@ -78,7 +78,7 @@ def test_the_fault_port_and_version_a_text_names(text: str, fault: int, port: in
     assert report is not None
     assert (report.fault, report.port, report.version) == (fault, port, version)
     assert report.message == (FAULT_MESSAGES[fault].replace("<port>", str(port)) if port else FAULT_MESSAGES[fault])
-    assert report.matched and report.matched in normalise(text)
+    assert report.matched and report.matched in normalise_text(text)
 
 
 @pytest.mark.parametrize("text", [
