@@ -30,11 +30,17 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import validate_options
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import LEGACY_GENERATIONS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import plan_reads, read_labels
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._memo import memo, same
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import runner_text
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import ProtocolError
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.request import build_stdin
 
-RunOps = t.Callable[[list[dict[str, t.Any]]], list[dict[str, t.Any]]]
+
+class RunOps(t.Protocol):
+    """``RunnerAction.run_ops``: send ``ops`` (as ``stdin``, when given) and return their results."""
+
+    def __call__(self, ops: list[dict[str, t.Any]], *, stdin: bytes | None = None) -> list[dict[str, t.Any]]:
+        ...
 
 
 class Diagnosis(t.TypedDict):
@@ -89,7 +95,17 @@ def diagnose(options: dict[str, t.Any], run_ops: RunOps) -> Diagnosis:
     host and returns their results in the same order (``RunnerAction.run_ops``); its
     ``ProtocolError`` is the caller's to report.
     """
-    return judge(run_ops(plan_reads(options)), options)
+    ops, stdin = request_for(options)
+    return judge(run_ops(ops, stdin=stdin), options)
+
+
+@memo(8, fresh=same)
+def request_for(options: dict[str, t.Any]) -> tuple[list[dict[str, t.Any]], bytes]:
+    """diagnose's operations for ``options`` and the runner's standard input that carries them,
+    kept per set of options (the same for every host of a play: ``prepare_before_fork``). Shared,
+    not copied: nobody changes them (``run_ops`` and ``parse_reply`` only read the operations)."""
+    ops = plan_reads(options)
+    return ops, build_stdin(runner_text(), ops)
 
 
 def prepare_before_fork() -> bool:
@@ -108,7 +124,7 @@ def prepare_before_fork() -> bool:
     if options is None:  # pragma: no cover - the defaults are valid (tests/unit)
         return False
     try:
-        build_stdin(runner_text(), plan_reads(options))
+        request_for(options)
         read_labels(options)
     except (ProtocolError, OSError):
         return False

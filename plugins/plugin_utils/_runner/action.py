@@ -175,7 +175,7 @@ class RunnerAction(ActionBase):
             raise AnsibleConnectionFailure(_reason(exc)) from exc
 
     def run_ops(self, ops: list[dict[str, t.Any]], write_errors: str = "continue",
-                writes: bool = False) -> list[dict[str, t.Any]]:
+                writes: bool = False, stdin: bytes | None = None) -> list[dict[str, t.Any]]:
         """Validate ``ops``, run them in ONE runner call and return one result per op.
 
         ``write_errors="stop"``: the runner skips every write operation after a failed one
@@ -189,7 +189,8 @@ class RunnerAction(ActionBase):
         ``RunnerError`` when the runner's reply is unusable or it refused the request (``busy``:
         another run holds the host). A failed op is an ``ok: false`` result.
         """
-        stdin = build_stdin(runner_text(), ops, write_errors=write_errors)  # validates ops first
+        if stdin is None:  # else ``stdin`` is ``build_stdin(runner_text(), ops)``, made by the caller
+            stdin = build_stdin(runner_text(), ops, write_errors=write_errors)  # validates ops first
         self._require_powershell()
         command = self._connection._shell._encode_script(BOOTSTRAP, as_list=False, strict_mode=False,
                                                          preserve_rc=False)

@@ -111,6 +111,7 @@ def test_the_facts_are_returned_only_when_asked() -> None:
 def _clear_diagnose_caches() -> None:
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import options as _options
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import reads as _reads
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import run as _run
     from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import request as _request
 
     _request._packed_runner.cache_clear()
@@ -118,6 +119,7 @@ def _clear_diagnose_caches() -> None:
     _reads._plan.cache_clear()
     _reads._labels.cache_clear()
     _options._validate_options.cache_clear()
+    _run.request_for.cache_clear()
 
 
 def test_the_default_request_is_prepared_once_before_ansible_forks_the_workers(
@@ -141,6 +143,7 @@ def test_the_default_request_is_prepared_once_before_ansible_forks_the_workers(
     assert _request._build_stdin.cache_info().misses == 1, "a worker would build stdin again"
     assert _reads._plan.cache_info().misses == 1, "a worker would plan the reads again"
     assert _options._validate_options.cache_info().misses == 1, "a worker would validate the options again"
+    assert _run.request_for.cache_info().misses == 1, "a worker would plan and pack the request again"
     _clear_diagnose_caches()
 
 
@@ -302,3 +305,22 @@ def test_the_documentation_matches_the_argument_spec() -> None:
     facts = load("healthy_win10")
     result = make_action(FakeConnection(facts), {"return_facts": True}).run(task_vars={})
     assert set(returned["facts"]["contains"]) == set(result["facts"])
+
+
+def test_the_kept_request_is_the_one_a_fresh_plan_would_send() -> None:
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose import run as _run
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import validate_options
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import plan_reads
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner import request as _request
+
+    _clear_diagnose_caches()
+    for args in ({}, {"prs_ports": [43487], "probe_timeout_ms": 500}):
+        options, _error = validate_options(args)
+        assert options is not None
+        ops, stdin = _run.request_for(options)
+        assert ops == plan_reads(options)
+        _request._build_stdin.cache_clear()
+        _request._packed_runner.cache_clear()
+        assert stdin == _request.build_stdin(runner_text(), plan_reads(options))
+    assert _run.request_for(validate_options({})[0])[0] is _run.request_for(validate_options({})[0])[0]
+    _clear_diagnose_caches()
