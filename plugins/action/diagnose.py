@@ -16,7 +16,10 @@ import typing as t
 
 from ansible.utils.display import Display
 
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import validate_options
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import (
+    args_with_variables,
+    validate_options,
+)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.run import diagnose, prepare_before_fork
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.action import RunnerAction
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protocol import ProtocolError
@@ -31,7 +34,10 @@ class ActionModule(RunnerAction):
     def run(self, tmp: t.Any = None, task_vars: dict[str, t.Any] | None = None) -> dict[str, t.Any]:
         result = super().run(tmp, task_vars)
         del tmp
-        options, error = validate_options(self._task.args)
+        # cm_required, cm_process_names, include_offline_profiles and ers_report come from the host's
+        # nhs_cm_* variables when the task does not give them (OPTION_VARIABLES).
+        args = args_with_variables(self._task.args, task_vars or {}, self._template)
+        options, error = validate_options(args)
         if options is None:
             result.update(failed=True, msg=f"nhs_cm.remediation.diagnose: {error}")
             return result
@@ -53,6 +59,10 @@ class ActionModule(RunnerAction):
             # main process, is cleaned and registered there (docs/performance.md).
             result["facts"] = diagnosis["facts"]
         return result
+
+    def _template(self, value: t.Any) -> t.Any:
+        """A variable's value that holds a template, rendered with the host's variables."""
+        return self._templar.template(value)
 
 
 # Ansible imports this plugin in its main process, before it forks a worker per host: the work

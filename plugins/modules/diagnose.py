@@ -125,6 +125,8 @@ options:
       - Whether NHS Credential Management should be installed on the host.
       - When V(false), C(CM_NOT_INSTALLED) is never reported, and the .NET and NHS Port Service
         checks apply only where CM or Identity Hub is installed.
+      - When the task does not give it, the host's variable C(nhs_cm_cm_required) is used if it is set (the
+        playbooks' variable; reading it in the plugin spares every host's task a template).
     type: bool
     default: true
   cm_process_names:
@@ -133,6 +135,8 @@ options:
         case and with or without C(.exe).
       - A process whose file name is listed counts as CM in addition to those found by install
         folder. Set it when the Uninstall entry records no install folder.
+      - When the task does not give it, the host's variable C(nhs_cm_cm_process_names) is used if it is set (the
+        playbooks' variable; reading it in the plugin spares every host's task a template).
     type: list
     elements: str
     default: []
@@ -167,6 +171,8 @@ options:
       - While a hive is loaded (well under a second per profile) its owner cannot log on with it; Windows
         would give someone who logs on at that moment a temporary profile. Prefer audit windows when
         few people log on.
+      - When the task does not give it, the host's variable C(nhs_cm_include_offline_profiles) is used if it is set (the
+        playbooks' variable; reading it in the plugin spares every host's task a template).
     type: bool
     default: false
   ers_report:
@@ -180,6 +186,8 @@ options:
       - Text that names none of the four faults is not an error; a warning names this option and the
         messages that are understood, and the findings stay in catalogue order.
       - At most 20000 characters.
+      - When the task does not give it, the host's variable C(nhs_cm_ers_report) is used if it is set (the
+        playbooks' variable; reading it in the plugin spares every host's task a template).
     type: str
   ia_paths:
     description:

@@ -66,6 +66,45 @@ ARGUMENT_SPEC: dict[str, dict[str, t.Any]] = {
 _TIMEOUT = OPERATIONS["http_get"]["request"]["timeout_ms"]
 
 
+#: The options a host's variables set when the task does not give them (the playbooks' variables,
+#: docs/user-guide.md). Read by the plugin, not templated by Ansible for every host's task: a task
+#: argument that is a template costs each host's fork about 13 ms, the first template of a fork
+#: being the dear one (docs/performance.md).
+OPTION_VARIABLES: dict[str, str] = {
+    "cm_required": "nhs_cm_cm_required",
+    "cm_process_names": "nhs_cm_cm_process_names",
+    "include_offline_profiles": "nhs_cm_include_offline_profiles",
+    "ers_report": "nhs_cm_ers_report",
+}
+
+
+def _holds_template(value: t.Any) -> bool:
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    if isinstance(value, (list, tuple)):
+        return any(_holds_template(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_template(item) for item in value.values())
+    return False
+
+
+def args_with_variables(args: t.Mapping[str, t.Any], variables: t.Mapping[str, t.Any],
+                        template: t.Callable[[t.Any], t.Any]) -> dict[str, t.Any]:
+    """``args`` with each option of ``OPTION_VARIABLES`` the task does not give taken from the
+    host's variable, when it is set (``template`` renders a value that holds a template; a
+    variable set to null counts as not set). What the task gives wins."""
+    merged = dict(args)
+    for option, variable in OPTION_VARIABLES.items():
+        if option in merged or variable not in variables:
+            continue
+        value = variables[variable]
+        if _holds_template(value):
+            value = template(value)
+        if value is not None:
+            merged[option] = value
+    return merged
+
+
 def options_with_defaults(options: dict[str, t.Any] | None) -> dict[str, t.Any]:
     """``options`` with every option not given (or None) at its default."""
     merged = dict(DEFAULT_OPTIONS)

@@ -324,3 +324,42 @@ def test_the_kept_request_is_the_one_a_fresh_plan_would_send() -> None:
         assert stdin == _request.build_stdin(runner_text(), plan_reads(options))
     assert _run.request_for(validate_options({})[0])[0] is _run.request_for(validate_options({})[0])[0]
     _clear_diagnose_caches()
+
+
+# -- options from the host's variables (the playbooks' nhs_cm_* variables) -------------------------
+
+def test_options_the_task_does_not_give_come_from_the_hosts_variables() -> None:
+    from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import args_with_variables
+
+    rendered: list[t.Any] = []
+
+    def template(value: t.Any) -> t.Any:
+        rendered.append(value)
+        return "NHS Credential Management is running on port 55000 and is not connected"
+
+    variables = {"nhs_cm_cm_required": False, "nhs_cm_cm_process_names": ["CM.exe"],
+                 "nhs_cm_include_offline_profiles": None, "nhs_cm_ers_report": "{{ reported_text }}",
+                 "nhs_cm_probe_timeout_ms": 1}
+    args = args_with_variables({"cm_process_names": []}, variables, template)
+    assert args == {"cm_process_names": [], "cm_required": False,
+                    "ers_report": "NHS Credential Management is running on port 55000 and is not connected"}
+    assert rendered == ["{{ reported_text }}"], "only a value that holds a template is rendered"
+    assert args_with_variables({}, {}, template) == {}
+
+
+def test_the_action_reads_the_report_from_the_hosts_variable() -> None:
+    connection = FakeConnection(load("healthy_win10"))
+    variables = {"inventory_hostname": "pc-1",
+                 "nhs_cm_ers_report": "NHS Credential Management is running on port 43487 and is not connected"}
+    result = make_action(connection).run(task_vars=variables)
+    assert not result.get("failed"), result.get("msg")
+    assert (result["reported_fault"], result["reported_port"]) == (2, 43487)
+    given = make_action(FakeConnection(load("healthy_win10")), {"ers_report": "no fault named here"}).run(
+        task_vars=variables)
+    assert given["reported_fault"] is None, "what the task gives wins over the variable"
+
+
+def test_a_bad_value_in_a_variable_is_refused_naming_the_option() -> None:
+    result = make_action(FakeConnection(load("healthy_win10"))).run(
+        task_vars={"nhs_cm_cm_required": "sometimes"})
+    assert result["failed"] and "cm_required" in result["msg"]
