@@ -38,7 +38,7 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catal
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.checks import EVALUATORS  # noqa: E402
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history import records as _history  # noqa: E402
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history import store as store_mod  # noqa: E402
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history import trends as _history_report  # noqa: E402
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._history import trends  # noqa: E402
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._report import build as _report  # noqa: E402
 
 T0 = dt.datetime(2026, 8, 1, 2, 0, tzinfo=dt.UTC)
@@ -102,7 +102,7 @@ def measure(url: str, password: str | None, hosts: int, runs: int, work: Path) -
         built: dict[str, Any] = {}
 
         def estate() -> None:
-            built["report"] = _history_report.estate_report(store, ids, as_of, list(EVALUATORS))
+            built["report"] = trends.estate_report(store, ids, as_of, list(EVALUATORS))
             _report.to_json(built["report"])
 
         report = seconds(estate, repeat=2)

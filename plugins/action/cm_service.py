@@ -4,8 +4,8 @@
 """Action plugin of nhs_cm.remediation.cm_service (documentation: plugins/modules/cm_service.py).
 
 Checks the options (its own, and diagnose's that it passes on) before the host is contacted, then
-fixes what diagnose reports (``_cm_service_action.CmServiceAction``: read, plan with
-``_cm_service.plan_cm_service``, apply through the write path, verify with diagnose).
+fixes what diagnose reports (``_remediate.cm_service_action.CmServiceAction``: read, plan with
+``_remediate.cm_service.plan_cm_service``, apply through the write path, verify with diagnose).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 report_merge, waivers): no connection to the host, nothing transferred, the same in check mode.
 
 ``guard_run`` is shared by every action plugin of the collection (this base class and
-``_runner_action.RunnerAction`` apply it to each subclass's ``run``): an exception the plugin did
+``_runner.action.RunnerAction`` apply it to each subclass's ``run``): an exception the plugin did
 not expect becomes one readable line for that host - the module, the exception's type and its
 message - instead of Ansible's traceback dump. Never the task's arguments or variables (no
 secrets); the traceback only with ``-vvv``. Ansible's own outcomes pass through: an unreachable

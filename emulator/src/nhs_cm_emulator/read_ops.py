@@ -36,7 +36,7 @@ PRS_PORT_PATH = "/prs/getportnumber"
 PR30007 = "PR30007: Request failed due to unknown exception. Exception=Unable to find CM process for user"
 WINRM_LISTENER = {"address": "0.0.0.0", "port": 5985, "pid": 4}
 ABSOLUTE_PATH = re.compile(r"^([A-Za-z]:\\|\\\\[^\\]+\\[^\\]+)")
-#: People's SIDs (USER_SID_PATTERN of the collection's _protocol.py): service SIDs, the system
+#: People's SIDs (USER_SID_PATTERN of the collection's _runner/protocol.py): service SIDs, the system
 #: accounts and <sid>_Classes hives never match.
 USER_SID = re.compile(r"^S-1-(?:5-21|12-1)-\d+-\d+-\d+-\d+$", re.IGNORECASE)
 RELATIVE_KEY = re.compile(r"^[^\\]+(?:\\[^\\]+)*$")

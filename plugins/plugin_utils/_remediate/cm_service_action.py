@@ -9,7 +9,7 @@
    second, small read call; ``_cm_service.extra_reads``). What is started never comes from a
    running process.
 3. Plan (``_cm_service.plan_cm_service`` -> ``_changes.plan``); check mode stops here with the diff.
-4. Apply through the write path (``_write_action.WriteAction.apply_plan``): ONE call with the
+4. Apply through the write path (``write_action.WriteAction.apply_plan``): ONE call with the
    backup, the writes, the read-back and diagnose's reads again, then verify that diagnose no
    longer reports what was fixed; otherwise put the values back and fail.
 """

@@ -9,8 +9,8 @@ allow-list is a safety net against controller bugs, not a boundary (docs/remedia
 backup planted or edited on the host must not be able to make restore write anything a role
 could not have written. This table is that boundary. Pure functions, no I/O.
 
-``RULES`` is the one table, built from the planners' own constants (``_third_party_cookies``,
-``_intranet_zone`` and what they read in ``_policy_facts``; ``_cm_service``'s services):
+``RULES`` is the one table, built from the planners' own constants (``cookies``,
+``intranet_zone`` and what they read in ``_diagnose.models.policy``; ``cm_service``'s services):
 for each registry key a role can write (relative to a hive root: the machine ``HKLM``, a
 person's ``HKU\\<SID>``, the default profile ``HKU\\.DEFAULT_PROFILE``), which roots, which
 value names, and what the backup's entry may say:
