@@ -11,7 +11,7 @@ message - instead of Ansible's traceback dump. Never the task's arguments or var
 secrets); the traceback only with ``-vvv``. Ansible's own outcomes pass through: an unreachable
 host (``AnsibleConnectionFailure``) and ``AnsibleActionFail``/``AnsibleActionSkip``.
 
-``validate_args(spec, args, *checks)`` is how the remediation modules check their arguments (the
+``validate_args(spec, args, *checks)`` is how diagnose and the remediation modules check their arguments (the
 argument spec, as ``ActionBase.validate_argument_spec`` does, then each module's own checks), so
 that bad input fails with one line naming every field wrong and what is allowed."""
 

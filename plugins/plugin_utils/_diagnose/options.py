@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import typing as t
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.errors import UnsupportedError
-
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import validate_args
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.ers_report import MAX_REPORT_CHARS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.product import (
     IA_EXE,
@@ -157,18 +155,11 @@ def validate_options(args: dict[str, t.Any]) -> tuple[dict[str, t.Any] | None, s
 
 @memo(32)
 def _validate_options(args: dict[str, t.Any]) -> tuple[dict[str, t.Any] | None, str | None]:
-    result = ArgumentSpecValidator(ARGUMENT_SPEC).validate(dict(args))
-    messages = [
-        f"unsupported parameter(s): {error}" if isinstance(error, UnsupportedError) else str(error)
-        for error in result.errors
-    ]
-    if messages:
-        return None, "; ".join(messages)
-    options = {name: result.validated_parameters[name] for name in ARGUMENT_SPEC}
-    options["cm_process_names"] = list(options["cm_process_names"] or [])
-    options["prs_ports"] = list(options["prs_ports"] or [])
-    options["ia_paths"] = list(options["ia_paths"] or [])
-    options["ia_process_names"] = list(options["ia_process_names"] or [])
+    options, error = validate_args(ARGUMENT_SPEC, args)  # the one argument check of every module
+    if options is None:
+        return None, error
+    for name in ("cm_process_names", "prs_ports", "ia_paths", "ia_process_names"):
+        options[name] = list(options[name] or [])
     errors = _range_errors(options)
     if errors:
         return None, "; ".join(errors)
