@@ -97,6 +97,12 @@ def main() -> int:
                                             "-e", f"nhs_cm_report_dir={WORK / 'reports-store'}"],
                                            WORK / "audit_store.log")
         print_run(runs["audit_store"])
+        # ... and the plain audit again at once: the store is compared with the run beside it, not
+        # with the audit before the baseline's minutes (the machine's load drifts between them).
+        print(f"bench: the audit again, without the store, on {len(hosts)} hosts ...", flush=True)
+        runs["audit_paired"] = run_playbook("audit_paired", PLAYBOOKS["audit"], emulator, hosts, args.forks,
+                                            audit_extra, WORK / "audit_paired.log")
+        print_run(runs["audit_paired"])
         audit_report = WORK / "reports" / "report.json"
         if args.remediate_hosts > 0 and audit_report.exists():
             scenarios = scenario_of_hosts(inventory)
@@ -122,7 +128,7 @@ def main() -> int:
         "seed": args.seed, "transport": args.transport, "runs": runs,
         "ratios": {"audit_vs_baseline": ratios(runs["audit"], runs["baseline"]) if "baseline" in runs else None,
                    "audit_vs_floor": ratios(runs["audit"], runs["floor"]),
-                   "audit_store_vs_audit": ratios(runs["audit_store"], runs["audit"])},
+                   "audit_store_vs_audit": ratios(runs["audit_store"], runs["audit_paired"])},
         "store": store,
         "targets": target_checks(runs, remediated, call), "remediation": remediated,
         "memory_scaling": scaling, "profile": profile, "call": call,

@@ -154,7 +154,7 @@ def markdown(store: dict[str, Any], audit_ratio: dict[str, Any] | None) -> list[
                      f"| {result['trend_points']} | {result['hosts_regressed']} | {result['populate_s']} |")
     if audit_ratio:
         lines.append(f"\nThe audit with the store (SQLite) took {audit_ratio['wall_s']} x the audit without it "
-                     f"(wall time), {audit_ratio['controller_cpu_s']} x its controller CPU.")
+                     f"run right after it (wall time), {audit_ratio['controller_cpu_s']} x its controller CPU.")
     return lines
 
 

@@ -75,8 +75,9 @@ def target_checks(runs: dict[str, dict[str, Any]], remediated: dict[str, Any] | 
                           "measured": f"{per_host:.1f} x", "met": per_host >= TARGETS["speedup_vs_baseline"]})
     checks.append(remediation_check(remediated or {}))
     if "audit_store" in runs:
-        ratio = runs["audit_store"]["wall_s"] / audit["wall_s"]
+        plain = runs.get("audit_paired", audit)  # the audit without the store run right after it
+        ratio = runs["audit_store"]["wall_s"] / plain["wall_s"]
         checks.append({"target": "the audit with the results store within 5% of the audit without it (wall time)",
-                       "measured": f"{ratio:.3f} x ({runs['audit_store']['wall_s']} s / {audit['wall_s']} s)",
+                       "measured": f"{ratio:.3f} x ({runs['audit_store']['wall_s']} s / {plain['wall_s']} s)",
                        "met": ratio <= TARGETS["store_ratio"], "final": audit["hosts"] >= 1000})
     return checks
