@@ -13,9 +13,6 @@ from __future__ import annotations
 import typing as t
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import ARGUMENT_SPEC as DIAGNOSE_SPEC
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import (
-    validate_options as validate_diagnose,
-)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._paths import DRIVE_PATH
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cm_service import DEFAULTS
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.cm_service_action import CmServiceAction
@@ -68,7 +65,7 @@ def _executables_problem(options: dict[str, t.Any]) -> str | None:
 def validate_options(args: t.Mapping[str, t.Any]
                      ) -> tuple[dict[str, t.Any] | None, dict[str, t.Any] | None, str | None]:
     """(own options, diagnose options, None) or (None, None, one message naming the fields)."""
-    own, diagnose, error = remediation_options(ARGUMENT_SPEC, args, DIAGNOSE_OPTIONS, validate_diagnose,
+    own, diagnose, error = remediation_options(ARGUMENT_SPEC, args, DIAGNOSE_OPTIONS,
                                                _wait_problem, _executables_problem)
     if own is None or diagnose is None:
         return None, None, error

@@ -26,9 +26,6 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_act
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.catalogue import CATALOGUE
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.evaluate import evaluate
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.facts import build_facts
-from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import (
-    validate_options as validate_diagnose,
-)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.reads import plan_reads
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import (
     ChangeError,
@@ -57,7 +54,7 @@ def validate(spec: dict[str, dict[str, t.Any]], args: t.Mapping[str, t.Any], *ch
              ) -> tuple[dict[str, t.Any] | None, dict[str, t.Any] | None, str | None]:
     """(own options, diagnose options, None) or (None, None, one message naming the fields):
     ``spec``, ``skip_ids`` against the catalogue, then the module's ``checks`` (``remediation_options``)."""
-    return remediation_options(spec, args, DIAGNOSE_OPTIONS, validate_diagnose, _skip_ids_problem, *checks)
+    return remediation_options(spec, args, DIAGNOSE_OPTIONS, _skip_ids_problem, *checks)
 
 
 def _ids(findings: list[dict[str, t.Any]], handled: t.Iterable[str]) -> list[str]:

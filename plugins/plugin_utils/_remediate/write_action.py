@@ -37,6 +37,9 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._controller_action import Check, validate_args
+from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._diagnose.options import (
+    validate_options as validate_diagnose_options,
+)
 from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._remediate.changes import (
     ChangeError,
     Outcome,
@@ -54,25 +57,23 @@ from ansible_collections.nhs_cm.remediation.plugins.plugin_utils._runner.protoco
 
 ROLLBACK = "playbooks/rollback.yml -e backup_id={}"
 ModuleOptions = dict[str, t.Any]
-#: diagnose's own validation of its options: (options, None) or (None, the message).
-DiagnoseValidator = t.Callable[[ModuleOptions], tuple["ModuleOptions | None", "str | None"]]
 
 
 def remediation_options(spec: dict[str, dict[str, t.Any]], args: t.Mapping[str, t.Any],
-                        diagnose_names: t.Iterable[str], validate_diagnose: DiagnoseValidator, *checks: Check,
+                        diagnose_names: t.Iterable[str], *checks: Check,
                         ) -> tuple[ModuleOptions | None, ModuleOptions | None, str | None]:
     """(own options, diagnose's options, None) or (None, None, one message naming the fields).
 
     ``spec`` holds the module's own options and the ones of diagnose's it passes on
     (``diagnose_names``): all are checked against ``spec`` and the module's own ``checks``
-    (``validate_args``), then diagnose's are checked by diagnose itself (``validate_diagnose``).
+    (``validate_args``), then diagnose's are checked by diagnose itself (``_diagnose.options``).
     """
     options, error = validate_args(spec, args, *checks)
     if options is None:
         return None, None, error
     passed = set(diagnose_names)
     own = {name: value for name, value in options.items() if name not in passed}
-    diagnose, error = validate_diagnose({name: value for name, value in options.items() if name in passed})
+    diagnose, error = validate_diagnose_options({name: value for name, value in options.items() if name in passed})
     if diagnose is None:
         return None, None, error
     return own, diagnose, None
